@@ -1,0 +1,192 @@
+"""Evaluation: k-shot accuracies, retrieval metrics, clustering, norm statistics.
+
+All functions take embeddings as float tensors ``(N, D)`` and integer labels ``(N,)``
+and return plain Python numbers, so they drop straight into a results table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dml_kit._validation import check_choice, check_int
+from dml_kit.device import resolve_device
+
+DISTANCES = ("sqeuclidean", "euclidean", "cosine")
+
+
+@torch.no_grad()
+def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
+          device: str | torch.device | None = None) -> torch.Tensor:
+    """Embed ``x`` with ``model`` in eval mode, in batches, without gradients; returns a CPU
+    float tensor ``(N, D)``. The model's train/eval mode is restored afterwards."""
+    batch_size = check_int("batch_size", batch_size, 1)
+    if device is None:
+        param = next(model.parameters(), None)
+        dev = param.device if param is not None else torch.device("cpu")
+    else:
+        dev = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model(x[i:i + batch_size].to(dev)).float().cpu()
+                 for i in range(0, x.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    if not parts:
+        raise ValueError("x is empty: nothing to embed")
+    return torch.cat(parts)
+
+
+def _check_pair(emb: torch.Tensor, labels: torch.Tensor, what: str) -> None:
+    if emb.ndim != 2:
+        raise ValueError(f"{what} embeddings must be (N, D), got shape {tuple(emb.shape)}")
+    if labels.ndim != 1 or labels.shape[0] != emb.shape[0]:
+        raise ValueError(f"{what} labels must be (N,) with N={emb.shape[0]}, "
+                         f"got shape {tuple(labels.shape)}")
+
+
+def pairwise_scores(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
+    """Similarity scores (higher = closer) between rows of ``a`` and ``b``:
+    ``-||a_i - b_j||^2``, ``-||a_i - b_j||`` or ``cos(a_i, b_j)``."""
+    check_choice("distance", distance, DISTANCES)
+    a, b = a.double(), b.double()
+    if distance == "cosine":
+        return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+    sq = (a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b.pow(2).sum(1)).clamp_min(0)
+    return -sq if distance == "sqeuclidean" else -sq.sqrt()
+
+
+def prototype_accuracy(support_emb: torch.Tensor, support_y: torch.Tensor,
+                       query_emb: torch.Tensor, query_y: torch.Tensor,
+                       distance: str = "sqeuclidean") -> float:
+    """Nearest-prototype accuracy (Snell et al. 2017): prototype ``c_j = mean of the support
+    embeddings of class j``; a query gets ``argmin_j d(f(q), c_j)``. Returns the fraction
+    of queries classified correctly."""
+    _check_pair(support_emb, support_y, "support")
+    _check_pair(query_emb, query_y, "query")
+    classes, inverse = torch.unique(support_y, return_inverse=True)
+    protos = torch.zeros(len(classes), support_emb.shape[1], dtype=torch.float64)
+    protos.index_add_(0, inverse, support_emb.double())
+    protos /= torch.bincount(inverse, minlength=len(classes)).unsqueeze(1)
+    pred = classes[pairwise_scores(query_emb, protos, distance).argmax(1)]
+    return float((pred == query_y).double().mean())
+
+
+def knn_accuracy(support_emb: torch.Tensor, support_y: torch.Tensor,
+                 query_emb: torch.Tensor, query_y: torch.Tensor, k: int = 1,
+                 distance: str = "cosine") -> float:
+    """k-nearest-neighbour accuracy: each query takes the majority label of its ``k``
+    nearest support embeddings (ties go to the class of the nearest one among the tied).
+    With ``k=1`` and cosine this is the Adapted Deep Embeddings test rule for its
+    histogram-loss nets."""
+    _check_pair(support_emb, support_y, "support")
+    _check_pair(query_emb, query_y, "query")
+    k = check_int("k", k, 1, support_emb.shape[0], hint="at most the number of support examples")
+    scores = pairwise_scores(query_emb, support_emb, distance)
+    nn_idx = scores.topk(k, dim=1).indices  # (Q, k), nearest first
+    nn_labels = support_y[nn_idx]
+    if k == 1:
+        pred = nn_labels[:, 0]
+    else:
+        classes, inv = torch.unique(support_y, return_inverse=True)
+        votes = torch.zeros(query_emb.shape[0], len(classes), dtype=torch.float64)
+        # weight each vote by 1 + a tiny rank bonus so that ties go to the nearest neighbour
+        bonus = 1.0 + 1e-6 * torch.arange(k, 0, -1, dtype=torch.float64)
+        votes.scatter_add_(1, inv[nn_idx], bonus.expand(query_emb.shape[0], k).contiguous())
+        pred = classes[votes.argmax(1)]
+    return float((pred == query_y).double().mean())
+
+
+def _neighbour_matches(emb: torch.Tensor, labels: torch.Tensor, n_neighbours: int,
+                       distance: str) -> torch.Tensor:
+    """Boolean ``(N, n_neighbours)``: does the i-th nearest *other* example share the label?"""
+    scores = pairwise_scores(emb, emb, distance)
+    scores.fill_diagonal_(-float("inf"))
+    idx = scores.topk(n_neighbours, dim=1).indices
+    return labels[idx] == labels.unsqueeze(1)
+
+
+def recall_at_k(emb: torch.Tensor, labels: torch.Tensor, ks: Iterable[int] = (1,),
+                distance: str = "cosine") -> dict[int, float]:
+    """Recall@K for retrieval (leave-one-out over the set): the fraction of examples with at
+    least one same-class example among their K nearest neighbours (the DML convention,
+    e.g. Song et al. 2016; ooDML's zero-shot metric)."""
+    _check_pair(emb, labels, "")
+    ks = [check_int("k", k, 1, emb.shape[0] - 1) for k in ks]
+    if not ks:
+        raise ValueError("ks must name at least one K")
+    matches = _neighbour_matches(emb, labels, max(ks), distance)
+    hit_by = matches.cumsum(1) > 0
+    return {k: float(hit_by[:, k - 1].double().mean()) for k in ks}
+
+
+def map_at_r(emb: torch.Tensor, labels: torch.Tensor, distance: str = "cosine") -> float:
+    """MAP@R (Musgrave et al., *A Metric Learning Reality Check*, 2020). For a query with
+    ``R`` other same-class examples, take its ``R`` nearest neighbours and average
+    ``P@i`` over the ranks ``i <= R`` that are hits:
+    ``AP@R = (1/R) sum_{i<=R} P(i) * rel(i)``; MAP@R is the mean over queries with R >= 1."""
+    _check_pair(emb, labels, "")
+    counts = torch.bincount(labels)
+    r = counts[labels] - 1
+    if int(r.max()) < 1:
+        raise ValueError("map_at_r needs at least one class with two or more examples")
+    matches = _neighbour_matches(emb, labels, int(r.max()), distance).double()
+    ranks = torch.arange(1, matches.shape[1] + 1, dtype=torch.float64)
+    within_r = ranks.unsqueeze(0) <= r.unsqueeze(1)
+    matches = matches * within_r
+    precision = matches.cumsum(1) / ranks
+    valid = r >= 1
+    ap = (precision * matches).sum(1)[valid] / r[valid]
+    return float(ap.mean())
+
+
+def nmi(emb: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
+    """Normalised mutual information between the labels and a k-means clustering of the
+    embeddings with as many clusters as classes (arithmetic normalisation, scikit-learn)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import normalized_mutual_info_score
+
+    _check_pair(emb, labels, "")
+    n_clusters = int(torch.unique(labels).numel())
+    km = KMeans(n_clusters=n_clusters, n_init=5, random_state=seed)
+    assign = km.fit_predict(emb.double().numpy())
+    return float(normalized_mutual_info_score(labels.numpy(), assign))
+
+
+def norm_stats(emb: torch.Tensor) -> dict[str, float]:
+    """Statistics of the embedding norms ``||f_i||_2``: mean, std (population), coefficient
+    of variation ``cv = std / mean`` (the spread SEC shrinks, Zhang et al. 2020), min, max."""
+    if emb.ndim != 2 or emb.shape[0] == 0:
+        raise ValueError(f"emb must be a non-empty (N, D) tensor, got shape {tuple(emb.shape)}")
+    norms = emb.detach().double().norm(dim=1)
+    mean = float(norms.mean())
+    std = float(norms.std(unbiased=False))
+    return {"mean": mean, "std": std, "cv": std / mean if mean > 0 else float("nan"),
+            "min": float(norms.min()), "max": float(norms.max())}
+
+
+def error_reduction(baseline_acc: float | Sequence[float] | np.ndarray,
+                    method_acc: float | Sequence[float] | np.ndarray) -> float:
+    """Mean relative error reduction of a method over a baseline, as Adapted Deep Embeddings
+    reports it (our reading of its "34% mean error reduction"): per condition
+    ``(err_B - err_A) / err_B`` with ``err = 1 - accuracy``, averaged over conditions.
+    Conditions where the baseline makes no error are skipped (nothing to reduce)."""
+    base = np.atleast_1d(np.asarray(baseline_acc, dtype=float))
+    meth = np.atleast_1d(np.asarray(method_acc, dtype=float))
+    if base.shape != meth.shape:
+        raise ValueError(f"baseline_acc and method_acc must have the same shape, "
+                         f"got {base.shape} and {meth.shape}")
+    for name, arr in (("baseline_acc", base), ("method_acc", meth)):
+        if np.any((arr < 0) | (arr > 1)) or np.any(np.isnan(arr)):
+            raise ValueError(f"{name} must hold accuracies between 0 and 1")
+    err_b, err_a = 1 - base, 1 - meth
+    keep = err_b > 0
+    if not keep.any():
+        raise ValueError("the baseline makes no error in any condition: "
+                         "error reduction is undefined")
+    return float(np.mean((err_b[keep] - err_a[keep]) / err_b[keep]))
