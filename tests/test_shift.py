@@ -1,0 +1,100 @@
+"""Fréchet distance (closed forms) and the ooDML split ladder."""
+
+import numpy as np
+import pytest
+import torch
+
+from dml_kit.data.core import Dataset
+from dml_kit.data.shift import ShiftSplit, class_mean_features, frechet_distance, shift_splits
+
+
+def _gaussian(n, mean, std, seed):
+    g = np.random.default_rng(seed)
+    return g.normal(size=(n, len(mean))) * np.asarray(std) + np.asarray(mean)
+
+
+def test_frechet_closed_form_diagonal_covariances():
+    # For diagonal covariances FD = ||mu_a - mu_b||^2 + sum_i (sigma_a,i - sigma_b,i)^2.
+    # Use the exact sample moments: build samples, then compare with their own moments.
+    a = _gaussian(4000, [0, 0, 0], [1, 2, 0.5], 0)
+    b = _gaussian(4000, [1, -1, 2], [3, 1, 0.5], 1)
+    mu = ((a.mean(0) - b.mean(0)) ** 2).sum()
+    ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # off-diagonals are tiny; the closed form on the diagonals is within sampling noise
+    closed = mu + ((np.sqrt(np.diag(ca)) - np.sqrt(np.diag(cb))) ** 2).sum()
+    assert frechet_distance(a, b) == pytest.approx(closed, rel=2e-2)
+    # population values: 1 + 1 + 4 + (1-3)^2 + (2-1)^2 + 0 = 11
+    assert frechet_distance(a, b) == pytest.approx(11.0, rel=0.05)
+
+
+def test_frechet_exact_for_commuting_covariances():
+    # two point sets whose sample covariances are exactly 2I and 8I: FD = 2 * (sqrt2 - sqrt8)^2
+    base = np.array([[1.0, 0], [-1, 0], [0, 1], [0, -1]])  # cov = (2/3) I with 1/(n-1)
+    a = base * np.sqrt(3.0)  # cov 2I
+    b = base * np.sqrt(12.0) + [5.0, 0.0]  # cov 8I, mean shifted by 5
+    expected = 25 + 2 * (np.sqrt(2) - np.sqrt(8)) ** 2
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(torch.tensor(a), torch.tensor(b)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_frechet_is_symmetric_and_rejects_bad_input():
+    a, b = _gaussian(50, [0, 0], [1, 1], 2), _gaussian(60, [1, 0], [2, 1], 3)
+    assert frechet_distance(a, b) == pytest.approx(frechet_distance(b, a), rel=1e-6)
+    with pytest.raises(ValueError, match="same dimension"):
+        frechet_distance(a, b[:, :1])
+    with pytest.raises(ValueError, match="features_a must be"):
+        frechet_distance(a[:1], b)
+
+
+def _blobs(n_classes=40, per_class=6, seed=0) -> Dataset:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(n_classes, 10, generator=g) * 3
+    x = centres.repeat_interleave(per_class, 0) + torch.randn(n_classes * per_class, 10,
+                                                              generator=g)
+    y = torch.arange(n_classes).repeat_interleave(per_class)
+    return Dataset("blobs", x, y, tuple(map(str, range(n_classes))), ("g",) * n_classes)
+
+
+def test_class_mean_features_with_given_features():
+    d = _blobs(4, 3)
+    means = class_mean_features(d, d.x)
+    assert means.shape == (4, 10)
+    assert np.allclose(means[2], d.x[d.y == 2].double().mean(0).numpy())
+
+
+def test_ladder_on_blobs_is_increasing_disjoint_and_seeded():
+    d = _blobs()
+    ladder = shift_splits(d, n_splits=5, min_classes=8, feature_dim=8, seed=0)
+    assert len(ladder) == 5 and all(isinstance(s, ShiftSplit) for s in ladder)
+    fds = [s.distance for s in ladder]
+    assert all(b > a for a, b in zip(fds, fds[1:], strict=False))
+    for s in ladder:
+        assert not set(s.train_classes) & set(s.test_classes)
+        assert min(len(s.train_classes), len(s.test_classes)) >= 8
+        train, test = s.datasets(d)
+        assert train.n_classes == len(s.train_classes) and test.n_classes == len(s.test_classes)
+    again = shift_splits(d, n_splits=5, min_classes=8, feature_dim=8, seed=0)
+    assert [s.test_classes for s in again] == [s.test_classes for s in ladder]
+
+
+def test_ladder_errors_name_the_argument():
+    d = _blobs(12, 3)
+    with pytest.raises(ValueError, match="min_classes"):
+        shift_splits(d, min_classes=10)
+    with pytest.raises(ValueError, match="n_splits"):
+        shift_splits(_blobs(), n_splits=1)
+    with pytest.raises(ValueError, match="test_fraction"):
+        shift_splits(_blobs(), test_fraction=1.5)
+    with pytest.raises(ValueError, match="seed"):
+        shift_splits(_blobs(), seed="zero")
+
+
+def test_glyph_ladder_has_five_rungs_of_increasing_distance():
+    from dml_kit.data import load
+
+    glyphs = load("glyphs")
+    ladder = shift_splits(glyphs, n_splits=6, seed=0)
+    fds = [s.distance for s in ladder]
+    assert len(ladder) == 6 and all(b > a for a, b in zip(fds, fds[1:], strict=False))
+    assert fds[-1] > 1.5 * fds[0]
