@@ -22,6 +22,21 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_matches_its_source(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nb_build", ROOT / "notebooks/src/build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    source = ROOT / "notebooks" / "src" / (path.stem + ".py")
+    assert source.exists(), f"{path.name} has no source {source.name}: edit sources, then build"
+    want = [(c.cell_type, c.source) for c in build.build(source).cells]
+    got = [(c.cell_type, c.source) for c in nbformat.read(path, as_version=4).cells]
+    assert got == want, (f"{path.name} differs from notebooks/src/{source.name}: "
+                         "run .venv/bin/python notebooks/src/build.py")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_is_committed_without_outputs(path):
     nb = json.loads(path.read_text())
     for cell in nb["cells"]:
