@@ -1,0 +1,287 @@
+"""Figure builders and the live dashboard: assertions on the figures' data."""
+
+from __future__ import annotations
+
+import os
+import signal
+import types
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from dml_kit.viz import figures as F
+
+
+@pytest.fixture
+def results() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for m_i, method in enumerate(["scratch", "metric", "adapted_metric"]):
+        for k in (1, 5, 10):
+            for n in (5, 10):
+                for seed in range(3):
+                    acc = min(0.99, 0.3 + 0.1 * m_i + 0.03 * k - 0.01 * n + 0.02 * rng.random())
+                    rows.append(dict(method=method, k=k, n=n, seed=seed, accuracy=acc))
+    return pd.DataFrame(rows)
+
+
+def _task(n_way: int, k_shot: int, n_query: int = 6, size: int = 8) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        support_x=torch.rand(n_way * k_shot, 1, size, size),
+        support_y=torch.arange(n_way).repeat_interleave(k_shot),
+        query_x=torch.rand(n_way * n_query, 1, size, size),
+        query_y=torch.arange(n_way).repeat(n_query),
+        class_names=[f"c{i}" for i in range(n_way)])
+
+
+# ---- style -----------------------------------------------------------------------------
+def test_palette_is_distinct_and_grows():
+    assert len(set(F.palette(8))) == 8
+    many = F.palette(40)
+    assert len(many) == 40 and len(set(many)) == 40
+    with pytest.raises(ValueError, match="n"):
+        F.palette(-1)
+
+
+# ---- norm histogram --------------------------------------------------------------------
+def test_norm_histogram_overall_and_sec_line():
+    emb = torch.randn(200, 16) * 2
+    fig = F.norm_histogram(emb)
+    assert len(fig.data) == 1 and isinstance(fig.data[0], go.Histogram)
+    norms = emb.norm(dim=1).numpy()
+    np.testing.assert_allclose(np.asarray(fig.data[0].x), norms, rtol=1e-6)
+    assert fig.layout.shapes[0].x0 == pytest.approx(norms.mean(), rel=1e-6)
+    assert fig.layout.meta["cv"] == pytest.approx(norms.std() / norms.mean(), rel=1e-5)
+    assert "CV" in fig.layout.title.text
+    fixed = F.norm_histogram(norms, sec_target=3.0)
+    assert fixed.layout.shapes[0].x0 == 3.0
+    assert len(F.norm_histogram(norms, sec_target=False).layout.shapes) == 0
+
+
+def test_norm_histogram_per_class():
+    emb = torch.randn(90, 4)
+    labels = torch.arange(3).repeat(30)
+    fig = F.norm_histogram(emb, labels, ["a", "b", "c"], per_class=True)
+    assert [t.name for t in fig.data] == ["a", "b", "c"]
+    assert sum(len(t.x) for t in fig.data) == 90
+    with pytest.raises(ValueError, match="labels"):
+        F.norm_histogram(emb, per_class=True)
+
+
+# ---- projection scatter ----------------------------------------------------------------
+def test_projection_scatter_one_trace_per_class_with_hover():
+    pts = np.random.default_rng(0).normal(size=(30, 2))
+    labels = np.repeat([0, 1, 2], 10)
+    fig = F.projection_scatter(pts, labels, ["alpha", "beta", "gamma"], indices=np.arange(30) + 100)
+    assert [t.name for t in fig.data] == ["alpha", "beta", "gamma"]
+    assert fig.data[1].customdata[0][1] == "beta"
+    assert fig.data[1].customdata[0][0] == 110
+    assert "class" in fig.data[0].hovertemplate and "index" in fig.data[0].hovertemplate
+    thumbs = F.projection_scatter(pts, labels, thumbnails=np.random.rand(30, 1, 8, 8))
+    assert len(thumbs.layout.images) == 30
+    assert thumbs.layout.images[0].source.startswith("data:image/png;base64,")
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        F.projection_scatter(np.zeros((5, 3)), np.zeros(5))
+
+
+# ---- learning curves -------------------------------------------------------------------
+def test_learning_curves_from_history_rows():
+    epochs = [{"phase": p, "epoch": e, "loss": 1 / e, "score": 0.1 * e}
+              for p in ("source", "adapt") for e in range(1, 4)]
+    steps = [{"phase": "source", "epoch": e, "step": s, "loss": 1.0}
+             for e in range(1, 4) for s in range(5)]
+    fig = F.learning_curves(epochs, steps)
+    names = [t.name for t in fig.data]
+    assert names == ["source step loss", "source loss", "source score", "adapt loss",
+                     "adapt score"]
+    assert max(fig.data[0].x) == pytest.approx(3.0)
+    assert list(fig.data[2].y) == pytest.approx([0.1, 0.2, 0.3])
+    assert len(F.learning_curves(pd.DataFrame(epochs)).data) == 4
+    with pytest.raises(ValueError, match="epochs or steps"):
+        F.learning_curves()
+
+
+# ---- results figures -------------------------------------------------------------------
+def test_accuracy_vs_k_mean_and_band(results):
+    fig = F.accuracy_vs_k(results)
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(lines) == 6 and len(bands) == 6  # 3 methods x 2 panels (n = 5, 10)
+    first = lines[0]
+    expected = results[(results.method == "scratch") & (results.n == 5)].groupby("k").accuracy
+    np.testing.assert_allclose(first.y, expected.mean().to_numpy())
+    band = bands[0]
+    std = expected.std().to_numpy()
+    np.testing.assert_allclose(np.asarray(band.y)[:3], expected.mean().to_numpy() + std)
+    bars = F.accuracy_vs_k(results[results.n == 5], style="errorbars")
+    assert len(bars.data) == 3 and bars.data[0].error_y.array is not None
+    with pytest.raises(ValueError, match="spread"):
+        F.accuracy_vs_k(results, spread="iqr")
+    with pytest.raises(ValueError, match="no column"):
+        F.accuracy_vs_k(results, value="recall")
+
+
+def test_method_heatmap_accuracy_and_error_reduction(results):
+    fig = F.method_heatmap(results)
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (3, 6)
+    assert list(fig.data[0].y) == ["scratch", "metric", "adapted_metric"]
+    assert fig.data[0].x[0] == "k=1, n=5"
+    mean = results[(results.method == "metric") & (results.k == 1) & (results.n == 5)]
+    assert z[1, 0] == pytest.approx(mean.accuracy.mean())
+    er = F.method_heatmap(results, value="error_reduction", baseline="scratch")
+    zr = np.asarray(er.data[0].z)
+    np.testing.assert_allclose(zr[0], 0.0)
+    assert (zr[2] > 0).all()  # adapted_metric is better than scratch everywhere here
+    with pytest.raises(ValueError, match="baseline"):
+        F.method_heatmap(results, value="error_reduction")
+
+
+def test_accuracy_vs_distance_long_and_wide():
+    long = pd.DataFrame([dict(method=m, distance=d, shots=s, **{"recall@1": 0.9 - d / 100})
+                         for m in ("a", "b") for d in (10, 30, 60) for s in (0, 5)])
+    fig = F.accuracy_vs_distance(long)
+    assert [t.name for t in fig.data] == ["a (zero-shot)", "a (5-shot)", "b (zero-shot)",
+                                          "b (5-shot)"]
+    assert list(fig.data[0].x) == [10, 30, 60]
+    assert fig.data[1].line.dash == "dash"
+    wide = pd.DataFrame({"distance": [5, 20], "zero_shot": [0.8, 0.6],
+                         "few_shot": [0.85, 0.7]})
+    fig2 = F.accuracy_vs_distance(wide)
+    assert len(fig2.data) == 2 and list(fig2.data[1].y) == [0.85, 0.7]
+
+
+# ---- task gallery ----------------------------------------------------------------------
+@pytest.mark.parametrize("n_way,k_shot", [(3, 2), (5, 4)])
+def test_task_gallery_shows_n_by_k_support(n_way, k_shot):
+    fig = F.task_gallery(_task(n_way, k_shot), n_query=3)
+    image, cells = fig.data
+    assert isinstance(image, go.Image)
+    pixels = F.decode_image(image.source)
+    roles = [c[0] for c in cells.customdata]
+    assert roles.count("support") == n_way * k_shot
+    assert roles.count("query") == n_way * 3
+    h = pixels.shape[0]
+    assert h == n_way * 8 + (n_way - 1) * 2  # n rows of 8-px images with 2-px gaps
+    assert fig.layout.meta["n_way"] == n_way and fig.layout.meta["k_shot"] == k_shot
+    assert list(fig.layout.yaxis.ticktext) == [f"c{i}" for i in range(n_way)]
+
+
+def test_task_gallery_places_each_support_image():
+    task = _task(2, 2, size=4)
+    task.support_x = torch.stack([torch.full((1, 4, 4), v) for v in (0.0, 0.25, 0.5, 1.0)])
+    z = F.decode_image(F.task_gallery(task, n_query=0).data[0].source)
+    assert z[1, 1, 0] == 0 and z[1, 4 + 2 + 1, 0] == 64  # class 0: shots 1, 2
+    assert z[4 + 2 + 1, 1, 0] == 128 and z[4 + 2 + 1, 7, 0] == 255  # class 1
+
+
+# ---- live dashboard --------------------------------------------------------------------
+def _toy_training(dash, *, epochs: int = 3, interrupt_at: int | None = None):
+    from dml_kit.training import TrainConfig, fit
+
+    torch.manual_seed(0)
+    y = torch.arange(4).repeat(40)
+    x = torch.randn(160, 12) + torch.nn.functional.one_hot(y, 12).float() * 3
+    embedder = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(),
+                                   torch.nn.Linear(32, 8))
+    model = torch.nn.Sequential(embedder, torch.nn.Linear(8, 4))
+    calls = {"n": 0}
+
+    def batches(epoch):
+        perm = torch.randperm(160, generator=torch.Generator().manual_seed(epoch))
+        return [(x[perm[i:i + 20]], y[perm[i:i + 20]]) for i in range(0, 160, 20)]
+
+    def step_loss(batch):
+        calls["n"] += 1
+        if interrupt_at is not None and calls["n"] == interrupt_at:
+            raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+    def validate():
+        return float((model(x).argmax(1) == y).float().mean())
+
+    return fit(model, batches, step_loss, TrainConfig(max_epochs=epochs, patience=None),
+               validate=validate, callbacks=[dash], probe=(x[:80], y[:80]), embedder=embedder)
+
+
+def test_live_dashboard_updates_figures_in_place():
+    from dml_kit.viz.live import LiveDashboard
+
+    dash = LiveDashboard(fps=30, max_draw_share=1.0, class_names=list("ABCD"))
+    curves_traces = tuple(dash.curves.data)
+    result = _toy_training(dash, epochs=3)
+    assert result.epochs == 3
+    assert tuple(dash.curves.data) == curves_traces  # same trace objects, data replaced
+    assert list(dash.curves.data[1].x) == [1, 2, 3]  # epoch losses
+    assert len(dash.curves.data[2].y) == 3  # validation scores
+    assert len(dash.curves.data[0].x) == 24  # every step loss (8 steps x 3 epochs)
+    assert [t.name for t in dash.projection_fig.data] == list("ABCD")
+    assert sum(len(t.x) for t in dash.projection_fig.data) == 80
+    assert dash.norms_fig.layout.shapes[0].x0 == pytest.approx(
+        dash.norms_fig.layout.meta["mean"])
+    assert len(dash.norms_fig.data[0].x) == 80
+    stats = dash.stats()
+    assert stats["frames"] >= 2 and 0 < stats["draw_share"] < 1
+    assert "done" in dash.header.value
+
+
+def test_live_dashboard_throttles_frames():
+    from dml_kit.viz.live import LiveDashboard
+
+    dash = LiveDashboard(fps=0.2)  # at most one frame per 5 s, plus first and last
+    _toy_training(dash, epochs=2)
+    assert dash.stats()["frames"] <= 3
+    assert len(dash.curves.data[0].x) == 16  # the last frame shows everything
+
+
+def test_live_dashboard_after_interrupt_is_consistent():
+    from dml_kit.viz.live import LiveDashboard
+
+    dash = LiveDashboard(fps=30, max_draw_share=1.0)
+    result = _toy_training(dash, epochs=3, interrupt_at=13)  # during epoch 2
+    assert result.interrupted and dash.interrupted
+    assert "interrupted" in dash.header.value
+    c = dash.curves.data
+    assert len(c[0].x) == len(c[0].y) == 12 and list(c[1].x) == [1]
+    for trace in dash.projection_fig.data:
+        assert len(trace.x) == len(trace.y) == len(trace.customdata)
+
+
+def test_atomic_section_defers_keyboard_interrupt():
+    from dml_kit.viz.live import atomic_section
+
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_section():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)  # still runs: the interrupt waits for the section's end
+    assert finished == [True]
+
+
+def test_live_dashboard_validates_arguments():
+    from dml_kit.viz.live import LiveDashboard
+
+    with pytest.raises(ValueError, match="fps"):
+        LiveDashboard(fps=0)
+    with pytest.raises(ValueError, match="projection"):
+        LiveDashboard(projection="tsne")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_live_dashboard_umap_replaces_pca_when_ready():
+    """Needs umap-learn's numba kernels (compiled once per machine, then cached)."""
+    from dml_kit.viz.live import LiveDashboard
+    from dml_kit.viz.projection import wait_for_umap
+
+    dash = LiveDashboard(fps=30, max_draw_share=1.0, projection="umap")
+    assert wait_for_umap(timeout=280)
+    _toy_training(dash, epochs=2)
+    dash.wait_for_projection(timeout=120)
+    dash.draw(force=True)
+    assert dash.projection_fig.layout.meta["method"] == "UMAP"
+    assert sum(len(t.x) for t in dash.projection_fig.data) == 80
+    assert dash.stats()["umap_layouts"] >= 1
