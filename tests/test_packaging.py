@@ -17,7 +17,8 @@ def _name_and_spec(requirement: str) -> tuple[str, str]:
 
 def _environment_yml_requirements() -> dict[str, str]:
     reqs: dict[str, str] = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("\ndependencies:", 1)[1].splitlines():
         m = re.match(r"^\s+- ([^:#]+?)\s*$", line)
         if m:
             name, spec = _name_and_spec(m.group(1).replace("=", "==", 1)
