@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "
 
 DEMO = "browser_harness_check.ipynb"
 #: (test id, glob in notebooks/): the course notebooks with widgets and plotly figures.
-TARGETS = [("demo", DEMO), ("03", "03_*.ipynb"), ("06", "06_*.ipynb")]
+TARGETS = [("demo", DEMO), ("00", "00_*.ipynb"), ("03", "03_*.ipynb"), ("06", "06_*.ipynb")]
 
 RUN_TIMEOUT = 150.0  # seconds for Run All under DML_KIT_FAST=1 on 2 shared cores
 RENDER_TIMEOUT = 60.0  # seconds for widgets and figures to show after the run

@@ -131,3 +131,4 @@ assert gallery_snapshot(explorer) != before            # and the figure was redr
 explorer.dataset.value = "digits"
 assert explorer.k_shot.max < digits.min_class_size     # k can't exceed a class (minus queries)
 print("the explorer follows its controls; k slider capped at", explorer.k_shot.max)
+explorer.dataset.value = "glyphs"                      # leave it on glyphs for the reader
