@@ -240,3 +240,12 @@ def test_acceptance_two_seeded_runs_are_identical(glyphs: Dataset) -> None:
 def glyphs() -> Dataset:
     """The cached glyph set (generated into the data folder on first use)."""
     return data.load("glyphs")
+
+
+def test_load_passes_loader_options_and_names_unknown_ones():
+    import dml_kit.data as data
+
+    with pytest.raises(ValueError, match=r"does not take option\(s\) \['path'\]"):
+        data.load("digits", path="/nowhere")
+    with pytest.raises(Exception, match="nowhere"):
+        data.load("mnist", path="/nowhere/at/all")

@@ -98,3 +98,9 @@ def test_glyph_ladder_has_five_rungs_of_increasing_distance():
     fds = [s.distance for s in ladder]
     assert len(ladder) == 6 and all(b > a for a, b in zip(fds, fds[1:], strict=False))
     assert fds[-1] > 1.5 * fds[0]
+
+
+def test_ladder_and_distance_are_exported_from_data():
+    import dml_kit as dk
+
+    assert dk.data.shift_splits is shift_splits and dk.data.frechet_distance is frechet_distance

@@ -16,17 +16,20 @@ is defined, so its datasets show up in :func:`available` without further wiring.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from collections.abc import Callable
 
 from dml_kit._validation import check_seed
 from dml_kit.data.core import Dataset
 from dml_kit.data.samplers import BalancedBatchSampler, Episode, EpisodeSampler
+from dml_kit.data.shift import ShiftSplit, frechet_distance, shift_splits
 from dml_kit.data.tasks import DomainSplit, KShotTask, domain_split, kshot_task
 
 __all__ = [
     "Dataset", "load", "available", "register", "domain_split", "DomainSplit", "kshot_task",
-    "KShotTask", "BalancedBatchSampler", "EpisodeSampler", "Episode",
+    "KShotTask", "BalancedBatchSampler", "EpisodeSampler", "Episode", "ShiftSplit",
+    "frechet_distance", "shift_splits",
 ]
 
 
@@ -55,7 +58,7 @@ def available() -> list[str]:
 
 
 def load(name: str, *, seed: int = 0, download: bool = False,
-         root: str | os.PathLike[str] | None = None) -> Dataset:
+         root: str | os.PathLike[str] | None = None, **options: object) -> Dataset:
     """Load a dataset by name (see :func:`available`).
 
     Args:
@@ -63,16 +66,29 @@ def load(name: str, *, seed: int = 0, download: bool = False,
         seed: for datasets that are generated (``glyphs``: the jitter); an int >= 0.
         download: allow downloadable datasets to fetch their files; embedded ones ignore it.
         root: cache folder; default ``$DML_KIT_DATA`` or the checkout's ``data/``.
+        options: loader-specific settings passed through, e.g. ``path=`` (files you
+            already have), ``mirror=``, ``part="test"`` or ``size=`` for the real datasets
+            (:mod:`dml_kit.data.real`).
 
     Raises:
-        ValueError: unknown name (the message lists the known ones) or a bad seed.
+        ValueError: unknown name (the message lists the known ones), a bad seed, or an
+            option the loader does not take (the message lists the ones it does).
     """
     key = name.strip().lower() if isinstance(name, str) else name
     if key not in _LOADERS:
         raise ValueError(f"unknown dataset name {name!r}; choose one of: "
                          f"{', '.join(available())}")
     seed = check_seed(seed)
-    return _LOADERS[key](seed=seed, download=bool(download), root=root)
+    loader = _LOADERS[key]
+    if options:
+        params = inspect.signature(loader).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        unknown = sorted(set(options) - set(params))
+        if unknown and not takes_any:
+            allowed = sorted(set(params) - {"seed", "download", "root"})
+            raise ValueError(f"dataset {key!r} does not take option(s) {unknown}; "
+                             f"it takes: {', '.join(allowed) or 'no options'}")
+    return loader(seed=seed, download=bool(download), root=root, **options)
 
 
 def _register_embedded() -> None:
