@@ -1,0 +1,67 @@
+"""Small helpers shared by the losses: input checks, label masks, an empty-batch zero."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dml_kit._validation import check_choice
+
+AVERAGES = ("all", "nonzero")
+
+
+def check_inputs(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``embeddings`` is ``(B, D)`` and ``labels`` is ``(B,)``."""
+    if embeddings.dim() != 2:
+        raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
+    if labels.dim() != 1 or labels.shape[0] != embeddings.shape[0]:
+        raise ValueError(f"labels must have shape ({embeddings.shape[0]},), "
+                         f"got {tuple(labels.shape)}")
+
+
+def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pos, neg)`` boolean ``(B, B)`` masks: same label without the diagonal; other label."""
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    neg = ~same
+    same.diagonal().fill_(False)
+    return same, neg
+
+
+def zero_loss(embeddings: torch.Tensor) -> torch.Tensor:
+    """A scalar 0 connected to the graph (so ``.backward()`` works and gives zero gradients)."""
+    return embeddings.sum() * 0.0
+
+
+def maybe_normalize(embeddings: torch.Tensor, normalize: bool) -> torch.Tensor:
+    """L2-normalise rows when ``normalize`` (clamped norm, safe for zero vectors)."""
+    return F.normalize(embeddings, dim=1) if normalize else embeddings
+
+
+def check_average(average: str) -> str:
+    """``average`` must be ``"all"`` or ``"nonzero"``."""
+    return check_choice("average", average, AVERAGES)
+
+
+def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int = 1,
+                     add_one: bool = False) -> torch.Tensor:
+    """``log sum_{mask} exp(x)`` along ``dim``; ``log(1 + sum ...)`` when ``add_one``.
+
+    Empty rows give ``-inf`` (or ``0`` with ``add_one``) with finite, zero gradients:
+    masked entries are replaced by a large negative finite number before the reduction
+    (``-inf`` would make the backward ``exp(-inf - (-inf))`` a NaN), and the result of an
+    empty row is overwritten afterwards.
+    """
+    very_negative = torch.finfo(x.dtype).min / 4
+    out = torch.logsumexp(x.masked_fill(~mask, very_negative), dim=dim)
+    if add_one:  # log(1 + e^lse) = softplus(lse); an empty row gives softplus(-huge) = 0
+        return F.softplus(out)
+    return out.masked_fill(~mask.any(dim), float("-inf"))
+
+
+def within_class_rank(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each sample, ``(rank, count)``: how many earlier samples share its label, and
+    how many samples share it in all (O(B^2) masks, no loop)."""
+    same = labels.unsqueeze(0) == labels.unsqueeze(1)
+    count = same.sum(1)
+    rank = torch.tril(same, diagonal=-1).sum(1)
+    return rank, count

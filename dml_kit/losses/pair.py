@@ -1,0 +1,502 @@
+"""Pair- and triplet-based metric losses: ``loss(embeddings (B, D), labels (B,)) -> scalar``.
+
+All of them are computed from one ``(B, B)`` distance or similarity matrix and boolean
+label masks (``pos[i, j]``: same label, ``i != j``; ``neg[i, j]``: different labels), so
+memory is O(B^2) and there is no Python loop over pairs, triplets or samples. Where a
+loss needs a per-anchor *ordering* of negatives (all-valid and semi-hard triplets) it
+sorts each anchor's row once instead of materialising the ``(B, B, B)`` triplet cube.
+
+Distances are named by ``distance=`` (see :mod:`dml_kit.losses.distances`):
+``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (``1 - cos``). ``normalize=True``
+L2-normalises the embeddings first. When a batch has no valid pair / triplet the loss
+is a zero that is still connected to the graph (``.backward()`` works).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dml_kit._validation import check_choice, check_float, check_int
+from dml_kit.losses._common import (
+    check_average,
+    check_inputs,
+    label_masks,
+    masked_logsumexp,
+    maybe_normalize,
+    within_class_rank,
+    zero_loss,
+)
+from dml_kit.losses.distances import DISTANCES, cosine_similarity, pairwise_distance
+
+#: Triplet losses build one row of B candidates per positive pair when there are at most
+#: this many positive pairs per sample (P x K batches have K - 1); beyond it they sort
+#: each anchor's negatives instead, so memory stays O(B^2) for any batch.
+DENSE_PAIRS_PER_SAMPLE = 16
+
+
+class ContrastiveLoss(nn.Module):
+    """Contrastive loss (Hadsell, Chopra & LeCun, CVPR 2006).
+
+    Over every ordered pair ``(i, j)``, ``i != j``, with distance ``d_ij``::
+
+        positive pair:  c * relu(d_ij - pos_margin) ** power
+        negative pair:  c * relu(margin - d_ij) ** power
+
+    with ``c = 1/2`` for ``power=2`` (the paper's ``1/2 D^2`` and
+    ``1/2 max(0, m - D)^2``) and ``c = 1`` for ``power=1``. Defaults follow the paper:
+    Euclidean distance, ``margin=1``, ``pos_margin=0``, squared hinge.
+
+    Averaging: ``average="all"`` divides the sum by the number of pairs (positive and
+    negative together; ordered and unordered pairs give the same mean);
+    ``average="nonzero"`` divides by the number of pairs whose term is > 0 (the
+    "average over non-zero terms" convention of pytorch-metric-learning).
+    """
+
+    def __init__(self, margin: float = 1.0, pos_margin: float = 0.0,
+                 distance: str = "euclidean", power: int = 2, normalize: bool = False,
+                 average: str = "all") -> None:
+        super().__init__()
+        self.margin = check_float("margin", margin, 0.0)
+        self.pos_margin = check_float("pos_margin", pos_margin, 0.0)
+        self.distance = check_choice("distance", distance, DISTANCES)
+        self.power = check_int("power", power, 1, 2)
+        self.normalize = bool(normalize)
+        self.average = check_average(average)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        x = maybe_normalize(embeddings, self.normalize)
+        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
+        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        hinge = torch.where(same, d - self.pos_margin, self.margin - d).clamp_min(0.0)
+        if self.power == 2:
+            hinge = hinge * hinge
+        # the diagonal (i, i) is not a pair: subtract it instead of masking the matrix
+        total = hinge.sum() - hinge.diagonal().sum()
+        b = len(labels)
+        if self.average == "all":
+            n = b * (b - 1)
+        else:
+            n = int((hinge > 0).sum() - (hinge.diagonal() > 0).sum())
+        if n == 0:
+            return zero_loss(embeddings)
+        return total * (0.5 if self.power == 2 else 1.0) / n
+
+
+def _sorted_negatives(d: torch.Tensor, neg: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each anchor's negative distances sorted ascending, non-negatives as ``+inf`` at the
+    end (values keep their gradient), and the number of negatives per anchor."""
+    ys, _ = torch.sort(d.masked_fill(~neg, float("inf")), dim=1)
+    return ys, neg.sum(1)
+
+
+class TripletLoss(nn.Module):
+    """Triplet loss over **all valid triplets** (Weinberger & Saul 2009; Schroff et al.,
+    FaceNet, CVPR 2015; "batch all" in Hermans et al. 2017).
+
+    For every anchor ``a``, positive ``p`` (same label, ``p != a``) and negative ``n``::
+
+        l(a, p, n) = relu(d(a, p) - d(a, n) + margin)
+
+    Defaults follow FaceNet: squared Euclidean distance between L2-normalised embeddings,
+    ``margin=0.2``. ``distance="cosine"`` gives the cosine triplet loss of the SEC paper.
+
+    Averaging: ``average="nonzero"`` (default, Hermans et al.'s "batch all" with the
+    mean over active triplets, also pytorch-metric-learning's default) divides the sum
+    by the number of triplets with ``l > 0``; ``average="all"`` by the number of valid
+    triplets.
+
+    Computation without the ``(B, B, B)`` cube: with few positives per sample (P x K
+    batches) each positive pair gets one row of the ``B`` candidates, an
+    ``(n_pairs, B)`` matrix. Otherwise (e.g. one big class), for anchor ``a`` the sum over its
+    triplets is ``sum_p sum_n relu(x_p - y_n)`` with ``x_p = d(a, p) + margin`` and
+    ``y_n = d(a, n)``. With the ``y`` sorted and prefix sums ``S_k`` of the ``k``
+    smallest, ``sum_n relu(x - y_n) = c(x) * x - S_{c(x)}`` where ``c(x)`` (a
+    ``searchsorted``) counts the negatives closer than ``x``; ``c`` also counts the
+    active triplets. Time O(B^2 log B), memory O(B^2); the gradient is exact.
+    """
+
+    def __init__(self, margin: float = 0.2, distance: str = "sqeuclidean",
+                 normalize: bool = True, average: str = "nonzero") -> None:
+        super().__init__()
+        self.margin = check_float("margin", margin, 0.0)
+        self.distance = check_choice("distance", distance, DISTANCES)
+        self.normalize = bool(normalize)
+        self.average = check_average(average)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        x = maybe_normalize(embeddings, self.normalize)
+        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
+        pos, neg = label_masks(labels)
+        anchor, positive = torch.nonzero(pos, as_tuple=True)
+        n_pairs = len(anchor)
+        if n_pairs == 0 or not bool(neg.any()):
+            return zero_loss(embeddings)
+        if n_pairs <= DENSE_PAIRS_PER_SAMPLE * len(labels):
+            # one row of all B candidates per positive pair: (n_pairs, B), n_pairs = O(B)
+            neg_rows = neg[anchor]
+            terms = (d[anchor, positive].unsqueeze(1) + self.margin - d[anchor]).clamp_min(0.0)
+            terms = terms * neg_rows
+            total = terms.sum()
+            n_active = int((terms > 0).sum())
+            n_valid = int(neg_rows.sum())
+        else:
+            total, n_active, n_valid = self._sorted_sum(d, pos, neg)
+        n = n_active if self.average == "nonzero" else n_valid
+        if n == 0:
+            return zero_loss(embeddings)
+        return total / n
+
+    def _sorted_sum(self, d: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
+                    ) -> tuple[torch.Tensor, int, int]:
+        """Sum of the hinge over all valid triplets via sorted negatives, O(B^2) memory."""
+        ys, n_neg = _sorted_negatives(d, neg)
+        b = d.shape[0]
+        # prefix sums of the finite (negative) entries; +inf slots contribute 0
+        valid = torch.arange(b, device=d.device).unsqueeze(0) < n_neg.unsqueeze(1)
+        prefix = torch.cat([ys.new_zeros(b, 1), ys.masked_fill(~valid, 0.0).cumsum(1)], 1)
+        xs = d + self.margin
+        count = torch.searchsorted(ys.detach().contiguous(), xs.detach().contiguous(),
+                                   side="left")
+        count = count * pos  # only (anchor, positive) pairs count
+        per_pair = count * xs - prefix.gather(1, count)
+        total = (per_pair * pos).sum()
+        return total, int(count.sum()), int((pos.sum(1) * n_neg).sum())
+
+
+class BatchHardTripletLoss(nn.Module):
+    """Batch-hard triplet loss (Hermans, Beyer & Leibe, "In Defense of the Triplet Loss
+    for Person Re-Identification", 2017).
+
+    For each anchor ``a`` with at least one positive and one negative in the batch::
+
+        l(a) = relu(max_p d(a, p) - min_n d(a, n) + margin)      (soft=False)
+        l(a) = softplus(max_p d(a, p) - min_n d(a, n))           (soft=True, "soft margin")
+
+    Defaults follow the paper: (non-squared) Euclidean distance on unnormalised
+    embeddings, ``margin=0.2``. Averaging: mean over the anchors that have both a
+    positive and a negative (the paper's ``1/(PK)`` sum over all anchors of a P x K batch).
+    """
+
+    def __init__(self, margin: float = 0.2, distance: str = "euclidean",
+                 normalize: bool = False, soft: bool = False) -> None:
+        super().__init__()
+        self.margin = check_float("margin", margin, 0.0)
+        self.distance = check_choice("distance", distance, DISTANCES)
+        self.normalize = bool(normalize)
+        self.soft = bool(soft)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        x = maybe_normalize(embeddings, self.normalize)
+        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
+        pos, neg = label_masks(labels)
+        ok = pos.any(1) & neg.any(1)
+        if not bool(ok.any()):
+            return zero_loss(embeddings)
+        hardest_pos = d.masked_fill(~pos, float("-inf")).amax(1)
+        hardest_neg = d.masked_fill(~neg, float("inf")).amin(1)
+        gap = (hardest_pos - hardest_neg)[ok]
+        per_anchor = F.softplus(gap) if self.soft else (gap + self.margin).clamp_min(0.0)
+        return per_anchor.mean()
+
+
+class SemiHardTripletLoss(nn.Module):
+    """Semi-hard triplet loss (Schroff, Kalenichenko & Philbin, FaceNet, CVPR 2015), with
+    the negative selection of TensorFlow's reference ``triplet_semihard_loss``.
+
+    For every positive pair ``(a, p)`` the negative is the *closest negative farther
+    than the positive*, ``n* = argmin {d(a, n) : d(a, n) > d(a, p)}``; when no such
+    negative exists, the farthest negative of ``a``. Then::
+
+        l(a, p) = relu(d(a, p) - d(a, n*) + margin)
+
+    Defaults follow FaceNet: squared Euclidean distance on L2-normalised embeddings,
+    ``margin=0.2``. Averaging: mean over all positive pairs whose anchor has at least
+    one negative (as TensorFlow's implementation does).
+
+    With few positives per sample each positive pair gets one row of the ``B``
+    candidates (an ``(n_pairs, B)`` matrix); otherwise each anchor's negative distances
+    are sorted once and ``searchsorted`` finds ``n*``: O(B^2 log B) time, O(B^2) memory.
+    """
+
+    def __init__(self, margin: float = 0.2, distance: str = "sqeuclidean",
+                 normalize: bool = True) -> None:
+        super().__init__()
+        self.margin = check_float("margin", margin, 0.0)
+        self.distance = check_choice("distance", distance, DISTANCES)
+        self.normalize = bool(normalize)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        x = maybe_normalize(embeddings, self.normalize)
+        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
+        pos, neg = label_masks(labels)
+        has_neg = neg.any(1)
+        anchor, positive = torch.nonzero(pos & has_neg.unsqueeze(1), as_tuple=True)
+        if len(anchor) == 0:
+            return zero_loss(embeddings)
+        d_pos = d[anchor, positive]
+        if len(anchor) <= DENSE_PAIRS_PER_SAMPLE * len(labels):
+            # one row of candidate negatives per positive pair: (n_pairs, B)
+            rows, neg_rows = d[anchor], neg[anchor]
+            farther = neg_rows & (rows > d_pos.detach().unsqueeze(1))
+            semi_hard = rows.masked_fill(~farther, float("inf")).amin(1)
+            farthest = rows.masked_fill(~neg_rows, float("-inf")).amax(1)
+            d_neg = torch.where(farther.any(1), semi_hard, farthest)
+        else:  # sorted negatives + searchsorted: O(B^2) memory for any batch
+            ys, n_neg = _sorted_negatives(d, neg)
+            ys_a, n_a = ys[anchor], n_neg[anchor]
+            first = torch.searchsorted(ys_a.detach().contiguous(),
+                                       d_pos.detach().unsqueeze(1).contiguous(),
+                                       side="right").squeeze(1)
+            choice = torch.where(first < n_a, first, n_a - 1)
+            d_neg = ys_a.gather(1, choice.unsqueeze(1)).squeeze(1)
+        return (d_pos - d_neg + self.margin).clamp_min(0.0).mean()
+
+
+class LiftedStructureLoss(nn.Module):
+    """Lifted structured embedding loss (Oh Song, Xiang, Jegelka & Savarese, CVPR 2016).
+
+    For every positive pair ``(i, j)`` (unordered), with Euclidean distances ``D``::
+
+        J_ij = log( sum_{k in N(i)} exp(margin - D_ik) + sum_{l in N(j)} exp(margin - D_jl) )
+               + D_ij
+        L = 1 / (2 |P|) * sum_{(i, j) in P} relu(J_ij) ** 2
+
+    (the paper's smooth upper bound, Eq. 4). Defaults follow the paper: Euclidean
+    distance, ``margin=1``. Averaging: the paper's ``1 / (2|P|)`` times the sum over the
+    unordered positive pairs ``P``. Each row's negative sum is one masked log-sum-exp
+    (O(B^2)); an anchor without negatives contributes ``exp`` terms of 0.
+    """
+
+    def __init__(self, margin: float = 1.0, distance: str = "euclidean",
+                 normalize: bool = False) -> None:
+        super().__init__()
+        self.margin = check_float("margin", margin, 0.0)
+        self.distance = check_choice("distance", distance, DISTANCES)
+        self.normalize = bool(normalize)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        x = maybe_normalize(embeddings, self.normalize)
+        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
+        pos, neg = label_masks(labels)
+        n_ordered = pos.sum()
+        if n_ordered == 0:
+            return zero_loss(embeddings)
+        lse = masked_logsumexp(self.margin - d, neg, dim=1)  # (B,), -inf when no negative
+        lse = lse.clamp_min(torch.finfo(d.dtype).min / 4)  # finite, so logaddexp is safe
+        j = torch.logaddexp(lse.unsqueeze(1), lse.unsqueeze(0)) + d
+        terms = j.clamp_min(0.0).pow(2) * pos
+        # sum over ordered pairs = 2 * sum over unordered; |P| = n_ordered / 2
+        return terms.sum() / (2.0 * n_ordered)
+
+
+class NPairLoss(nn.Module):
+    """Multi-class N-pair loss (Sohn, NeurIPS 2016).
+
+    From each class with at least two samples the batch takes one (anchor, positive)
+    pair, deterministically the class's first and second sample in batch order, which
+    gives ``N`` pairs of ``N`` different classes. With ``f_i`` the anchors, ``f_j^+`` the
+    positives and ``s`` a scale::
+
+        L = 1/N sum_i log(1 + sum_{j != i} exp(s f_i.f_j^+ - s f_i.f_i^+))
+            + l2_reg * (mean_i ||f_i||^2 + mean_i ||f_i^+||^2) / 4
+
+    i.e. cross-entropy over the ``N x N`` similarity matrix with the diagonal as target.
+    Defaults follow the paper: dot products of unnormalised embeddings (``normalize=
+    False``, ``scale=1``) and the L2 embedding-norm penalty with ``l2_reg=0.002`` (the
+    value and ``/4`` of TensorFlow's reference ``npairs_loss``). The SEC paper's
+    "normalised N-pair" is ``normalize=True, scale=5, l2_reg=0``. Averaging: mean over
+    the ``N`` anchors. Fewer than two usable classes gives zero N-pair loss.
+    """
+
+    def __init__(self, l2_reg: float = 0.002, normalize: bool = False,
+                 scale: float = 1.0) -> None:
+        super().__init__()
+        self.l2_reg = check_float("l2_reg", l2_reg, 0.0)
+        self.normalize = bool(normalize)
+        self.scale = check_float("scale", scale, 0.0, low_inclusive=False)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        rank, count = within_class_rank(labels)
+        usable = count >= 2
+        anchor_idx = torch.nonzero(usable & (rank == 0)).squeeze(1)
+        positive_idx = torch.nonzero(usable & (rank == 1)).squeeze(1)
+        if anchor_idx.numel() < 2:
+            return zero_loss(embeddings)
+        # align the two lists by class
+        anchor_idx = anchor_idx[torch.argsort(labels[anchor_idx])]
+        positive_idx = positive_idx[torch.argsort(labels[positive_idx])]
+        a, p = embeddings[anchor_idx], embeddings[positive_idx]
+        if self.normalize:
+            a, p = F.normalize(a, dim=1), F.normalize(p, dim=1)
+        logits = self.scale * (a @ p.t())
+        target = torch.arange(len(a), device=embeddings.device)
+        loss = F.cross_entropy(logits, target)
+        if self.l2_reg > 0:
+            sq = (a * a).sum() + (p * p).sum()  # = N (mean ||a||^2 + mean ||p||^2)
+            loss = loss + self.l2_reg * 0.25 * sq / len(a)
+        return loss
+
+
+class MultiSimilarityLoss(nn.Module):
+    """Multi-similarity loss with its pair mining (Wang, Han, Huang, Dong & Scott, CVPR 2019).
+
+    With cosine similarities ``S`` of the embeddings, for anchor ``i`` with positives
+    ``P_i`` and negatives ``N_i``, mining keeps (paper Eqs. 7-8)::
+
+        negative n  if  S_in + epsilon > min_{p in P_i} S_ip
+        positive p  if  S_ip - epsilon < max_{n in N_i} S_in
+
+    and the loss is (Eq. 9)::
+
+        L = 1/B sum_i [ 1/alpha log(1 + sum_{kept p} exp(-alpha (S_ip - base)))
+                      + 1/beta  log(1 + sum_{kept n} exp( beta (S_in - base))) ]
+
+    Defaults: ``alpha=2, beta=50`` (the paper), ``base=0.5`` (lambda) and
+    ``epsilon=0.1`` (the official code's ``thresh`` and ``margin``). Averaging: mean over
+    all ``B`` anchors; an anchor with nothing mined contributes 0 (as the official code).
+    Mining masks are built from the similarities without gradient.
+    """
+
+    def __init__(self, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5,
+                 epsilon: float = 0.1) -> None:
+        super().__init__()
+        self.alpha = check_float("alpha", alpha, 0.0, low_inclusive=False)
+        self.beta = check_float("beta", beta, 0.0, low_inclusive=False)
+        self.base = check_float("base", base, -1.0, 1.0)
+        self.epsilon = check_float("epsilon", epsilon, 0.0)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        s = cosine_similarity(embeddings)
+        pos, neg = label_masks(labels)
+        if not bool(pos.any()) or not bool(neg.any()):
+            return zero_loss(embeddings)
+        with torch.no_grad():
+            min_pos = s.masked_fill(~pos, float("inf")).amin(1, keepdim=True)
+            max_neg = s.masked_fill(~neg, float("-inf")).amax(1, keepdim=True)
+            keep_neg = neg & (s + self.epsilon > min_pos)
+            keep_pos = pos & (s - self.epsilon < max_neg)
+        pos_term = masked_logsumexp(-self.alpha * (s - self.base), keep_pos, add_one=True)
+        neg_term = masked_logsumexp(self.beta * (s - self.base), keep_neg, add_one=True)
+        return (pos_term / self.alpha + neg_term / self.beta).mean()
+
+
+class HistogramLoss(nn.Module):
+    """Histogram loss (Ustinova & Lempitsky, NeurIPS 2016), the loss of Adapted Deep
+    Embeddings.
+
+    Cosine similarities ``s`` of all unordered positive pairs and all negative pairs
+    are spread over ``R = num_bins + 1`` nodes ``t_r = -1 + r * Delta``,
+    ``Delta = 2 / num_bins``, by linear interpolation (a similarity adds
+    ``1 - |s - t_r| / Delta`` to each of its two neighbouring nodes), and each histogram
+    is normalised to sum 1, giving ``p+`` and ``p-``. The loss estimates the probability
+    that a random negative pair is more similar than a random positive pair::
+
+        L = sum_r p-_r * Phi+_r,      Phi+_r = sum_{q <= r} p+_q
+
+    No margin: the bin count is the only parameter. Default ``num_bins=200``
+    (``Delta = 0.01``, 201 nodes) as in the authors' and the ADE code;
+    pytorch-metric-learning's ``n_bins=100`` counts intervals the same way. Averaging:
+    each histogram is the mean over its pairs (positive and negative pairs weigh equally
+    however many there are). A batch without positive or negative pairs gives 0.
+    """
+
+    def __init__(self, num_bins: int = 200) -> None:
+        super().__init__()
+        self.num_bins = check_int("num_bins", num_bins, 1, 100_000)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        pos, neg = label_masks(labels)
+        upper = torch.triu(torch.ones_like(pos), diagonal=1)
+        pos, neg = pos & upper, neg & upper
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos == 0 or n_neg == 0:
+            return zero_loss(embeddings)
+        s = cosine_similarity(embeddings)
+        h_pos = self._histogram(s[pos])
+        h_neg = self._histogram(s[neg])
+        return (h_neg * torch.cumsum(h_pos, 0)).sum()
+
+    def _histogram(self, s: torch.Tensor) -> torch.Tensor:
+        """Normalised linear-interpolation histogram of ``s`` over the ``R`` nodes."""
+        r = self.num_bins
+        pos_in_bins = (s.clamp(-1.0, 1.0) + 1.0) * (r / 2.0)  # in [0, r]
+        left = pos_in_bins.detach().floor().clamp(0, r - 1)
+        frac = pos_in_bins - left  # weight of the right node, in [0, 1]
+        left = left.long()
+        hist = s.new_zeros(r + 1)
+        hist = hist.index_add(0, left, 1.0 - frac).index_add(0, left + 1, frac)
+        return hist / s.numel()
+
+
+class MarginLoss(nn.Module):
+    """Margin-based loss (Wu, Manmatha, Smola & Kraehenbuehl, "Sampling Matters in Deep
+    Embedding Learning", ICCV 2017), with a learnable boundary ``beta``.
+
+    Over every ordered pair ``(i, j)``, ``i != j``, with Euclidean distances ``D`` of
+    L2-normalised embeddings and ``y_ij = +1`` (same class) or ``-1``::
+
+        l(i, j) = relu(alpha + y_ij (D_ij - beta_i)),   beta_i = beta_0 (+ beta_class(i))
+        L = sum l / #{l > 0}  +  nu * (beta_0 + beta_class)
+
+    Defaults follow the paper: ``alpha=0.2``, ``beta`` initialised to 1.2 and learned
+    (the paper trains it with its own learning rate: put ``loss.parameters()`` in the
+    optimizer), ``nu=0``. ``num_classes`` set gives one beta per class (the paper's
+    class-specific beta) instead of one global beta. Averaging: over the pairs with a
+    non-zero term (as the official code's ``pair_cnt``). The paper's distance-weighted
+    negative sampling is not part of the loss: here every pair of the batch is used.
+    """
+
+    def __init__(self, alpha: float = 0.2, beta: float = 1.2, nu: float = 0.0,
+                 num_classes: int | None = None, normalize: bool = True) -> None:
+        super().__init__()
+        self.alpha = check_float("alpha", alpha, 0.0)
+        check_float("beta", beta, 0.0)
+        self.nu = check_float("nu", nu, 0.0)
+        self.num_classes = None if num_classes is None else check_int(
+            "num_classes", num_classes, 1)
+        self.beta = nn.Parameter(torch.full((self.num_classes or 1,), float(beta)))
+        self.normalize = bool(normalize)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        check_inputs(embeddings, labels)
+        x = maybe_normalize(embeddings, self.normalize)
+        d = pairwise_distance(x, distance="euclidean", exact_diagonal=False)
+        pos, neg = label_masks(labels)
+        if self.num_classes is None:
+            beta = self.beta.to(d.dtype).expand(len(labels)).unsqueeze(1)
+        else:
+            if bool((labels < 0).any()) or bool((labels >= self.num_classes).any()):
+                raise ValueError(f"labels must lie in 0..{self.num_classes - 1} "
+                                 f"(num_classes={self.num_classes})")
+            beta = self.beta.to(d.dtype)[labels].unsqueeze(1)
+        terms = torch.where(pos, self.alpha + d - beta, self.alpha - d + beta).clamp_min(0.0)
+        terms = terms * (pos | neg)
+        n = (terms > 0).sum()
+        loss = terms.sum() / n if n > 0 else zero_loss(embeddings) + 0.0 * beta.sum()
+        if self.nu > 0:
+            loss = loss + self.nu * self.beta.sum()
+        return loss
+
+
+__all__ = [
+    "BatchHardTripletLoss",
+    "ContrastiveLoss",
+    "HistogramLoss",
+    "LiftedStructureLoss",
+    "MarginLoss",
+    "MultiSimilarityLoss",
+    "NPairLoss",
+    "SemiHardTripletLoss",
+    "TripletLoss",
+]

@@ -1,0 +1,175 @@
+"""One registry of the losses by name, with their parameters and defaults.
+
+``get("triplet", margin=0.1)`` builds a loss; ``available()`` lists the names;
+``spec("arcface")`` says what a widget or a grid needs to know to offer it: its
+parameters with their defaults, the required ones (``num_classes`` and
+``embedding_dim`` for the proxy and classification losses), and a one-line
+description. Unknown names and unknown parameters raise ``ValueError`` listing what is
+allowed. :mod:`dml_kit.regularizers` uses the same :class:`Registry` class.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.nn as nn
+
+from dml_kit.losses.episodic import PrototypicalLoss
+from dml_kit.losses.pair import (
+    BatchHardTripletLoss,
+    ContrastiveLoss,
+    HistogramLoss,
+    LiftedStructureLoss,
+    MarginLoss,
+    MultiSimilarityLoss,
+    NPairLoss,
+    SemiHardTripletLoss,
+    TripletLoss,
+)
+from dml_kit.losses.proxy import (
+    ArcFaceLoss,
+    CosFaceLoss,
+    NormSoftmaxLoss,
+    ProxyAnchorLoss,
+    ProxyNCALoss,
+    SoftmaxLoss,
+)
+from dml_kit.losses.selfsup import NTXentLoss
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a registry entry takes.
+
+    ``params``: optional parameters and their defaults; ``required``: parameters without
+    a default (for proxy losses ``num_classes`` and ``embedding_dim``);
+    ``needs_num_classes`` / ``needs_embedding_dim``: whether the caller must pass them.
+    """
+
+    name: str
+    description: str
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
+
+    @property
+    def needs_num_classes(self) -> bool:
+        return "num_classes" in self.required
+
+    @property
+    def needs_embedding_dim(self) -> bool:
+        return "embedding_dim" in self.required
+
+
+class Registry:
+    """Name -> factory table; ``what`` ("loss", "regularizer") appears in error messages."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._entries: dict[str, tuple[Callable[..., nn.Module], Spec]] = {}
+
+    def register(self, name: str, factory: Callable[..., nn.Module], description: str,
+                 kind: str) -> None:
+        """Add ``factory`` under ``name``; its signature gives the parameters and defaults."""
+        params: dict[str, Any] = {}
+        required: list[str] = []
+        for p in inspect.signature(factory).parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.default is inspect.Parameter.empty:
+                required.append(p.name)
+            else:
+                params[p.name] = p.default
+        self._entries[name] = (factory, Spec(name, description, kind, params, tuple(required)))
+
+    def available(self) -> list[str]:
+        """Registered names, in registration order."""
+        return list(self._entries)
+
+    def _entry(self, name: str) -> tuple[Callable[..., nn.Module], Spec]:
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.what} {name!r}; choose one of: "
+                             f"{', '.join(self._entries)}")
+        return self._entries[name]
+
+    def spec(self, name: str) -> Spec:
+        """Parameters (with defaults), required parameters and description of ``name``."""
+        return self._entry(name)[1]
+
+    def get(self, name: str, **params: Any) -> nn.Module:
+        """Build ``name`` with ``params``; unknown or missing parameters raise ValueError."""
+        factory, spec = self._entry(name)
+        allowed = [*spec.required, *spec.params]
+        for key in params:
+            if key not in allowed:
+                raise ValueError(f"unknown parameter {key!r} for {self.what} {name!r}; "
+                                 f"allowed: {', '.join(allowed) or '(none)'}")
+        missing = [key for key in spec.required if key not in params]
+        if missing:
+            raise ValueError(f"{self.what} {name!r} needs {', '.join(missing)} "
+                             f"(e.g. get({name!r}, num_classes=10, embedding_dim=64))")
+        return factory(**params)
+
+
+LOSSES = Registry("loss")
+_R = LOSSES.register
+_R("contrastive", ContrastiveLoss,
+   "Contrastive loss (Hadsell et al. 2006): pull positives together, push negatives "
+   "beyond a margin.", "pair")
+_R("triplet", TripletLoss,
+   "Triplet loss over all valid triplets (FaceNet; 'batch all'), mean over active "
+   "triplets.", "pair")
+_R("triplet_batch_hard", BatchHardTripletLoss,
+   "Batch-hard triplet loss (Hermans et al. 2017): hardest positive and negative per "
+   "anchor.", "pair")
+_R("triplet_semi_hard", SemiHardTripletLoss,
+   "Semi-hard triplet loss (FaceNet): closest negative farther than the positive.", "pair")
+_R("lifted_structure", LiftedStructureLoss,
+   "Lifted structured loss (Oh Song et al. 2016): smooth hardest negatives of both ends "
+   "of each positive pair.", "pair")
+_R("npair", NPairLoss,
+   "Multi-class N-pair loss (Sohn 2016): softmax over one positive per class.", "pair")
+_R("multi_similarity", MultiSimilarityLoss,
+   "Multi-similarity loss (Wang et al. 2019) with its pair mining.", "pair")
+_R("histogram", HistogramLoss,
+   "Histogram loss (Ustinova & Lempitsky 2016): probability that a negative pair is "
+   "more similar than a positive one.", "pair")
+_R("margin", MarginLoss,
+   "Margin loss (Wu et al. 2017) with a learnable boundary beta.", "pair")
+_R("softmax", SoftmaxLoss,
+   "Softmax cross-entropy of a linear classifier on the embedding.", "classification")
+_R("normsoftmax", NormSoftmaxLoss,
+   "Normalised softmax / NormFace: cross-entropy of cosines over a temperature.", "proxy")
+_R("cosface", CosFaceLoss, "CosFace (Wang et al. 2018): additive cosine margin.", "proxy")
+_R("arcface", ArcFaceLoss, "ArcFace (Deng et al. 2019): additive angular margin.", "proxy")
+_R("proxy_nca", ProxyNCALoss,
+   "ProxyNCA (Movshovitz-Attias et al. 2017): NCA against one proxy per class.", "proxy")
+_R("proxy_anchor", ProxyAnchorLoss,
+   "Proxy-Anchor (Kim et al. 2020): proxies as anchors over the whole batch.", "proxy")
+_R("prototypical", PrototypicalLoss,
+   "Prototypical loss (Snell et al. 2017), each class split into support and query.",
+   "episodic")
+_R("ntxent", NTXentLoss,
+   "NT-Xent (SimCLR): each label marks one positive pair of views.", "selfsup")
+del _R
+
+
+def get(name: str, **params: Any) -> nn.Module:
+    """Build the loss registered as ``name`` (see :func:`available`) with ``params``."""
+    return LOSSES.get(name, **params)
+
+
+def available() -> list[str]:
+    """Names of every registered loss."""
+    return LOSSES.available()
+
+
+def spec(name: str) -> Spec:
+    """Parameters with defaults, required parameters and a one-line description."""
+    return LOSSES.spec(name)
+
+
+__all__ = ["LOSSES", "Registry", "Spec", "available", "get", "spec"]
