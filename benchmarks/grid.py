@@ -1,0 +1,72 @@
+"""Time the classroom grid end to end through the CLI, then a rerun that hits the store.
+
+Usage::
+
+    python benchmarks/grid.py [--store PATH] [--keep]
+
+Runs ``python -m dml_kit grid --preset classroom --dataset glyphs --methods all --k 1 5 10
+--n 5 10 --seeds 3`` into a fresh store (a temporary file unless ``--store``), prints the
+report, the wall time and the machine load before and after, then runs the same command
+again (every cell is stored: no training) and times that. Not a test: the numbers depend
+on the machine and on what else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ["grid", "--preset", "classroom", "--dataset", "glyphs", "--methods", "all",
+        "--k", "1", "5", "10", "--n", "5", "10", "--seeds", "3"]
+
+
+def _load() -> str:
+    try:
+        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "load average unknown"
+
+
+def _run(args: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "dml_kit", *args], cwd=ROOT, text=True,
+                         capture_output=True, check=False)
+    seconds = time.perf_counter() - start
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"grid failed with status {out.returncode}")
+    return seconds, out.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=None, help="SQLite file (default: a temporary one)")
+    parser.add_argument("--keep", action="store_true", help="keep an existing --store")
+    args = parser.parse_args()
+    tmp = None
+    if args.store is None:
+        tmp = tempfile.TemporaryDirectory()
+        store = Path(tmp.name) / "bench.sqlite"
+    else:
+        store = Path(args.store)
+        if store.exists() and not args.keep:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(store) + suffix).unlink(missing_ok=True)
+    print(f"cpus: {os.cpu_count()}; before: {_load()}")
+    first, text = _run([*GRID, "--store", str(store), "--no-progress"])
+    print(text)
+    print(f"classroom grid, fresh store: {first:.1f} s ({first / 60:.1f} min); after: {_load()}")
+    again, _ = _run([*GRID, "--store", str(store), "--no-progress"])
+    print(f"rerun hitting the store: {again:.1f} s")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Command line: ``python -m dml_kit grid ...`` and ``python -m dml_kit report ...``.
+
+Examples::
+
+    python -m dml_kit grid --dataset glyphs --methods all --k 1 5 10 --n 5 10 --seeds 3
+    python -m dml_kit grid --preset classroom --store /tmp/results.sqlite --force
+    python -m dml_kit report --store /tmp/results.sqlite
+
+``grid`` fills the results store (``data/results.sqlite`` unless ``--store``) with a
+progress bar, skipping cells already stored (``--force`` reruns them), then prints the
+accuracy table and the report; ``report`` prints the report of what is stored. Invalid
+arguments exit with status 2 and a message that names the argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    from dml_kit.experiments.config import EXECUTORS, PRESETS, SOURCE_KINDS
+
+    parser = argparse.ArgumentParser(prog="python -m dml_kit",
+                                     description="dml_kit experiments from the command line")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    grid = sub.add_parser("grid", help="run methods x k x n x seeds and store the results")
+    grid.add_argument("--dataset", default=None, help="dataset name (default: the preset's)")
+    grid.add_argument("--methods", nargs="+", default=["all"],
+                      help="method names or 'all' (default: all)")
+    grid.add_argument("--k", nargs="+", type=int, default=None, help="shots per class")
+    grid.add_argument("--n", nargs="+", type=int, default=None, help="ways (target classes)")
+    grid.add_argument("--seeds", type=int, default=None,
+                      help="number of seeds (seeds 0..s-1; default: the preset's)")
+    grid.add_argument("--preset", default="classroom", choices=sorted(PRESETS))
+    grid.add_argument("--source", default=None, choices=SOURCE_KINDS,
+                      help="'split': T1 = the whole source part (default); "
+                           "'paper': T1 = n other classes")
+    grid.add_argument("--store", default=None, help="SQLite file (default data/results.sqlite)")
+    grid.add_argument("--force", action="store_true", help="rerun cells already stored")
+    grid.add_argument("--executor", default="process", choices=EXECUTORS)
+    grid.add_argument("--workers", type=int, default=None, help="parallel workers")
+    grid.add_argument("--ray-address", default=None,
+                      help="Ray cluster address ('local' starts a local Ray)")
+    grid.add_argument("--download", action="store_true", help="allow dataset downloads")
+    grid.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    rep = sub.add_parser("report", help="print the report of the stored results")
+    rep.add_argument("--store", default=None, help="SQLite file (default data/results.sqlite)")
+    rep.add_argument("--dataset", default=None, help="dataset (when the store has several)")
+    rep.add_argument("--preset", default=None, help="only records of this preset")
+    return parser
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from dml_kit.experiments import report, run_grid
+
+    start = time.perf_counter()
+    frame = run_grid(args.dataset, args.methods, args.k, args.n, args.seeds,
+                     preset=args.preset, source=args.source, store=args.store,
+                     force=args.force, executor=args.executor, max_workers=args.workers,
+                     ray_address=args.ray_address, progress=not args.no_progress,
+                     download=args.download)
+    seconds = time.perf_counter() - start
+    print(report(frame).to_text())
+    print(f"\n{len(frame)} runs in the grid; finished in {seconds:.1f} s")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from dml_kit.experiments import ResultsStore, report
+
+    store = ResultsStore(args.store)
+    print(f"store: {store.path} ({len(store)} runs)")
+    print(report(store, dataset=args.dataset, preset=args.preset).to_text())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m dml_kit`` and the ``dml-kit`` script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "grid":
+            return _grid(args)
+        return _report(args)
+    except ValueError as err:
+        parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are in the store", file=sys.stderr)
+        return 130
+    return 0  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The grid runner: methods x k x n x seeds, with shared source training and a store.
+
+How :func:`run_grid` works:
+
+1. **Cells and hashes.** Every (method, k, n, seed) cell gets a config hash (sha256 of the
+   dataset, the cell, the source spec and every result-changing setting). Cells whose
+   hash is in the store are not run again (``force=True`` reruns them).
+2. **Jobs share source training.** Cells that need the same source model are one job:
+   per seed, one classifier (weight transfer), one metric embedding (metric and
+   adapted metric, every n and k) and, because protonets train on the target's n-way
+   k-shot episodes as in the paper, one protonet per (seed, n, k) shared by protonet
+   and adapted protonet. ``scratch`` cells of a seed form one job. With
+   ``SourceSpec(kind="paper")`` the source also depends on n. A job trains its source
+   model once, in memory, and runs all its cells.
+3. **Executors.** ``"process"`` (default): a ``ProcessPoolExecutor`` with the
+   ``forkserver`` start method (``spawn`` where unavailable), one torch thread per worker,
+   as many workers as CPU cores; ``"serial"``: in this process; ``"ray"``: one Ray task
+   per job (``ray_address`` = a cluster address, or ``"local"`` / ``None`` for a local
+   ``ray.init()``; pass ``executor="ray"``, or only ``ray_address``). Jobs are
+   deterministic given their seeds, so all executors give the same numbers.
+4. **Storing.** The driver writes each finished record to the store in its own
+   transaction as soon as its job returns, so an interrupted grid keeps the finished
+   jobs. An interrupted run (``KeyboardInterrupt``) is never stored.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from dml_kit._validation import check_choice, check_int
+from dml_kit.experiments.config import EXECUTORS, GridSpec, SourceSpec
+from dml_kit.experiments.store import ResultsStore, RunRecord, records_frame
+from dml_kit.methods import METHODS
+from dml_kit.methods.config import MethodConfig
+
+HASH_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, k, n, seed) run of a grid and its config hash."""
+
+    method: str
+    k: int
+    n: int
+    seed: int
+    config_hash: str
+
+
+@dataclass
+class Job:
+    """Cells that share one source model (or, for scratch, one seed)."""
+
+    dataset: str
+    seed: int
+    source_kind: str | None
+    source_n: int | None   # n of the source data (paper-style T1), else None
+    train_n: int           # n, k that shape protonet source episodes
+    train_k: int
+    cells: list[Cell] = field(default_factory=list)
+    config: MethodConfig | None = None
+    source: SourceSpec | None = None
+    preset: str = ""
+    download: bool = False
+
+
+def cell_hash(dataset: str, method: str, k: int, n: int, seed: int, config: MethodConfig,
+              source: SourceSpec) -> str:
+    """sha256 of everything that determines a cell's result (not the library version,
+    not the device, not the progress bar)."""
+    payload = {"v": HASH_VERSION, "dataset": dataset, "method": method, "k": k, "n": n,
+               "seed": seed, "config": config.hash_dict(), "source": asdict(source)}
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def grid_cells(spec: GridSpec) -> list[Cell]:
+    """Every cell of ``spec`` with its hash, in (seed, n, k, method) order."""
+    return [Cell(m, k, n, s, cell_hash(spec.dataset, m, k, n, s, spec.config, spec.source))
+            for s in spec.seeds for n in spec.n_values for k in spec.k_values
+            for m in spec.methods]
+
+
+def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> list[Job]:
+    """Group ``cells`` into jobs that share a source model (see the module docstring);
+    the biggest jobs come first so that parallel workers finish together."""
+    jobs: dict[tuple[Any, ...], Job] = {}
+    for c in cells:
+        entry = METHODS[c.method]
+        source_n = c.n if spec.source.kind == "paper" else None
+        # equal source keys (kind + settings, and n-way k-shot for protonets) share a model
+        key = (c.seed, source_n, entry.source_key(spec.config, c.n, c.k))
+        train_n, train_k = c.n, c.k
+        if key not in jobs:
+            jobs[key] = Job(spec.dataset, c.seed, entry.source_kind, source_n, train_n,
+                            train_k, config=spec.config, source=spec.source,
+                            preset=spec.preset, download=download)
+        jobs[key].cells.append(c)
+    weight = {None: 0, "classifier": 1, "protonet": 2, "embedding": 3}
+    return sorted(jobs.values(), key=lambda j: (-weight[j.source_kind], -len(j.cells), j.seed))
+
+
+# ---- data for a job ---------------------------------------------------------------------
+@lru_cache(maxsize=4)
+def _load(dataset: str, data_seed: int, download: bool):
+    from dml_kit import data
+
+    return data.load(dataset, seed=data_seed, download=download)
+
+
+def _split(dataset: str, source: SourceSpec, seed: int, download: bool):
+    from dml_kit import data
+
+    full = _load(dataset, source.data_seed, download)
+    return data.domain_split(full, target_fraction=source.target_fraction, by=source.by,
+                             seed=seed)
+
+
+def source_data(dataset: str, source: SourceSpec, seed: int, n: int | None,
+                download: bool = False):
+    """The T1 dataset of a cell: the source part of the split, or ``n`` random classes of
+    it (``source.kind == "paper"``)."""
+    import torch
+
+    part = _split(dataset, source, seed, download).source
+    if source.kind == "paper":
+        if n is None:
+            raise ValueError("a paper-style source needs n")
+        if n > part.n_classes:
+            raise ValueError(f"n_values: n={n} is out of range: the source part of "
+                             f"{dataset!r} has only {part.n_classes} classes")
+        g = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(part.n_classes, generator=g)[:n].tolist()
+        part = part.select_classes(pick, name=f"{dataset}[T1 n={n}]")
+    return part
+
+
+def target_task(dataset: str, source: SourceSpec, seed: int, n: int, k: int,
+                download: bool = False):
+    """The T2 k-shot task of a cell, drawn from the target part of the split."""
+    from dml_kit import data
+
+    target = _split(dataset, source, seed, download).target
+    return data.kshot_task(target, n_way=n, k_shot=k, n_query=source.n_query,
+                           n_val=source.n_val, seed=seed)
+
+
+def check_grid_fits(spec: GridSpec, download: bool = False) -> None:
+    """Raise ``ValueError`` naming ``n_values``/``k_values`` when a cell cannot be built
+    from the dataset (too few target classes or examples per class)."""
+    target = _split(spec.dataset, spec.source, spec.seeds[0], download).target
+    max_n = target.n_classes
+    for n in spec.n_values:
+        check_int("n_values", n, 2, max_n,
+                  hint=f"the target part of {spec.dataset!r} has {max_n} classes")
+    # at least one query per class after the support (and validation) examples
+    max_k = target.min_class_size - 1 - spec.source.n_val
+    for k in spec.k_values:
+        check_int("k_values", k, 1, max_k,
+                  hint=f"the smallest target class of {spec.dataset!r} has "
+                       f"{target.min_class_size} examples")
+
+
+# ---- running one job --------------------------------------------------------------------
+def _loss_name(method: str, config: MethodConfig) -> str:
+    kind = METHODS[method].source_kind
+    if kind == "embedding":
+        return config.loss
+    if kind == "protonet":
+        return "prototypical"
+    return "cross_entropy"
+
+
+def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
+    """Train the job's source model once and run all its cells; returns their records.
+
+    Raises ``KeyboardInterrupt`` when a run was interrupted (nothing partial is returned).
+    """
+    import torch
+
+    import dml_kit
+    from dml_kit import methods
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    assert job.config is not None and job.source is not None
+    config = job.config
+    source_model = None
+    source_seconds = 0.0
+    if job.source_kind is not None:
+        src = source_data(job.dataset, job.source, job.seed, job.source_n, job.download)
+        source_model = methods.train_source(job.source_kind, src, config, n_way=job.train_n,
+                                            k_shot=job.train_k, seed=job.seed)
+        if source_model.interrupted:
+            raise KeyboardInterrupt
+        source_seconds = source_model.seconds
+    records = []
+    charged = False
+    for cell in job.cells:
+        task = target_task(job.dataset, job.source, cell.seed, cell.n, cell.k, job.download)
+        result = methods.run(cell.method, task, source_model, config, seed=cell.seed)
+        if result.interrupted:
+            raise KeyboardInterrupt
+        # the source time is charged to the first cell that used the model
+        src_s = 0.0 if charged else source_seconds
+        charged = True
+        embedding = METHODS[cell.method].embedding
+        records.append(RunRecord(
+            dataset=job.dataset, method=cell.method, k=cell.k, n=cell.n, seed=cell.seed,
+            accuracy=result.accuracy, config_hash=cell.config_hash,
+            loss=_loss_name(cell.method, config),
+            regularizer=config.regularizer if embedding and config.regularized else None,
+            regularizer_weight=config.regularizer_weight if embedding else 0.0,
+            metrics={k: float(v) for k, v in result.metrics.items()}, notes=result.notes,
+            train_seconds=src_s + result.target_seconds, source_seconds=src_s,
+            target_seconds=result.target_seconds, preset=job.preset,
+            source=json.dumps(asdict(job.source), sort_keys=True),
+            config=json.dumps(config.hash_dict(), sort_keys=True, default=str),
+            version=dml_kit.__version__))
+    return records
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run_job_in_worker(job: Job) -> list[RunRecord]:
+    return run_job(job, threads=1)
+
+
+def _mp_context() -> mp.context.BaseContext:
+    methods_ = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods_ else "spawn")
+
+
+# ---- the runner -------------------------------------------------------------------------
+def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
+             k_values: Sequence[int] | int | None = None,
+             n_values: Sequence[int] | int | None = None,
+             seeds: int | Sequence[int] | None = None, *, preset: str = "classroom",
+             config: MethodConfig | None = None, source: SourceSpec | str | None = None,
+             store: ResultsStore | str | os.PathLike[str] | None = None, force: bool = False,
+             executor: str = "process", max_workers: int | None = None,
+             ray_address: str | None = None, progress: bool = True, download: bool = False,
+             **config_overrides: Any) -> pd.DataFrame:
+    """Run ``methods x k_values x n_values x seeds`` on ``dataset`` and return the records.
+
+    Args:
+        dataset: a :func:`dml_kit.data.available` name (default: the preset's, glyphs).
+        methods: ``"all"`` or method names.
+        k_values, n_values: shots and ways (default: the preset's).
+        seeds: a count (seeds ``0..s-1``) or explicit seeds (default: the preset's).
+        preset: ``"classroom"`` or ``"paper"``: default grid and training lengths.
+        config: a :class:`~dml_kit.methods.MethodConfig` replacing the preset's;
+            ``config_overrides`` change single fields (``target_lr=1e-3``).
+        source: a :class:`SourceSpec` or its kind (``"split"``, ``"paper"``).
+        store: a :class:`ResultsStore`, a path, or ``None`` for ``data/results.sqlite``.
+        force: rerun cells whose config hash is already stored (and replace them).
+        executor: ``"process"`` (local processes, default), ``"serial"`` or ``"ray"``.
+        max_workers: parallel workers (default: CPU cores; the job count at most).
+        ray_address: a Ray cluster address (implies ``executor="ray"``); ``"local"``
+            starts a local Ray.
+        progress: show a tqdm bar over cells.
+        download: let real datasets download (see :func:`dml_kit.data.load`).
+
+    Returns:
+        One row per cell of the grid (stored earlier or just run), the columns of
+        :func:`~dml_kit.experiments.store.records_frame`.
+    """
+    spec = GridSpec.create(dataset, methods, k_values, n_values, seeds, preset=preset,
+                           config=config, source=source, **config_overrides)
+    if ray_address is not None:
+        executor = "ray"
+    check_choice("executor", executor, EXECUTORS)
+    if max_workers is not None:
+        check_int("max_workers", max_workers, 1, 1024)
+    if not isinstance(store, ResultsStore):
+        store = ResultsStore(store)
+    cells = grid_cells(spec)
+    hashes = [c.config_hash for c in cells]
+    todo = cells if force else [c for c in cells if c.config_hash not in store.done(hashes)]
+    if todo:
+        check_grid_fits(spec, download)
+        jobs = plan_jobs(spec, todo, download)
+        _execute(jobs, store, executor, max_workers, ray_address, progress, replace=force,
+                 total=len(todo))
+    return records_frame(store.records(hashes))
+
+
+def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: int | None,
+             ray_address: str | None, progress: bool, replace: bool, total: int) -> None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="grid", unit="run", disable=not progress)
+
+    def finished(records: list[RunRecord]) -> None:
+        store.add_many(records, replace=replace)
+        bar.update(len(records))
+        if records:
+            last = records[-1]
+            bar.set_postfix_str(f"{last.method} k={last.k} n={last.n} acc={last.accuracy:.3f}")
+
+    try:
+        if executor == "serial" or len(jobs) == 1 and executor != "ray":
+            for job in jobs:
+                finished(run_job(job))
+        elif executor == "process":
+            workers = min(max_workers or os.cpu_count() or 1, len(jobs))
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
+                                        initializer=_worker_init) as pool:
+                futures = [pool.submit(_run_job_in_worker, job) for job in jobs]
+                try:
+                    for fut in cf.as_completed(futures):
+                        finished(fut.result())
+                except BaseException:
+                    for fut in futures:
+                        fut.cancel()
+                    raise
+        else:
+            _execute_ray(jobs, ray_address, max_workers, finished)
+    finally:
+        bar.close()
+
+
+def _execute_ray(jobs: list[Job], ray_address: str | None, max_workers: int | None,
+                 finished) -> None:
+    try:
+        import ray
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("executor='ray' needs Ray: pip install 'dml_kit[ray]'") from err
+    if not ray.is_initialized():
+        if ray_address in (None, "local"):
+            ray.init(num_cpus=max_workers, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=ray_address, log_to_driver=False)
+    remote = ray.remote(num_cpus=1)(_run_job_in_worker)
+    pending = [remote.remote(job) for job in jobs]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        finished(ray.get(done[0]))

@@ -1,0 +1,248 @@
+"""Run records and the SQLite results store.
+
+A :class:`RunRecord` is one finished (method, dataset, k, n, seed) run: its accuracy and
+other metrics, timings, the hash of everything that determined it, and the library
+version. :class:`ResultsStore` keeps records in one SQLite file, ``data/results.sqlite``
+by default (the kit's data folder, see :mod:`dml_kit.data.paths`):
+
+* **one row per config hash** (primary key): a grid asks :meth:`ResultsStore.done` which
+  hashes exist and does not retrain them unless ``force=True``;
+* **atomic**: each record is one ``INSERT`` inside its own ``BEGIN IMMEDIATE ... COMMIT``
+  transaction, so a process killed at any moment leaves either the whole record or
+  nothing (SQLite's journal rolls an unfinished transaction back on the next open);
+* **concurrent writers**: WAL journal mode (readers never block the writer), a busy
+  timeout (a writer waits for another instead of failing) and a fresh connection per
+  operation, so several processes - a grid's workers, two notebooks - can share a file.
+  (WAL needs a local file system; on network shares use one writer.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DEFAULT_FILENAME = "results.sqlite"
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+
+_COLUMNS = (
+    ("config_hash", "TEXT PRIMARY KEY"),
+    ("dataset", "TEXT NOT NULL"),
+    ("method", "TEXT NOT NULL"),
+    ("loss", "TEXT"),
+    ("regularizer", "TEXT"),
+    ("regularizer_weight", "REAL"),
+    ("k", "INTEGER NOT NULL"),
+    ("n", "INTEGER NOT NULL"),
+    ("seed", "INTEGER NOT NULL"),
+    ("accuracy", "REAL NOT NULL"),
+    ("metrics", "TEXT"),
+    ("notes", "TEXT"),
+    ("train_seconds", "REAL"),
+    ("source_seconds", "REAL"),
+    ("target_seconds", "REAL"),
+    ("preset", "TEXT"),
+    ("source", "TEXT"),
+    ("config", "TEXT"),
+    ("version", "TEXT"),
+    ("created", "REAL"),
+)
+
+
+@dataclass
+class RunRecord:
+    """One finished run, as stored.
+
+    Attributes:
+        dataset, method, k, n, seed: the cell.
+        loss: the embedding loss (``"cross_entropy"`` for the classifiers,
+            ``"prototypical"`` for protonets).
+        regularizer, regularizer_weight: the norm regularizer of embedding methods.
+        accuracy: target query accuracy.
+        metrics: other numbers (both classification rules, norm statistics, epochs ...).
+        notes: remarks such as ``"k=1: no adaptation (as in the paper)"``.
+        train_seconds: source (this cell's share: the full time when trained for it, 0
+            when reused) + target seconds.
+        source_seconds, target_seconds: the two parts.
+        config_hash: sha256 of the cell and every setting that determines it.
+        preset, source: preset name and source-task description.
+        config: the settings as JSON.
+        version: ``dml_kit.__version__`` that produced it.
+        created: UNIX time of the insert.
+    """
+
+    dataset: str
+    method: str
+    k: int
+    n: int
+    seed: int
+    accuracy: float
+    config_hash: str
+    loss: str | None = None
+    regularizer: str | None = None
+    regularizer_weight: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: str = ""
+    train_seconds: float = 0.0
+    source_seconds: float = 0.0
+    target_seconds: float = 0.0
+    preset: str = ""
+    source: str = ""
+    config: str = ""
+    version: str = ""
+    created: float = 0.0
+
+    def to_row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["metrics"] = json.dumps(self.metrics, sort_keys=True)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RunRecord:
+        data = dict(row)
+        data["metrics"] = json.loads(data.get("metrics") or "{}")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def default_path() -> Path:
+    """``<data folder>/results.sqlite`` (``$DML_KIT_DATA`` or the checkout's ``data/``)."""
+    from dml_kit.data.paths import data_root
+
+    return data_root() / DEFAULT_FILENAME
+
+
+class ResultsStore:
+    """Run records in an SQLite file (see the module docstring for the guarantees).
+
+    Args:
+        path: the database file (created with its folder on first use); ``None`` uses
+            :func:`default_path`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            cols = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
+            con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+            con.execute("CREATE INDEX IF NOT EXISTS runs_cell ON runs "
+                        "(dataset, method, k, n, seed)")
+            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({str(self.path)!r}, {len(self)} runs)"
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves
+        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.row_factory = sqlite3.Row
+            yield con
+        finally:
+            con.close()
+
+    # ---- writing ------------------------------------------------------------------------
+    def add(self, record: RunRecord, *, replace: bool = False) -> bool:
+        """Insert one record in its own transaction. With an existing hash the old row is
+        kept (returns ``False``) unless ``replace=True``."""
+        row = record.to_row()
+        if not row["created"]:
+            row["created"] = time.time()
+        names = [name for name, _ in _COLUMNS]
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        sql = (f"{verb} INTO runs ({', '.join(names)}) "
+               f"VALUES ({', '.join(':' + n for n in names)})")
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                cur = con.execute(sql, row)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return cur.rowcount > 0
+
+    def add_many(self, records: Iterable[RunRecord], *, replace: bool = False) -> int:
+        """:meth:`add` each record (one transaction each); returns how many were written."""
+        return sum(self.add(r, replace=replace) for r in records)
+
+    def delete(self, config_hash: str) -> bool:
+        """Remove one record; returns whether it existed."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            cur = con.execute("DELETE FROM runs WHERE config_hash = ?", (config_hash,))
+            con.execute("COMMIT")
+        return cur.rowcount > 0
+
+    # ---- reading ------------------------------------------------------------------------
+    def __len__(self) -> int:
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    def __contains__(self, config_hash: object) -> bool:
+        return self.get(str(config_hash)) is not None
+
+    def done(self, hashes: Iterable[str] | None = None) -> set[str]:
+        """The stored config hashes (all, or those among ``hashes``)."""
+        with self._connect() as con:
+            stored = {r[0] for r in con.execute("SELECT config_hash FROM runs")}
+        return stored if hashes is None else stored & set(hashes)
+
+    def get(self, config_hash: str) -> RunRecord | None:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE config_hash = ?",
+                              (config_hash,)).fetchone()
+        return RunRecord.from_row(dict(row)) if row is not None else None
+
+    def records(self, hashes: Iterable[str] | None = None, **where: Any) -> list[RunRecord]:
+        """Records, optionally only ``hashes`` and/or matching columns
+        (``records(dataset="glyphs", method="metric")``)."""
+        valid = {name for name, _ in _COLUMNS}
+        bad = sorted(set(where) - valid)
+        if bad:
+            raise ValueError(f"unknown column(s) {bad}; choose from: {', '.join(sorted(valid))}")
+        sql = "SELECT * FROM runs"
+        clauses = [f"{k} = :{k}" for k in where]
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        with self._connect() as con:
+            rows = [dict(r) for r in con.execute(sql + " ORDER BY created, config_hash", where)]
+        out = [RunRecord.from_row(r) for r in rows]
+        if hashes is not None:
+            keep = set(hashes)
+            out = [r for r in out if r.config_hash in keep]
+        return out
+
+    def to_frame(self, hashes: Iterable[str] | None = None, **where: Any) -> pd.DataFrame:
+        """Records as a DataFrame: one row per run, metrics spread into ``m_<name>`` columns."""
+        return records_frame(self.records(hashes, **where))
+
+
+def records_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """One row per record; ``metrics`` become ``m_<name>`` columns; sorted by cell."""
+    rows = []
+    for r in records:
+        row = r.to_row()
+        metrics = row.pop("metrics")
+        row.update({f"m_{k}": v for k, v in json.loads(metrics).items()})
+        rows.append(row)
+    cols = [name for name, _ in _COLUMNS if name != "metrics"]
+    frame = pd.DataFrame(rows, columns=None if rows else cols)
+    if rows:
+        frame = frame.sort_values(["dataset", "k", "n", "method", "seed"], kind="stable")
+        frame = frame.reset_index(drop=True)
+    return frame

@@ -1,0 +1,151 @@
+"""One validated dataclass with every knob the six methods read: :class:`MethodConfig`.
+
+The defaults are CPU-sized (a few seconds per method on ``digits``); the presets in
+:mod:`dml_kit.experiments` (``classroom``, ``paper``) override them. Field groups:
+
+* model: ``embedding_dim``, ``channels`` (Conv4 width; the paper's nets use 32 filters),
+  ``hidden`` (MLP for vectors and 8x8 digits);
+* source phase (T1): ``source_epochs``, ``source_patience``, ``source_lr``,
+  ``val_fraction`` (held out of *each* source class for early stopping, as the paper's
+  T1 validation part), ``val_classes`` (score that validation part on at most this many
+  random source classes: embedding thousands of images every epoch would cost more than
+  the training on a CPU), ``batch_classes`` x ``batch_per_class`` (balanced pair-loss batches),
+  ``batch_size`` (classifier batches), ``batches_per_epoch``;
+* episodes (protonets): ``episodes_per_epoch``, ``query_per_class`` (the paper: 100/50/5/50
+  on MNIST/Isolet/Omniglot/tinyImageNet), ``train_way``/``train_shot`` (``None``: the
+  target n and k, as the paper does);
+* target phase (T2): ``target_epochs``, ``target_patience``, ``target_lr`` (scratch and
+  weight transfer, which learn a new output layer), ``adapt_lr`` (the hybrids, which
+  fine-tune a trained embedding; ``None``: ``target_lr``), ``adapt_patience`` (``None``:
+  ``target_patience``), ``adapt_episodes_per_epoch``. Scratch and weight transfer need a
+  long patience: an epoch over a tiny support is one or two steps, and Conv-4's batch-norm
+  running statistics need a few dozen steps before eval-mode accuracy leaves chance;
+* the embedding: ``loss`` (a :mod:`dml_kit.losses` name; histogram by default),
+  ``loss_params``, ``regularizer`` (``"sec"``, ``"lp"``, ``"ring"``), ``regularizer_params``,
+  ``regularizer_weight``;
+* evaluation: ``classify`` (``"1nn"``: cosine nearest support example, the paper's
+  histogram rule; ``"prototype"``: nearest class mean), ``head_only`` (weight transfer
+  fine-tunes only the new output layer).
+
+``device`` and ``progress`` do not change results and are left out of :meth:`hash_dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from dml_kit._validation import check_choice, check_float, check_int
+
+CLASSIFY_RULES = ("1nn", "prototype")
+REGULARIZERS = ("sec", "lp", "ring")
+# fields that do not change what a run computes (excluded from config hashes)
+NOT_HASHED = ("device", "progress")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Settings shared by every method (see the module docstring for the groups)."""
+
+    # model
+    embedding_dim: int = 64
+    channels: int = 32
+    hidden: tuple[int, ...] = (256,)
+    # source phase
+    source_epochs: int = 30
+    source_patience: int = 5
+    source_lr: float = 1e-3
+    val_fraction: float = 0.2
+    val_classes: int | None = 100
+    batch_classes: int = 16
+    batch_per_class: int = 8
+    batch_size: int = 128
+    batches_per_epoch: int | None = None
+    # episodes (protonets)
+    episodes_per_epoch: int = 50
+    query_per_class: int = 5
+    train_way: int | None = None
+    train_shot: int | None = None
+    # target phase
+    target_epochs: int = 50
+    target_patience: int = 10
+    target_lr: float = 1e-3
+    adapt_lr: float | None = None
+    adapt_patience: int | None = None
+    adapt_episodes_per_epoch: int = 5
+    # embedding loss and regularizer
+    loss: str = "histogram"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    regularizer: str | None = None
+    regularizer_params: dict[str, Any] = field(default_factory=dict)
+    regularizer_weight: float = 0.0
+    # evaluation
+    classify: str = "1nn"
+    head_only: bool = False
+    # run-time only
+    device: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("embedding_dim", self.embedding_dim, 1)
+        check_int("channels", self.channels, 1)
+        object.__setattr__(self, "hidden", tuple(check_int(f"hidden[{i}]", h, 1)
+                                                 for i, h in enumerate(self.hidden)))
+        check_int("source_epochs", self.source_epochs, 1)
+        check_int("source_patience", self.source_patience, 1)
+        check_float("source_lr", self.source_lr, 0.0, low_inclusive=False)
+        check_float("val_fraction", self.val_fraction, 0.0, 0.9, low_inclusive=False)
+        if self.val_classes is not None:
+            check_int("val_classes", self.val_classes, 2)
+        check_int("batch_classes", self.batch_classes, 2)
+        check_int("batch_per_class", self.batch_per_class, 2)
+        check_int("batch_size", self.batch_size, 1)
+        if self.batches_per_epoch is not None:
+            check_int("batches_per_epoch", self.batches_per_epoch, 1)
+        check_int("episodes_per_epoch", self.episodes_per_epoch, 1)
+        check_int("query_per_class", self.query_per_class, 1)
+        if self.train_way is not None:
+            check_int("train_way", self.train_way, 2)
+        if self.train_shot is not None:
+            check_int("train_shot", self.train_shot, 1)
+        check_int("target_epochs", self.target_epochs, 1)
+        check_int("target_patience", self.target_patience, 1)
+        check_float("target_lr", self.target_lr, 0.0, low_inclusive=False)
+        if self.adapt_patience is not None:
+            check_int("adapt_patience", self.adapt_patience, 1)
+        if self.adapt_lr is not None:
+            check_float("adapt_lr", self.adapt_lr, 0.0, low_inclusive=False)
+        check_int("adapt_episodes_per_epoch", self.adapt_episodes_per_epoch, 1)
+        if not isinstance(self.loss, str) or not self.loss:
+            raise ValueError(f"loss must be a loss name, got {self.loss!r}")
+        if self.regularizer is not None:
+            check_choice("regularizer", self.regularizer, REGULARIZERS)
+        check_float("regularizer_weight", self.regularizer_weight, 0.0)
+        check_choice("classify", self.classify, CLASSIFY_RULES)
+        for name in ("loss_params", "regularizer_params"):
+            if not isinstance(getattr(self, name), dict):
+                raise ValueError(f"{name} must be a dict, got {type(getattr(self, name)).__name__}")
+        object.__setattr__(self, "loss_params", dict(self.loss_params))
+        object.__setattr__(self, "regularizer_params", dict(self.regularizer_params))
+
+    def replace(self, **changes: Any) -> MethodConfig:
+        """A copy with some fields changed (validated again); unknown names raise ValueError."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {unknown}; "
+                             f"choose from: {', '.join(sorted(names))}")
+        return dataclasses.replace(self, **changes)
+
+    def hash_dict(self) -> dict[str, Any]:
+        """The fields that change results, as a JSON-friendly dict (for config hashes)."""
+        d = dataclasses.asdict(self)
+        for name in NOT_HASHED:
+            d.pop(name, None)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @property
+    def regularized(self) -> bool:
+        return self.regularizer is not None and self.regularizer_weight > 0

@@ -1,0 +1,101 @@
+"""``weight_transfer``: train a classifier on the source classes, re-head it, fine-tune.
+
+Recipe (Adapted Deep Embeddings, "weight transfer"):
+
+1. source phase: a classifier (embedder + linear layer over the source classes) is
+   trained with cross-entropy, early-stopped on the accuracy of a validation part held
+   out of every source class; the best weights are restored;
+2. target phase: the output layer is replaced by a fresh n-way layer and the network is
+   fine-tuned with cross-entropy on the target support (all weights, as the paper;
+   ``config.head_only=True`` trains only the new layer), early-stopped like ``scratch``;
+3. the queries are classified by the fine-tuned network.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+
+from dml_kit.data.core import Dataset
+from dml_kit.device import seed_everything
+from dml_kit.methods.common import (
+    CallbacksArg,
+    RunResult,
+    SourceModel,
+    build_embedder,
+    classifier_accuracy,
+    cross_entropy_step,
+    has_val,
+    holdout,
+    probe_subset,
+    scoring_classes,
+    shuffled_batches,
+)
+from dml_kit.methods.config import MethodConfig
+from dml_kit.methods.scratch import target_config
+from dml_kit.models import Classifier
+from dml_kit.training import TrainConfig, fit
+
+NAME = "weight_transfer"
+
+
+def train_source(source: Dataset, config: MethodConfig, *, seed: int,
+                 callbacks: CallbacksArg = None) -> SourceModel:
+    """Source phase: a classifier over ``source``'s classes, early-stopped on held-out
+    accuracy."""
+    start = time.perf_counter()
+    seed_everything(seed)
+    train, val = holdout(source, config.val_fraction, seed)
+    model = Classifier(build_embedder(source.input_shape, config), source.n_classes)
+    keep = torch.isin(val.y, scoring_classes(val, config.val_classes, seed))
+    val_x, val_y = val.x[keep], val.y[keep]
+
+    def batches(epoch: int):
+        for ix in shuffled_batches(len(train), config.batch_size, seed * 1000 + epoch,
+                                   config.batches_per_epoch):
+            yield train.x[ix], train.y[ix]
+
+    result = fit(model, batches, cross_entropy_step(model),
+                 TrainConfig(max_epochs=config.source_epochs, lr=config.source_lr,
+                             patience=config.source_patience),
+                 validate=lambda: classifier_accuracy(model, val_x, val_y),
+                 callbacks=callbacks, probe=probe_subset(val, seed=seed),
+                 embedder=model.embedder, phase="source", method=NAME, seed=seed,
+                 device=config.device, progress=config.progress)
+    return SourceModel(kind="classifier", model=model, train=result,
+                       val_score=result.best_score, seconds=time.perf_counter() - start,
+                       info={"n_source_classes": source.n_classes})
+
+
+def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,
+             callbacks: CallbacksArg = None) -> RunResult:
+    """Target phase: fresh n-way head, fine-tune on the support, classify the queries."""
+    start = time.perf_counter()
+    seed_everything(seed)
+    model = copy.deepcopy(source.model)
+    model.replace_head(task.n_way)
+    params = list(model.head.parameters()) if config.head_only else list(model.parameters())
+    sx, sy = task.support_x, task.support_y
+    vx, vy = (task.val_x, task.val_y) if has_val(task) else (sx, sy)
+
+    def batches(epoch: int):
+        for ix in shuffled_batches(len(sy), config.batch_size, seed * 1000 + epoch):
+            yield sx[ix], sy[ix]
+
+    train = fit(model, batches, cross_entropy_step(model), target_config(config),
+                validate=lambda: classifier_accuracy(model, vx, vy), parameters=params,
+                callbacks=callbacks, probe=(sx, sy), embedder=model.embedder,
+                phase="adapt", method=NAME, seed=seed, device=config.device,
+                progress=config.progress)
+    acc = classifier_accuracy(model, task.query_x, task.query_y)
+    return RunResult(method=NAME, accuracy=acc, n_way=task.n_way, k_shot=task.k_shot,
+                     seed=seed,
+                     metrics={"source_val_score": source.val_score or 0.0,
+                              "source_epochs": source.train.epochs,
+                              "target_epochs": train.epochs,
+                              "target_best_epoch": train.best_epoch},
+                     notes="head only" if config.head_only else "",
+                     target_seconds=time.perf_counter() - start,
+                     interrupted=train.interrupted or source.interrupted, model=model)

@@ -1,0 +1,65 @@
+"""``python -m dml_kit grid`` and ``report``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dml_kit.__main__ import main
+from dml_kit.experiments import ResultsStore
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ["grid", "--dataset", "digits", "--methods", "metric", "adapted_metric", "scratch",
+        "--k", "1", "3", "--n", "5", "--seeds", "1", "--executor", "serial", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_grid_then_report(tmp_path, capsys):
+    store = tmp_path / "r.sqlite"
+    assert main([*GRID, "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "adapted_metric" in out and "winner" in out and "mean error reduction" in out
+    assert len(ResultsStore(store)) == 6
+    assert main(["report", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "6 runs" in out and "mean error reduction" in out
+
+
+@pytest.mark.parametrize("args, name", [
+    (["--k", "0"], "k_values"), (["--methods", "magic"], "methods"),
+    (["--seeds", "0"], "seeds"), (["--n", "1"], "n_values"),
+])
+def test_invalid_grid_arguments_exit_2_naming_the_argument(tmp_path, capsys, args, name):
+    with pytest.raises(SystemExit) as exc:
+        main([*GRID, "--store", str(tmp_path / "r.sqlite"), *args])
+    assert exc.value.code == 2
+    assert name in capsys.readouterr().err
+
+
+def test_report_on_an_empty_store_fails_clearly(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--store", str(tmp_path / "none.sqlite")])
+    assert exc.value.code == 2 and "no records" in capsys.readouterr().err
+
+
+def test_module_entry_point(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "dml_kit", "report", "--store",
+                          str(tmp_path / "x.sqlite")], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 2 and "no records" in out.stderr
+    help_ = subprocess.run([sys.executable, "-m", "dml_kit", "grid", "--help"],
+                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert help_.returncode == 0 and "--preset" in help_.stdout

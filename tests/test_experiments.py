@@ -1,0 +1,269 @@
+"""Grid specs, the results store (round trip, no retraining, killed and concurrent
+writers), the grid runner and the report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dml_kit import experiments
+from dml_kit.experiments import GridSpec, ResultsStore, RunRecord, report, run_grid
+from dml_kit.experiments import grid as grid_module
+from dml_kit.metrics import error_reduction
+
+# a tiny digits grid: 5 source and 5 target classes, a small MLP, few epochs
+TINY = {"embedding_dim": 32, "hidden": (64,), "source_epochs": 3, "source_patience": 2,
+        "batch_classes": 5, "batch_per_class": 8, "batches_per_epoch": 10,
+        "episodes_per_epoch": 10, "target_epochs": 5, "target_patience": 3}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _record(i: int, **kw) -> RunRecord:
+    base = {"dataset": "digits", "method": "metric", "k": 1, "n": 5, "seed": i,
+            "accuracy": 0.5 + i / 1000, "config_hash": f"h{i}",
+            "metrics": {"acc_1nn": 0.5, "norm_cv": 0.1}, "notes": "x"}
+    base.update(kw)
+    return RunRecord(**base)
+
+
+# ---- specs -----------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, name", [
+    ({"methods": ["metric", "magic"]}, "methods"),
+    ({"k_values": [0, 5]}, "k_values"),
+    ({"n_values": [1]}, "n_values"),
+    ({"k_values": []}, "k_values"),
+    ({"seeds": 0}, "seeds"),
+    ({"seeds": [-1]}, "seeds"),
+    ({"dataset": "cifar1000"}, "dataset"),
+    ({"preset": "huge"}, "preset"),
+    ({"source": "elsewhere"}, "source"),
+    ({"target_lr": -1.0}, "target_lr"),
+    ({"bogus_field": 1}, "unknown config field"),
+])
+def test_invalid_grid_specs_name_the_argument(kwargs, name):
+    args = {"dataset": "digits", "methods": "all", "k_values": [1], "n_values": [5],
+            "seeds": 1}
+    args.update(kwargs)
+    dataset = args.pop("dataset")
+    with pytest.raises(ValueError, match=name):
+        GridSpec.create(dataset, **args)
+
+
+def test_run_grid_rejects_cells_the_data_cannot_fill(tmp_path):
+    store = tmp_path / "r.sqlite"
+    with pytest.raises(ValueError, match="k_values"):
+        run_grid("digits", ["scratch"], [500], [5], 1, store=store, executor="serial")
+    with pytest.raises(ValueError, match="n_values"):
+        run_grid("digits", ["scratch"], [1], [9], 1, store=store, executor="serial")
+    with pytest.raises(ValueError, match="executor"):
+        run_grid("digits", ["scratch"], [1], [5], 1, store=store, executor="threads")
+
+
+def test_spec_defaults_come_from_the_preset():
+    spec = GridSpec.create(preset="classroom")
+    assert spec.dataset == "glyphs" and spec.k_values == (1, 5, 10)
+    assert spec.n_values == (5, 10) and spec.seeds == (0, 1, 2)
+    assert len(spec.methods) == 6
+    assert spec.n_cells == 6 * 3 * 2 * 3
+
+
+def test_jobs_share_source_models():
+    spec = GridSpec.create("digits", "all", [1, 5], [3, 5], 2, **TINY)
+    jobs = grid_module.plan_jobs(spec, grid_module.grid_cells(spec))
+    kinds = pd.Series([j.source_kind for j in jobs]).value_counts(dropna=False)
+    # per seed: 1 classifier, 1 embedding, 1 scratch group; protonets per (seed, n, k)
+    assert kinds["classifier"] == 2 and kinds["embedding"] == 2 and kinds[None] == 2
+    assert kinds["protonet"] == 2 * 2 * 2
+    assert sum(len(j.cells) for j in jobs) == spec.n_cells
+    emb = [j for j in jobs if j.source_kind == "embedding"][0]
+    assert {c.method for c in emb.cells} == {"metric", "adapted_metric"}
+    paper = GridSpec.create("digits", "all", [1, 5], [3, 5], 2, source="paper", **TINY)
+    jobs = grid_module.plan_jobs(paper, grid_module.grid_cells(paper))
+    assert sum(j.source_kind == "embedding" for j in jobs) == 2 * 2  # per (seed, n)
+
+
+# ---- store -----------------------------------------------------------------------------
+def test_store_round_trip_and_no_duplicates(tmp_path):
+    store = ResultsStore(tmp_path / "sub" / "r.sqlite")
+    assert len(store) == 0 and store.to_frame().empty
+    assert store.add(_record(1))
+    assert not store.add(_record(1, accuracy=0.1))  # same hash: kept
+    assert store.get("h1").accuracy == pytest.approx(0.501)
+    assert store.add(_record(1, accuracy=0.1), replace=True)
+    got = store.get("h1")
+    assert got.accuracy == 0.1 and got.metrics == {"acc_1nn": 0.5, "norm_cv": 0.1}
+    store.add_many([_record(i) for i in range(2, 5)])
+    assert len(store) == 4 and store.done(["h2", "zz"]) == {"h2"} and "h3" in store
+    frame = store.to_frame(method="metric")
+    assert len(frame) == 4 and "m_acc_1nn" in frame
+    with pytest.raises(ValueError, match="unknown column"):
+        store.records(colour="red")
+    with sqlite3.connect(store.path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.delete("h4") and len(store) == 3
+
+
+_WRITER = textwrap.dedent("""
+    import sys
+    from dml_kit.experiments import ResultsStore, RunRecord
+    store = ResultsStore(sys.argv[1])
+    tag = sys.argv[2]
+    i = 0
+    while True:
+        store.add(RunRecord(dataset="digits", method="metric", k=1, n=5, seed=i,
+                            accuracy=0.5, config_hash=f"{tag}-{i}",
+                            metrics={f"m{j}": float(j) for j in range(50)},
+                            notes="n" * 2000, config="c" * 5000))
+        i += 1
+        if len(sys.argv) > 3 and i >= int(sys.argv[3]):
+            break
+""")
+
+
+def _writer(path, tag, count=None):
+    args = [sys.executable, "-c", _WRITER, str(path), tag] + ([str(count)] if count else [])
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_killed_writer_leaves_the_store_readable(tmp_path):
+    path = tmp_path / "r.sqlite"
+    ResultsStore(path)
+    proc = _writer(path, "a")
+    deadline = time.time() + 60
+    while time.time() < deadline and len(ResultsStore(path)) < 20:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = ResultsStore(path)
+    records = store.records()
+    assert len(records) >= 20
+    assert all(len(r.metrics) == 50 and len(r.config) == 5000 for r in records)
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.add(_record(10_000))  # still writable
+    assert "h10000" in store
+
+
+def test_concurrent_writers_do_not_lose_records(tmp_path):
+    path = tmp_path / "r.sqlite"
+    ResultsStore(path)
+    procs = [_writer(path, tag, 40) for tag in ("a", "b", "c")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    assert len(ResultsStore(path)) == 120
+
+
+# ---- grid ------------------------------------------------------------------------------
+def test_grid_runs_stores_and_does_not_retrain(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    frame = run_grid("digits", "all", [1, 3], [5], 1, store=store, executor="serial",
+                     progress=False, **TINY)
+    assert len(frame) == 12 and len(store) == 12
+    assert set(frame["method"]) == set(experiments.grid.METHODS)
+    assert (frame["accuracy"] > 0.3).all(), frame[["method", "k", "accuracy"]]
+    k1 = frame[(frame["method"] == "adapted_metric") & (frame["k"] == 1)]
+    assert k1["notes"].iloc[0] == "k=1: no adaptation (as in the paper)"
+    assert frame["version"].iloc[0] and frame["config_hash"].is_unique
+    # each source model is trained once: only the first cell of a job carries its time
+    emb = frame[frame["method"].isin(["metric", "adapted_metric"])]
+    assert (emb["source_seconds"] > 0).sum() == 1
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a stored cell was retrained")
+
+    monkeypatch.setattr(grid_module, "run_job", boom)
+    again = run_grid("digits", "all", [1, 3], [5], 1, store=store, executor="serial",
+                     progress=False, **TINY)
+    pd.testing.assert_frame_equal(again, frame)
+    with pytest.raises(AssertionError, match="retrained"):
+        run_grid("digits", ["metric"], [1], [5], 1, store=store, executor="serial",
+                 progress=False, force=True, **TINY)
+
+
+def test_process_executor_matches_serial(tmp_path):
+    kw = {"methods": ["metric", "adapted_protonet", "scratch"], "k_values": [2],
+          "n_values": [5], "seeds": [3], "progress": False, **TINY}
+    serial = run_grid("digits", store=tmp_path / "a.sqlite", executor="serial", **kw)
+    procs = run_grid("digits", store=tmp_path / "b.sqlite", executor="process",
+                     max_workers=2, **kw)
+    assert np.array_equal(serial["accuracy"].to_numpy(), procs["accuracy"].to_numpy())
+    assert list(serial["config_hash"]) == list(procs["config_hash"])
+
+
+@pytest.mark.slow
+def test_ray_executor(tmp_path):
+    """Ray (optional extra) with a local ray.init(); about a minute on 2 busy cores."""
+    ray = pytest.importorskip("ray")
+    kw = {"methods": ["metric", "scratch"], "k_values": [2], "n_values": [5], "seeds": [0],
+          "progress": False, **TINY}
+    serial = run_grid("digits", store=tmp_path / "a.sqlite", executor="serial", **kw)
+    try:
+        via_ray = run_grid("digits", store=tmp_path / "b.sqlite", ray_address="local",
+                           max_workers=2, **kw)
+    finally:
+        ray.shutdown()
+    assert np.array_equal(serial["accuracy"].to_numpy(), via_ray["accuracy"].to_numpy())
+
+
+# ---- report ----------------------------------------------------------------------------
+def _frame() -> pd.DataFrame:
+    acc = {  # (k, n) -> method -> accuracy
+        (1, 5): {"scratch": 0.3, "weight_transfer": 0.4, "metric": 0.7, "protonet": 0.6,
+                 "adapted_metric": 0.7, "adapted_protonet": 0.6},
+        (5, 5): {"scratch": 0.5, "weight_transfer": 0.6, "metric": 0.8, "protonet": 0.82,
+                 "adapted_metric": 0.9, "adapted_protonet": 0.85},
+    }
+    rows = [{"dataset": "glyphs", "method": m, "k": k, "n": n, "seed": s,
+             "accuracy": a + (0.01 if s else -0.01), "config_hash": f"{m}{k}{n}{s}",
+             "preset": "classroom", "created": float(s)}
+            for (k, n), d in acc.items() for m, a in d.items() for s in (0, 1)]
+    return pd.DataFrame(rows)
+
+
+def test_report_winners_and_error_reduction():
+    rep = report(_frame())
+    assert rep.accuracy.loc[(5, 5), "adapted_metric"] == pytest.approx(0.9)
+    assert rep.winner.loc[(5, 5)] == "adapted_metric"
+    assert rep.comparison.loc[(5, 5), "best_non_adapted"] == "protonet"
+    expected = error_reduction([0.7, 0.82], [0.7, 0.9])
+    assert rep.error_reduction == pytest.approx(expected)
+    assert rep.facts["embedding_beats_baselines"] == (2, 2)
+    assert rep.facts["adapted_at_least_best"] == (2, 2)
+    text = rep.to_text()
+    assert "mean error reduction" in text and "adapted_metric" in text and "34%" in text
+
+
+def test_report_errors(tmp_path):
+    with pytest.raises(ValueError, match="no records"):
+        report(ResultsStore(tmp_path / "empty.sqlite"))
+    two = pd.concat([_frame(), _frame().assign(dataset="digits")])
+    with pytest.raises(ValueError, match="dataset is required"):
+        report(two)
+    with pytest.raises(ValueError, match="no records for dataset"):
+        report(two, dataset="mnist")
+    assert report(two, dataset="digits").dataset == "digits"
+
+
+def test_default_store_lives_in_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("DML_KIT_DATA", str(tmp_path))
+    assert experiments.default_path() == tmp_path / "results.sqlite"
+    assert ResultsStore().path == tmp_path / "results.sqlite"
+    assert os.path.exists(tmp_path / "results.sqlite")

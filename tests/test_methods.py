@@ -1,0 +1,137 @@
+"""The six methods on a tiny seeded digits task: they learn, are deterministic, share
+source models, handle k = 1 and interrupts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dml_kit import data, methods
+from dml_kit.callbacks import Callback, HistoryCallback
+from dml_kit.methods import K1_NOTE, MethodConfig, SourceModel
+
+TINY = MethodConfig(embedding_dim=32, hidden=(64,), source_epochs=6, source_patience=3,
+                    source_lr=2e-3, batch_classes=5, batch_per_class=8, batch_size=64,
+                    batches_per_epoch=15, episodes_per_epoch=15, query_per_class=5,
+                    target_epochs=30, target_patience=10, target_lr=5e-3)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return data.domain_split(data.load("digits"), target_fraction=0.5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def task(split):
+    return data.kshot_task(split.target, n_way=5, k_shot=5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def sources(split):
+    torch.set_num_threads(1)
+    return {kind: methods.train_source(kind, split.source, TINY, n_way=5, k_shot=5, seed=0)
+            for kind in ("classifier", "embedding", "protonet")}
+
+
+@pytest.mark.parametrize("name", methods.available())
+def test_each_method_learns(name, split, task, sources):
+    kind = methods.get(name).source_kind
+    result = methods.run(name, task, sources.get(kind) if kind else None, TINY, seed=0)
+    assert result.method == name and result.n_way == 5 and result.k_shot == 5
+    assert result.accuracy > 0.5, f"{name}: {result.accuracy:.3f} (chance 0.2)"
+    assert not result.interrupted
+
+
+def test_embedding_methods_report_both_rules(task, sources):
+    result = methods.run("metric", task, sources["embedding"], TINY)
+    assert {"acc_1nn", "acc_prototype", "norm_mean", "norm_cv"} <= set(result.metrics)
+    assert result.accuracy == result.metrics["acc_1nn"]
+    proto = methods.run("metric", task, sources["embedding"], TINY, classify="prototype")
+    assert proto.accuracy == proto.metrics["acc_prototype"]
+
+
+def test_same_seed_same_result(split, task):
+    runs = [methods.run("adapted_metric", task, split.source, TINY, seed=1) for _ in range(2)]
+    assert runs[0].accuracy == runs[1].accuracy
+    for p, q in zip(runs[0].model.parameters(), runs[1].model.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert runs[0].source_seconds > 0
+
+
+def test_adaptation_does_not_touch_the_shared_source(task, sources):
+    before = [p.detach().clone() for p in sources["embedding"].model.parameters()]
+    methods.run("adapted_metric", task, sources["embedding"], TINY)
+    methods.run("weight_transfer", task, sources["classifier"], TINY)
+    for p, q in zip(sources["embedding"].model.parameters(), before, strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("hybrid, parent, kind", [
+    ("adapted_metric", "metric", "embedding"), ("adapted_protonet", "protonet", "protonet")])
+def test_k1_hybrid_equals_parent(split, sources, hybrid, parent, kind):
+    task1 = data.kshot_task(split.target, n_way=5, k_shot=1, seed=0)
+    h = methods.run(hybrid, task1, sources[kind], TINY)
+    p = methods.run(parent, task1, sources[kind], TINY)
+    assert h.accuracy == p.accuracy and h.notes == K1_NOTE and h.method == hybrid
+
+
+def test_regularizer_and_other_losses(split, task):
+    cfg = TINY.replace(source_epochs=2)
+    for overrides in ({"regularizer": "sec", "regularizer_weight": 1.0},
+                      {"loss": "triplet"}, {"loss": "proxy_anchor"}):
+        result = methods.run("adapted_metric", task, split.source, cfg, **overrides)
+        assert 0.0 <= result.accuracy <= 1.0
+    result = methods.run("adapted_protonet", task, split.source, cfg, regularizer="ring",
+                         regularizer_weight=0.1)
+    assert result.accuracy > 0.2
+
+
+def test_head_only_weight_transfer_keeps_the_body(task, sources):
+    result = methods.run("weight_transfer", task, sources["classifier"], TINY, head_only=True)
+    src = sources["classifier"].model.embedder.state_dict()
+    for k, v in result.model.embedder.state_dict().items():
+        assert torch.equal(v, src[k])
+    assert result.notes == "head only"
+
+
+def test_callbacks_see_source_then_adapt(split, task):
+    history = HistoryCallback()
+    methods.run("adapted_protonet", task, split.source, TINY.replace(source_epochs=2),
+                callbacks=[history])
+    assert history.phases == ["source", "adapt"]
+    assert history.epochs[0]["norm_mean"] > 0
+
+
+def test_interrupt_in_adaptation_is_marked(task, sources):
+    class Stop(Callback):
+        def on_step(self, event):
+            if event.phase == "adapt" and event.step == 3:
+                raise KeyboardInterrupt
+
+    result = methods.run("adapted_metric", task, sources["embedding"], TINY,
+                         callbacks=[Stop()])
+    assert result.interrupted and 0.0 <= result.accuracy <= 1.0
+
+
+def test_errors_name_the_problem(task, sources):
+    with pytest.raises(ValueError, match="unknown method 'hybrid'"):
+        methods.run("hybrid", task)
+    with pytest.raises(ValueError, match="source is required"):
+        methods.run("metric", task)
+    with pytest.raises(ValueError, match="needs a 'embedding'"):
+        methods.run("metric", task, sources["protonet"])
+    with pytest.raises(ValueError, match="regularizer"):
+        TINY.replace(regularizer="l7")
+    with pytest.raises(ValueError, match="classify"):
+        TINY.replace(classify="knn")
+    with pytest.raises(ValueError, match="unknown config field"):
+        TINY.replace(epochs=3)
+    assert isinstance(sources["embedding"], SourceModel)
