@@ -9,7 +9,9 @@ runner and the report.
 * :mod:`~dml_kit.experiments.grid`: :func:`run_grid` (local processes, serial or Ray;
   source models shared across methods and tasks);
 * :mod:`~dml_kit.experiments.report`: :func:`report` (per-condition accuracies, winners,
-  mean error reduction of the best adapted vs the best non-adapted method).
+  mean error reduction of the best adapted vs the best non-adapted method);
+* :mod:`~dml_kit.experiments.shift_study`: :func:`generalisation_study` (ooDML: zero-shot
+  and few-shot Recall@1 / MAP@R along a ladder of shift splits).
 
 Example::
 
@@ -30,9 +32,10 @@ from dml_kit.experiments.config import (
 )
 from dml_kit.experiments.grid import Cell, Job, cell_hash, grid_cells, plan_jobs, run_grid
 from dml_kit.experiments.report import Report, report
+from dml_kit.experiments.shift_study import generalisation_study
 from dml_kit.experiments.store import ResultsStore, RunRecord, default_path, records_frame
 
 __all__ = ["PRESETS", "Cell", "GridSpec", "Job", "Preset", "Report", "ResultsStore",
-           "RunRecord", "SourceSpec", "cell_hash", "default_path", "get_preset",
-           "grid_cells", "plan_jobs", "records_frame", "report", "resolve_methods",
-           "resolve_seeds", "run_grid"]
+           "RunRecord", "SourceSpec", "cell_hash", "default_path", "generalisation_study",
+           "get_preset", "grid_cells", "plan_jobs", "records_frame", "report",
+           "resolve_methods", "resolve_seeds", "run_grid"]
