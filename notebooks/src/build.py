@@ -24,8 +24,9 @@ def build(src: Path) -> nbformat.NotebookNode:
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                   "language": "python"},
                    "language_info": {"name": "python"}}
-    for cell in nb.cells:
+    for index, cell in enumerate(nb.cells):
         cell.metadata = {}
+        cell.id = f"cell-{index:02d}"  # stable ids: rebuilding does not churn the diff
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     return nb
