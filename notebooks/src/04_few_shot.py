@@ -1,0 +1,211 @@
+# %% [markdown]
+# # 04 · Few-shot learning: train on tasks that look like the test
+#
+# > The metric embedding of notebook 03 was trained on batches of many classes, then used
+# > on 5-way 1-shot tasks. Why not train it on 5-way 1-shot tasks in the first place?
+#
+# That is the idea of **few-shot learning** by *episodes* (Vinyals et al. 2016): during
+# source training, every step is a small task, an **episode**, with $n$ classes, $k$
+# support and $q$ query examples each, and the network is rewarded for classifying the
+# episode's queries from its support. The most influential method of this kind is the
+# **prototypical network** (Snell et al. 2017), the few-shot method of Scott et al.
+
+# %%
+from types import SimpleNamespace
+
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+from ipywidgets import IntSlider, VBox
+
+import dml_kit as dk
+from dml_kit.settings import pick
+
+DATASET = "glyphs"   # or "omniglot" / "mnist" with dk.data.load(DATASET, download=True)
+split = dk.data.domain_split(dk.data.load(DATASET), seed=0)
+source = split.source.select_classes(range(pick(150, 40)))    # a subset: CPU-sized
+config = dk.experiments.PRESETS["classroom"].config.replace(
+    source_epochs=pick(4, 2), source_patience=4, episodes_per_epoch=pick(30, 6),
+    query_per_class=5)
+
+# %% [markdown]
+# ## Episodes
+#
+# An `EpisodeSampler` draws episodes from the *source* labels: $n$ random classes,
+# $k + q$ random examples of each, split into support and queries, labels renamed
+# $0 \dots n-1$. Each episode is a miniature of the target task.
+
+# %%
+sampler = dk.data.EpisodeSampler(source.y, n_way=5, k_shot=1, q_query=3, n_episodes=3,
+                                 seed=0)
+episodes = list(sampler)
+ep = episodes[0]
+print(*episodes, sep="\n")
+view = SimpleNamespace(support_x=source.x[ep.support_idx], support_y=ep.support_y,
+                       query_x=source.x[ep.query_idx], query_y=ep.query_y,
+                       class_names=[source.class_names[c] for c in ep.classes])
+dk.viz.task_gallery(view, n_query=3, title="One 5-way 1-shot training episode")
+
+# %% [markdown]
+# ## Prototypical networks
+#
+# Embed the support; the **prototype** of class $j$ is the mean of its $k$ support
+# embeddings,
+# $$c_j = \frac{1}{k} \sum_{(x_i, y_i) \in S,\; y_i = j} f_\theta(x_i).$$
+# A query $x$ gets a softmax over the negative squared distances to the prototypes,
+# $$p(y = j \mid x) = \frac{\exp(-\lVert f_\theta(x) - c_j \rVert^2)}
+#   {\sum_{j'} \exp(-\lVert f_\theta(x) - c_{j'} \rVert^2)},$$
+# and the loss of an episode is the mean negative log-probability of the queries' true
+# classes. At test time the same rule classifies the target queries: **nearest
+# prototype**. With $k = 1$ the prototype *is* the support example, so nearest prototype
+# and 1-NN coincide; with more shots the mean averages out the quirks of single examples.
+
+# %% [markdown]
+# ## Exercise: the prototypical loss
+#
+# Write `prototypical_loss(support_emb, support_y, query_emb, query_y)` returning the mean
+# loss over the queries as a 0-d tensor. Labels are `0 .. n-1`.
+#
+# *Hint:* stack the class means into an `(n, D)` tensor, compute `(Q, n)` squared
+# distances, and hand their negatives to `torch.nn.functional.cross_entropy` as logits.
+
+# %%
+def prototypical_loss(support_emb, support_y, query_emb, query_y):
+    # your code here
+    raise NotImplementedError
+
+
+dk.exercises.check("prototypical_loss", prototypical_loss)
+
+# %% [markdown]
+# ## Train a protonet on source episodes
+#
+# Scott et al. train with episodes shaped like the target task (here 5-way 5-shot, five
+# queries per class) and stop when the prototype accuracy on held-out source examples
+# stops improving.
+
+# %%
+history = dk.callbacks.HistoryCallback()
+protonet = dk.methods.train_source("protonet", source, config, n_way=5, k_shot=5,
+                                   callbacks=[history])
+print(f"source validation accuracy {protonet.val_score:.3f} after "
+      f"{protonet.train.epochs} epochs ({protonet.seconds:.0f} s)")
+dk.viz.learning_curves(history.epochs, history.steps, title="Protonet: source episodes")
+
+# %% [markdown]
+# ## Nearest-prototype classification on the target
+#
+# The trained network is frozen. For a target task we embed the support and the queries,
+# compute the prototypes, and classify. The method `protonet` does exactly this; we also
+# compare with 1-NN in the same embedding (same squared Euclidean distance) and with
+# 1-NN on pixels.
+#
+# **Predict first:** at $k = 1$ the prototype rule and 1-NN are the same rule. How far
+# apart will they be at $k = 10$, and which one wins?
+
+# %%
+def scores(task):
+    s, q = (dk.metrics.embed(protonet.model, x) for x in (task.support_x, task.query_x))
+    return {"nearest prototype": dk.metrics.prototype_accuracy(s, task.support_y, q,
+                                                               task.query_y),
+            "1-NN (embedding)": dk.metrics.knn_accuracy(s, task.support_y, q, task.query_y,
+                                                        distance="sqeuclidean"),
+            "1-NN (pixels)": dk.metrics.knn_accuracy(
+                task.support_x.flatten(1), task.support_y, task.query_x.flatten(1),
+                task.query_y)}
+
+
+rows = [{"method": name, "k": k, "seed": seed, "accuracy": acc}
+        for k in [1, 2, 5, 10] for seed in range(pick(5, 2))
+        for name, acc in scores(dk.data.kshot_task(split.target, 5, k, seed=seed)).items()]
+results = pd.DataFrame(rows)
+fig = dk.viz.accuracy_vs_k(results, title=f"{DATASET}, 5-way: frozen protonet on new classes")
+fig.add_hline(y=1 / 5, line_dash="dot", annotation_text="chance")
+fig
+
+# %%
+task = dk.data.kshot_task(split.target, n_way=5, k_shot=5, seed=0)
+run = dk.methods.run("protonet", task, protonet, config)
+print(f"dk.methods.run('protonet'): {run.accuracy:.3f}; by hand: "
+      f"{scores(task)['nearest prototype']:.3f}")
+
+# %% [markdown]
+# ## Play: prototypes and queries
+#
+# The figure shows a target task in the protonet's embedding (PCA to 2-D): the queries as
+# dots, the prototypes as stars. The slider sets $k$; each value draws a new support set
+# and recomputes the prototypes, with no retraining.
+#
+# **Predict first:** as $k$ grows, where do the stars move relative to the clouds of
+# queries of their class?
+
+# %%
+def prototype_view(k, seed=0):
+    t = dk.data.kshot_task(split.target, n_way=5, k_shot=k, n_query=15, seed=seed)
+    s, q = (dk.metrics.embed(protonet.model, x) for x in (t.support_x, t.query_x))
+    protos = torch.stack([s[t.support_y == j].mean(0) for j in range(t.n_way)])
+    xy = dk.viz.pca_2d(torch.cat([q, protos]))
+    acc = dk.metrics.prototype_accuracy(s, t.support_y, q, t.query_y)
+    fig = dk.viz.projection_scatter(xy[:len(q)], t.query_y, t.class_names,
+                                    title=f"{k}-shot prototypes (stars): accuracy {acc:.2f}")
+    fig.add_trace(go.Scatter(x=xy[len(q):, 0], y=xy[len(q):, 1], mode="markers",
+                             name="prototypes", marker=dict(symbol="star", size=18,
+                                                            color=dk.viz.palette(t.n_way),
+                                                            line=dict(width=1))))
+    return fig, acc
+
+
+k_slider = IntSlider(value=1, min=1, max=10, description="k (shots)", continuous_update=False)
+view_fig = go.FigureWidget(prototype_view(k_slider.value)[0])
+view_acc = {}
+
+
+def on_k(change):
+    new, view_acc[change["new"]] = prototype_view(change["new"])
+    with view_fig.batch_update():
+        for trace, fresh in zip(view_fig.data, new.data, strict=True):
+            trace.x, trace.y = fresh.x, fresh.y
+        view_fig.layout.title = new.layout.title
+
+
+k_slider.observe(on_k, names="value")
+VBox([k_slider, view_fig])
+
+# %% [markdown]
+# ### What you see
+#
+# * The protonet was never shown a target class, yet it classifies them far above chance
+#   (and, at the default setting, above 1-NN on pixels, most clearly at small k): like
+#   the metric embedding of notebook 03, it learned *how to compare*, which transfers.
+# * More shots give better prototypes: the stars settle in the middle of their clouds.
+# * Which rule wins at $k = 10$ here, prototype or 1-NN? The prototype rule assumes that
+#   each class is one round cloud around its mean, which is what the protonet loss trains
+#   for; after a short training the clouds can still be elongated or split, and then the
+#   nearest single example may be the better guide.
+# * The next notebook asks the obvious follow-up: the support set is labelled, so why not
+#   also *train* on it? The **adapted** methods fine-tune the embedding on the target's
+#   support, and Scott et al. find they beat everything else.
+#
+# ## Check (the course runs these cells in CI)
+
+# %%
+def shown(fig) -> str:
+    """A fingerprint of what a figure currently draws."""
+    return str([trace.to_plotly_json() for trace in fig.data])[:20000]
+
+
+before = shown(view_fig)
+k_slider.value = 5
+assert shown(view_fig) != before and 5 in view_acc        # the view followed the slider
+assert "5-shot" in view_fig.layout.title.text
+assert len(view_fig.data) == 5 + 1                           # five classes + prototypes
+
+# %%
+mean = results.groupby(["method", "k"])["accuracy"].mean().unstack()
+assert results["accuracy"].between(0, 1).all()
+assert abs(run.accuracy - scores(task)["nearest prototype"]) < 1e-9   # the method = by hand
+one = results[results["k"] == 1].pivot_table(index="seed", columns="method", values="accuracy")
+assert (one["nearest prototype"] - one["1-NN (embedding)"]).abs().max() < 1e-9   # same at k=1
+assert (mean.loc["nearest prototype"] > 1 / 5).all()                    # far from chance
+assert mean.loc["nearest prototype", 10] >= mean.loc["nearest prototype", 1] - 0.02
+mean.round(3)
