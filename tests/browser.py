@@ -204,8 +204,9 @@ class LabServer:
         return f"http://127.0.0.1:{self.port}"
 
     def url(self, notebook: str) -> str:
-        """The address that opens ``notebook`` (relative to the root) in JupyterLab."""
-        return f"{self.base_url}/lab/tree/{notebook}?token={self.token}"
+        """The address that opens ``notebook`` (relative to the root) in JupyterLab, in a
+        reset workspace (so tabs of an earlier test do not come back and hide it)."""
+        return f"{self.base_url}/lab/tree/{notebook}?reset&token={self.token}"
 
     def environment(self) -> dict[str, str]:
         """The server's environment: every Jupyter folder isolated, fast notebooks."""
@@ -393,9 +394,25 @@ class NotebookSession:
                            f"(status {self.kernel_status()!r})")
 
     def prompts(self) -> list[str]:
-        """The input prompts of the code cells ("[3]:", "[*]:", "[ ]:")."""
-        return [p.strip() for p in self.page.locator(
-            ".jp-CodeCell .jp-InputPrompt").all_inner_texts()]
+        """The input prompts of the code cells ("[3]", "[*]", "[ ]"), read from the notebook
+        model: JupyterLab 4 windows long notebooks, so off-screen prompts are not in the
+        DOM's rendered text."""
+        prompts = self.page.evaluate(
+            """() => {
+                const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                const cells = w && w.content && w.content.model ? w.content.model.cells : [];
+                const out = [];
+                for (let i = 0; i < cells.length; i++) {
+                    const c = cells.get(i);
+                    if (c.type !== 'code') continue;
+                    if (c.executionState === 'running') { out.push('[*]'); continue; }
+                    const n = c.executionCount;
+                    out.push(n === null || n === undefined ? '[ ]' : '[' + n + ']');
+                }
+                return out;
+            }"""
+        )
+        return [str(p) for p in prompts]
 
     def run_all(self, timeout: float) -> float:
         """Run all cells from the *Run* menu and wait until every code cell has run.
@@ -403,7 +420,8 @@ class NotebookSession:
         Returns the seconds it took. Fails if a cell raised (Run All stops there).
         """
         start = time.monotonic()
-        self.page.locator(".jp-Notebook").first.click(position={"x": 5, "y": 5})
+        self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook").first.click(
+            position={"x": 5, "y": 5})
         try:
             self.page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             item = self.page.locator(".lm-Menu .lm-Menu-item").filter(
