@@ -239,16 +239,21 @@ def projection_scatter(points: Any, labels: Any, class_names: Sequence[str] | No
         raise ValueError(f"labels must be (N,) with N={pts.shape[0]}, got {lab.shape}")
     idx = np.arange(pts.shape[0]) if indices is None else as_numpy(indices, np.int64)
     names = _class_names(lab, class_names)
-    colors = palette(len(names))
+    # colour the classes that are present with the qualitative palette, in order, so a
+    # probe set of 10 classes out of 600 still gets 10 clearly different colours
+    present = np.unique(lab)
+    rank = {int(c): i for i, c in enumerate(present)}
+    shades = palette(len(present))
     fig = _new_figure(widget)
     for c, name in enumerate(names[: int(lab.max()) + 1 if lab.size else 0]):
         m = lab == c
+        color = shades[rank[c]] if c in rank else "#bbbbbb"
         custom = np.empty((int(m.sum()), 2), dtype=object)
         custom[:, 0] = idx[m]
         custom[:, 1] = name
         fig.add_trace(go.Scatter(
             x=pts[m, 0], y=pts[m, 1], mode="markers", name=name,
-            marker=dict(size=marker_size, color=colors[c], line=dict(width=0.5, color="white")),
+            marker=dict(size=marker_size, color=color, line=dict(width=0.5, color="white")),
             customdata=custom,
             hovertemplate="class %{customdata[1]}<br>index %{customdata[0]}<extra></extra>"))
     if thumbnails is not None:
