@@ -1,0 +1,208 @@
+# %% [markdown]
+# # 08 · Capstone: design your own study
+#
+# You have met every piece: k-shot tasks (01), weight transfer (02), metric learning
+# (03), few-shot learning (04), the adapted hybrids and the full comparison (05),
+# embedding norms and SEC (06), distribution shift (07). Now you run the loop a
+# researcher runs:
+#
+# > **question → prediction → design → run → report → conclusion**
+#
+# The notebook walks you through it with a worked example you can keep or replace:
+#
+# > *Does the spherical embedding constraint (06) help the adapted embedding (05), and
+# > does the answer depend on k?*
+#
+# Other questions the kit can answer in a few minutes:
+#
+# * Which embedding loss transfers best: `histogram` (the paper's), `triplet`,
+#   `contrastive`, `multi_similarity`, `proxy_anchor`? (`loss=...`)
+# * Does the ranking of the six methods on `glyphs` hold on `digits`?
+# * Weight transfer fine-tunes every layer; is `head_only=True` better at k = 1?
+# * How many seeds does it take before a 1-point difference means anything?
+
+# %%
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+import dml_kit as dk
+from dml_kit import experiments
+from dml_kit.settings import fast_mode, pick
+
+# %% [markdown]
+# ## Step 1: the question and your prediction
+#
+# Write them down **before** you run anything (double-click this cell to edit):
+#
+# * **Question:** does SEC (weight 1) change the accuracy of `metric` and
+#   `adapted_metric`, and does the effect depend on k?
+# * **My prediction:** ...
+# * **What result would change my mind?** ...
+#
+# ## Step 2: the design
+#
+# A good small study changes **one thing** between its variants and keeps the rest
+# fixed; repeats every cell over several **seeds** (new tasks, new initialisations);
+# and keeps the methods that tell the story (a baseline to beat, the method in question).
+# The grid runner varies method × k × n × seed; the **variants** are settings that
+# differ between whole grids (any `MethodConfig` field, see `dk.methods.MethodConfig?`).
+
+# %%
+STUDY = dict(
+    dataset="digits",                       # "glyphs" for the real thing (slower)
+    methods=["weight_transfer", "metric", "adapted_metric"],
+    k_values=[1, 5, 10],
+    n_values=[5],                           # digits has 5 target classes
+    seeds=pick(3, 2),
+)
+VARIANTS = {                                # name -> MethodConfig changes
+    "plain": {},
+    "SEC": {"regularizer": "sec", "regularizer_weight": 1.0},
+}
+TRAINING = dict(source_epochs=pick(4, 1), target_epochs=pick(30, 10))  # short, for class
+n_cells = len(VARIANTS) * len(STUDY["methods"]) * len(STUDY["k_values"]) * len(
+    STUDY["n_values"]) * STUDY["seeds"]
+print(f"{n_cells} runs")
+
+# %% [markdown]
+# ## Step 3: run it
+#
+# Every run lands in the results store (under `data/`; a throw-away one in CI), keyed by
+# its settings: rerun the cell and it reads the store instead of training. `executor`
+# `"serial"` suits tiny `digits`; use `"process"` (both CPU cores) for `glyphs`.
+
+# %%
+store = experiments.ResultsStore(
+    Path(tempfile.mkdtemp()) / "results.sqlite" if fast_mode() else None)  # default: data/
+frames = []
+for variant, changes in VARIANTS.items():
+    frame = experiments.run_grid(**STUDY, preset="classroom", store=store, executor="serial",
+                                 progress=False, **TRAINING, **changes)
+    frames.append(frame.assign(variant=variant))
+results = pd.concat(frames, ignore_index=True)
+results[["variant", "method", "k", "n", "seed", "accuracy"]].head()
+
+# %% [markdown]
+# ## Step 4: report
+#
+# First the table a paper would print: mean accuracy ± standard deviation over seeds.
+
+# %%
+summary = results.groupby(["method", "variant", "k"])["accuracy"].agg(["mean", "std"])
+(100 * summary).round(1).unstack("k")
+
+# %% [markdown]
+# A difference of means is only news when it is larger than the seed-to-seed spread.
+# Because both variants see the **same** tasks for a given seed, we can pair them: the
+# per-seed difference (SEC − plain), its mean, and in how many seeds SEC was ahead.
+
+# %%
+paired = results.pivot_table(index=["method", "k", "seed"], columns="variant",
+                             values="accuracy")
+paired["diff"] = paired[list(VARIANTS)[1]] - paired[list(VARIANTS)[0]]
+effect = paired.groupby(["method", "k"])["diff"].agg(
+    mean="mean", std="std", ahead=lambda d: f"{(d > 0).sum()}/{len(d)}")
+effect.round(3)
+
+# %% [markdown]
+# Look at `weight_transfer`: its difference is exactly 0 in every seed. SEC acts on
+# embeddings, and weight transfer trains none, so it is the study's built-in **control**:
+# had it moved, something other than SEC would differ between the variants. A good
+# design has such a control.
+#
+# The same runs in the grid browser: filter methods, switch the heatmap to error
+# reduction. Each method appears once per variant (`method · variant`).
+
+# %%
+browsable = results.assign(method=results["method"] + " · " + results["variant"])
+browser = dk.widgets.GridBrowser(browsable)
+browser
+
+# %% [markdown]
+# ## Step 5: a metric you can trust — exercise
+#
+# Accuracy on k-shot tasks is the paper's score; retrieval work (ooDML, SEC) reports
+# **Recall@1**: for every embedding, is its nearest *other* embedding (cosine
+# similarity) of the same class? Write `my_recall_at_1(embeddings, labels)` → a float
+# in [0, 1]. Leave each point out of its own neighbour list.
+
+# %%
+def my_recall_at_1(embeddings, labels) -> float:
+    # your code here
+    raise NotImplementedError
+
+
+dk.exercises.check("recall_at_1", my_recall_at_1)
+
+# %% [markdown]
+# Then use it: embed the queries of one target task with a `metric` model and compare
+# your number with the library's.
+
+# %%
+split = dk.data.domain_split(dk.data.load(STUDY["dataset"]), seed=0)
+task = dk.data.kshot_task(split.target, n_way=5, k_shot=5, seed=0)
+run = dk.methods.run("metric", task, split.source,
+                     experiments.PRESETS["classroom"].config.replace(**TRAINING), seed=0)
+emb = dk.metrics.embed(run.model, task.query_x)
+library_r1 = dk.metrics.recall_at_k(emb, task.query_y, ks=(1,))[1]
+try:
+    print(f"Recall@1 of the queries: yours {my_recall_at_1(emb, task.query_y):.3f}, "
+          f"library {library_r1:.3f}")
+except NotImplementedError:
+    print(f"Recall@1 of the queries (library): {library_r1:.3f}; write yours above")
+
+# %% [markdown]
+# ## Step 6: your conclusion
+#
+# Answer your question in two sentences, with numbers, and say how sure you are (how
+# many seeds agreed?). Then ask what would make the answer stronger: more seeds, the
+# `glyphs` dataset, larger k, longer training, another loss.
+#
+# ## What the three papers teach together
+#
+# | paper | finding | where you saw it |
+# |---|---|---|
+# | *Adapted Deep Embeddings* (Scott, Ridgeway & Mozer, 2018) | start new classes from an **embedding**, not a classifier, and **adapt** it on the k examples | 05: the hybrids win at every k; weight transfer trails at small k |
+# | *Spherical Embedding Constraint* (Zhang, Li & Zhang, 2020) | under angular losses the **norm** sets the step size; keep norms equal with one cheap term | 06: gradient ∝ 1/‖f‖, narrower norm histograms with SEC |
+# | *ooDML* (Milbich, Roth et al., 2021) | "unseen classes" vary in **how far** they are; measure it (FD) and test along a ladder | 07: Recall@1 falls with FD; a few labels help most where the shift is largest |
+#
+# Read together, they describe one pipeline for new classes with few labels:
+#
+# 1. learn an **embedding** on what you have, with a loss that compares examples;
+# 2. keep its geometry healthy while it trains (**SEC**: equal norms, even learning);
+# 3. **measure** how far the new classes are from the old ones before trusting
+#    zero-shot numbers;
+# 4. when you get k labelled examples of the new classes, **adapt** the embedding on
+#    them; the further the shift, the more those k examples are worth.
+#
+# ### Check (the course runs these cells in CI)
+
+# %%
+def snapshot(fig) -> str:
+    """A fingerprint of what a figure currently draws."""
+    return str([trace.to_plotly_json() for trace in fig.data])
+
+
+assert browser.error is None, browser.error
+before = snapshot(browser.heatmap), snapshot(browser.curves)
+browser.methods.value = tuple(m for m in browser.methods.options if "metric" in m)
+assert snapshot(browser.heatmap) != before[0] and snapshot(browser.curves) != before[1]
+assert set(browser.filtered["method"]) == set(browser.methods.value)
+browser.mode.value = "error reduction"
+assert browser.error is None, browser.error
+print("the browser follows its filters")
+
+# %%
+assert len(results) == n_cells, (len(results), n_cells)
+assert results["accuracy"].between(0, 1).all()
+k1 = paired.xs(1, level="k")
+assert (k1.loc["adapted_metric"] == k1.loc["metric"]).all().all()  # k=1: the hybrid is its parent
+chance = 1 / max(STUDY["n_values"])
+metric_acc = summary.loc["metric"]["mean"]
+assert (metric_acc > chance + 0.2).all(), summary                  # well above chance
+assert 0 <= library_r1 <= 1 and run.accuracy > chance
+print(f"{len(results)} runs; metric accuracy {metric_acc.min():.2f}-{metric_acc.max():.2f} "
+      f"(chance {chance:.2f}); "
+      f"query Recall@1 {library_r1:.3f}")
