@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from dml_kit.__main__ import main
 from dml_kit.experiments import ResultsStore
@@ -16,14 +15,6 @@ from dml_kit.experiments import ResultsStore
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["grid", "--dataset", "digits", "--methods", "metric", "adapted_metric", "scratch",
         "--k", "1", "3", "--n", "5", "--seeds", "1", "--executor", "serial", "--no-progress"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_grid_then_report(tmp_path, capsys):

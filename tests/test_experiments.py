@@ -14,7 +14,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from dml_kit import experiments
 from dml_kit.experiments import GridSpec, ResultsStore, RunRecord, report, run_grid
@@ -25,14 +24,6 @@ from dml_kit.metrics import error_reduction
 TINY = {"embedding_dim": 32, "hidden": (64,), "source_epochs": 3, "source_patience": 2,
         "batch_classes": 5, "batch_per_class": 8, "batches_per_epoch": 10,
         "episodes_per_epoch": 10, "target_epochs": 5, "target_patience": 3}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _record(i: int, **kw) -> RunRecord:

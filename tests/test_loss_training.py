@@ -54,15 +54,6 @@ def _views(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return (x + 0.1 * torch.randn(x.shape, generator=g)) * keep
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids oversubscription."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     return _load("digits")

@@ -16,14 +16,6 @@ TINY = MethodConfig(embedding_dim=32, hidden=(64,), source_epochs=6, source_pati
                     target_epochs=30, target_patience=10, target_lr=5e-3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def split():
     return data.domain_split(data.load("digits"), target_fraction=0.5, seed=0)

@@ -12,15 +12,6 @@ from dml_kit.callbacks import Callback, CallbackList, HistoryCallback
 from dml_kit.training import TrainConfig, fit
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on a shared 2-core machine: more torch threads only spin."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _problem(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(200, 6, generator=g)
