@@ -207,6 +207,7 @@ def fit(
     cbs.on_train_begin(TrainBegin(phase=phase, max_epochs=config.max_epochs, method=method,
                                   probe_labels=probe_y))
     bar = None
+    interrupt: KeyboardInterrupt | None = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=config.max_epochs, desc=f"{method or 'train'} [{phase}]", leave=False)
@@ -276,21 +277,15 @@ def fit(
                 break
             if config.max_steps is not None and result.steps >= config.max_steps:
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         result.interrupted = True
-        model.load_state_dict(best_state)
-        model.eval()
-        result.seconds = time.perf_counter() - start
-        if bar is not None:
-            bar.close()
-        cbs.on_train_end(TrainEnd(phase=phase, result=result))
-        if on_interrupt == "raise":
-            raise
-        return result
+        interrupt = exc
     model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
     cbs.on_train_end(TrainEnd(phase=phase, result=result))
+    if interrupt is not None and on_interrupt == "raise":
+        raise interrupt
     return result

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from dml_kit.data.core import Dataset
 from dml_kit.data.shift import ShiftSplit, class_mean_features, frechet_distance, shift_splits
 
 
@@ -47,24 +46,15 @@ def test_frechet_is_symmetric_and_rejects_bad_input():
         frechet_distance(a[:1], b)
 
 
-def _blobs(n_classes=40, per_class=6, seed=0) -> Dataset:
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(n_classes, 10, generator=g) * 3
-    x = centres.repeat_interleave(per_class, 0) + torch.randn(n_classes * per_class, 10,
-                                                              generator=g)
-    y = torch.arange(n_classes).repeat_interleave(per_class)
-    return Dataset("blobs", x, y, tuple(map(str, range(n_classes))), ("g",) * n_classes)
-
-
-def test_class_mean_features_with_given_features():
-    d = _blobs(4, 3)
+def test_class_mean_features_with_given_features(make_blobs):
+    d = make_blobs(4, 3)
     means = class_mean_features(d, d.x)
     assert means.shape == (4, 10)
     assert np.allclose(means[2], d.x[d.y == 2].double().mean(0).numpy())
 
 
-def test_ladder_on_blobs_is_increasing_disjoint_and_seeded():
-    d = _blobs()
+def test_ladder_on_blobs_is_increasing_disjoint_and_seeded(make_blobs):
+    d = make_blobs()
     ladder = shift_splits(d, n_splits=5, min_classes=8, feature_dim=8, seed=0)
     assert len(ladder) == 5 and all(isinstance(s, ShiftSplit) for s in ladder)
     fds = [s.distance for s in ladder]
@@ -78,16 +68,16 @@ def test_ladder_on_blobs_is_increasing_disjoint_and_seeded():
     assert [s.test_classes for s in again] == [s.test_classes for s in ladder]
 
 
-def test_ladder_errors_name_the_argument():
-    d = _blobs(12, 3)
+def test_ladder_errors_name_the_argument(make_blobs):
+    d = make_blobs(12, 3)
     with pytest.raises(ValueError, match="min_classes"):
         shift_splits(d, min_classes=10)
     with pytest.raises(ValueError, match="n_splits"):
-        shift_splits(_blobs(), n_splits=1)
+        shift_splits(make_blobs(), n_splits=1)
     with pytest.raises(ValueError, match="test_fraction"):
-        shift_splits(_blobs(), test_fraction=1.5)
+        shift_splits(make_blobs(), test_fraction=1.5)
     with pytest.raises(ValueError, match="seed"):
-        shift_splits(_blobs(), seed="zero")
+        shift_splits(make_blobs(), seed="zero")
 
 
 def test_glyph_ladder_has_five_rungs_of_increasing_distance():

@@ -1,9 +1,7 @@
 """The generalisation study along a split ladder: shape of the result, store reuse."""
 
 import pytest
-import torch
 
-from dml_kit.data.core import Dataset
 from dml_kit.data.shift import shift_splits
 from dml_kit.experiments import shift_study
 from dml_kit.experiments.store import ResultsStore
@@ -12,18 +10,9 @@ TINY = dict(source_epochs=1, batches_per_epoch=3, target_epochs=2, target_patien
             embedding_dim=8, hidden=(16,), val_classes=4)
 
 
-def _blobs(n_classes=30, per_class=8, seed=0) -> Dataset:
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.randn(n_classes, 12, generator=g) * 3
-    x = centres.repeat_interleave(per_class, 0) + torch.randn(n_classes * per_class, 12,
-                                                              generator=g)
-    y = torch.arange(n_classes).repeat_interleave(per_class)
-    return Dataset("blobs", x, y, tuple(map(str, range(n_classes))), ("g",) * n_classes)
-
-
 @pytest.fixture(scope="module")
-def ladder_and_data():
-    data = _blobs()
+def ladder_and_data(make_blobs):
+    data = make_blobs(30, 8, dim=12)
     return data, shift_splits(data, n_splits=3, min_classes=6, feature_dim=6, seed=0)
 
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from dml_kit._validation import check_choice
+from dml_kit.losses.distances import pairwise_distance
 
 AVERAGES = ("all", "nonzero")
 
@@ -25,6 +26,20 @@ def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     neg = ~same
     same.diagonal().fill_(False)
     return same, neg
+
+
+def distances_and_masks(embeddings: torch.Tensor, labels: torch.Tensor, distance: str,
+                        normalize: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What every pair loss starts from: ``(d, pos, neg)``.
+
+    Checks the inputs, L2-normalises the rows when ``normalize``, takes the ``(B, B)``
+    pairwise ``distance`` (:func:`~dml_kit.losses.distances.pairwise_distance`, diagonal
+    not forced to 0) and the :func:`label_masks`."""
+    check_inputs(embeddings, labels)
+    x = maybe_normalize(embeddings, normalize)
+    d = pairwise_distance(x, distance=distance, exact_diagonal=False)
+    pos, neg = label_masks(labels)
+    return d, pos, neg
 
 
 def zero_loss(embeddings: torch.Tensor) -> torch.Tensor:

@@ -22,13 +22,13 @@ from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.losses._common import (
     check_average,
     check_inputs,
+    distances_and_masks,
     label_masks,
     masked_logsumexp,
-    maybe_normalize,
     within_class_rank,
     zero_loss,
 )
-from dml_kit.losses.distances import DISTANCES, cosine_similarity, pairwise_distance
+from dml_kit.losses.distances import DISTANCES, cosine_similarity
 
 #: Triplet losses build one row of B candidates per positive pair when there are at most
 #: this many positive pairs per sample (P x K batches have K - 1); beyond it they sort
@@ -66,10 +66,8 @@ class ContrastiveLoss(nn.Module):
         self.average = check_average(average)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_inputs(embeddings, labels)
-        x = maybe_normalize(embeddings, self.normalize)
-        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
-        same = labels.unsqueeze(0) == labels.unsqueeze(1)
+        d, _, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
+        same = ~neg  # same label, the diagonal included
         hinge = torch.where(same, d - self.pos_margin, self.margin - d).clamp_min(0.0)
         if self.power == 2:
             hinge = hinge * hinge
@@ -128,10 +126,7 @@ class TripletLoss(nn.Module):
         self.average = check_average(average)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_inputs(embeddings, labels)
-        x = maybe_normalize(embeddings, self.normalize)
-        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
-        pos, neg = label_masks(labels)
+        d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
         anchor, positive = torch.nonzero(pos, as_tuple=True)
         n_pairs = len(anchor)
         if n_pairs == 0 or not bool(neg.any()):
@@ -191,10 +186,7 @@ class BatchHardTripletLoss(nn.Module):
         self.soft = bool(soft)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_inputs(embeddings, labels)
-        x = maybe_normalize(embeddings, self.normalize)
-        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
-        pos, neg = label_masks(labels)
+        d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
         ok = pos.any(1) & neg.any(1)
         if not bool(ok.any()):
             return zero_loss(embeddings)
@@ -232,10 +224,7 @@ class SemiHardTripletLoss(nn.Module):
         self.normalize = bool(normalize)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_inputs(embeddings, labels)
-        x = maybe_normalize(embeddings, self.normalize)
-        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
-        pos, neg = label_masks(labels)
+        d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
         has_neg = neg.any(1)
         anchor, positive = torch.nonzero(pos & has_neg.unsqueeze(1), as_tuple=True)
         if len(anchor) == 0:
@@ -282,10 +271,7 @@ class LiftedStructureLoss(nn.Module):
         self.normalize = bool(normalize)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_inputs(embeddings, labels)
-        x = maybe_normalize(embeddings, self.normalize)
-        d = pairwise_distance(x, distance=self.distance, exact_diagonal=False)
-        pos, neg = label_masks(labels)
+        d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
         n_ordered = pos.sum()
         if n_ordered == 0:
             return zero_loss(embeddings)
@@ -469,10 +455,7 @@ class MarginLoss(nn.Module):
         self.normalize = bool(normalize)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        check_inputs(embeddings, labels)
-        x = maybe_normalize(embeddings, self.normalize)
-        d = pairwise_distance(x, distance="euclidean", exact_diagonal=False)
-        pos, neg = label_masks(labels)
+        d, pos, neg = distances_and_masks(embeddings, labels, "euclidean", self.normalize)
         if self.num_classes is None:
             beta = self.beta.to(d.dtype).expand(len(labels)).unsqueeze(1)
         else:

@@ -17,27 +17,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from dml_kit.losses.episodic import PrototypicalLoss
-from dml_kit.losses.pair import (
-    BatchHardTripletLoss,
-    ContrastiveLoss,
-    HistogramLoss,
-    LiftedStructureLoss,
-    MarginLoss,
-    MultiSimilarityLoss,
-    NPairLoss,
-    SemiHardTripletLoss,
-    TripletLoss,
-)
-from dml_kit.losses.proxy import (
-    ArcFaceLoss,
-    CosFaceLoss,
-    NormSoftmaxLoss,
-    ProxyAnchorLoss,
-    ProxyNCALoss,
-    SoftmaxLoss,
-)
-from dml_kit.losses.selfsup import NTXentLoss
+from dml_kit.losses import episodic, pair, proxy, selfsup
 
 
 @dataclass(frozen=True)
@@ -116,43 +96,43 @@ class Registry:
 
 LOSSES = Registry("loss")
 _R = LOSSES.register
-_R("contrastive", ContrastiveLoss,
+_R("contrastive", pair.ContrastiveLoss,
    "Contrastive loss (Hadsell et al. 2006): pull positives together, push negatives "
    "beyond a margin.", "pair")
-_R("triplet", TripletLoss,
+_R("triplet", pair.TripletLoss,
    "Triplet loss over all valid triplets (FaceNet; 'batch all'), mean over active "
    "triplets.", "pair")
-_R("triplet_batch_hard", BatchHardTripletLoss,
+_R("triplet_batch_hard", pair.BatchHardTripletLoss,
    "Batch-hard triplet loss (Hermans et al. 2017): hardest positive and negative per "
    "anchor.", "pair")
-_R("triplet_semi_hard", SemiHardTripletLoss,
+_R("triplet_semi_hard", pair.SemiHardTripletLoss,
    "Semi-hard triplet loss (FaceNet): closest negative farther than the positive.", "pair")
-_R("lifted_structure", LiftedStructureLoss,
+_R("lifted_structure", pair.LiftedStructureLoss,
    "Lifted structured loss (Oh Song et al. 2016): smooth hardest negatives of both ends "
    "of each positive pair.", "pair")
-_R("npair", NPairLoss,
+_R("npair", pair.NPairLoss,
    "Multi-class N-pair loss (Sohn 2016): softmax over one positive per class.", "pair")
-_R("multi_similarity", MultiSimilarityLoss,
+_R("multi_similarity", pair.MultiSimilarityLoss,
    "Multi-similarity loss (Wang et al. 2019) with its pair mining.", "pair")
-_R("histogram", HistogramLoss,
+_R("histogram", pair.HistogramLoss,
    "Histogram loss (Ustinova & Lempitsky 2016): probability that a negative pair is "
    "more similar than a positive one.", "pair")
-_R("margin", MarginLoss,
+_R("margin", pair.MarginLoss,
    "Margin loss (Wu et al. 2017) with a learnable boundary beta.", "pair")
-_R("softmax", SoftmaxLoss,
+_R("softmax", proxy.SoftmaxLoss,
    "Softmax cross-entropy of a linear classifier on the embedding.", "classification")
-_R("normsoftmax", NormSoftmaxLoss,
+_R("normsoftmax", proxy.NormSoftmaxLoss,
    "Normalised softmax / NormFace: cross-entropy of cosines over a temperature.", "proxy")
-_R("cosface", CosFaceLoss, "CosFace (Wang et al. 2018): additive cosine margin.", "proxy")
-_R("arcface", ArcFaceLoss, "ArcFace (Deng et al. 2019): additive angular margin.", "proxy")
-_R("proxy_nca", ProxyNCALoss,
+_R("cosface", proxy.CosFaceLoss, "CosFace (Wang et al. 2018): additive cosine margin.", "proxy")
+_R("arcface", proxy.ArcFaceLoss, "ArcFace (Deng et al. 2019): additive angular margin.", "proxy")
+_R("proxy_nca", proxy.ProxyNCALoss,
    "ProxyNCA (Movshovitz-Attias et al. 2017): NCA against one proxy per class.", "proxy")
-_R("proxy_anchor", ProxyAnchorLoss,
+_R("proxy_anchor", proxy.ProxyAnchorLoss,
    "Proxy-Anchor (Kim et al. 2020): proxies as anchors over the whole batch.", "proxy")
-_R("prototypical", PrototypicalLoss,
+_R("prototypical", episodic.PrototypicalLoss,
    "Prototypical loss (Snell et al. 2017), each class split into support and query.",
    "episodic")
-_R("ntxent", NTXentLoss,
+_R("ntxent", selfsup.NTXentLoss,
    "NT-Xent (SimCLR): each label marks one positive pair of views.", "selfsup")
 del _R
 

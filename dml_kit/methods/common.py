@@ -6,8 +6,10 @@ Nothing here is a method; each helper is one step of the Adapted Deep Embeddings
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +20,10 @@ from torch import nn
 from dml_kit import metrics
 from dml_kit.callbacks import Callback, CallbackList
 from dml_kit.data.core import Dataset
+from dml_kit.device import seed_everything
 from dml_kit.methods.config import MethodConfig
 from dml_kit.models import MLP, Conv4
-from dml_kit.training import TrainResult
+from dml_kit.training import TrainConfig, TrainResult, fit
 
 CallbacksArg = Callback | list[Any] | tuple[Any, ...] | CallbackList | None
 #: what a hybrid says when k = 1 leaves nothing to adapt
@@ -287,3 +290,130 @@ def has_val(task: Any) -> bool:
     """Whether a k-shot task carries a labelled validation part (``n_val > 0``)."""
     val_x = getattr(task, "val_x", None)
     return val_x is not None and len(val_x) > 0
+
+
+# ---- phases ---------------------------------------------------------------------------
+def source_config(config: MethodConfig) -> TrainConfig:
+    """The T1-phase optimisation settings every source model trains with."""
+    return TrainConfig(max_epochs=config.source_epochs, lr=config.source_lr,
+                       patience=config.source_patience)
+
+
+def target_config(config: MethodConfig) -> TrainConfig:
+    """The T2-phase optimisation settings of scratch and weight transfer."""
+    return TrainConfig(max_epochs=config.target_epochs, lr=config.target_lr,
+                       patience=config.target_patience)
+
+
+def adapt_config(config: MethodConfig) -> TrainConfig:
+    """The hybrids' fine-tuning settings: as :func:`target_config` with ``adapt_lr`` and
+    ``adapt_patience`` (each falls back to the ``target_`` value when ``None``)."""
+    return TrainConfig(max_epochs=config.target_epochs,
+                       lr=config.adapt_lr if config.adapt_lr is not None else config.target_lr,
+                       patience=config.adapt_patience or config.target_patience)
+
+
+def source_parts(source: Dataset, config: MethodConfig,
+                 seed: int) -> tuple[Dataset, Dataset, torch.Tensor]:
+    """The start of every source phase: seed everything, hold out ``val_fraction`` of
+    each class (:func:`holdout`), pick the classes that score it (:func:`scoring_classes`).
+
+    Returns ``(train, val, scoring class ids)``."""
+    seed_everything(seed)
+    train, val = holdout(source, config.val_fraction, seed)
+    return train, val, scoring_classes(val, config.val_classes, seed)
+
+
+def fit_source(kind: str, model: nn.Module, batches: Callable[[int], Iterable[Any]],
+               step_loss: Callable[[Any], torch.Tensor], config: MethodConfig, *,
+               validate: Callable[[], float], val: Dataset, start: float, method: str,
+               seed: int, callbacks: CallbacksArg = None,
+               parameters: Iterable[nn.Parameter] | None = None,
+               embedder: nn.Module | None = None,
+               info: dict[str, Any] | None = None) -> SourceModel:
+    """Train a source model (T1) with :func:`source_config` and early stopping on
+    ``validate``, probing a few held-out ``val`` examples; wrap it as a
+    :class:`SourceModel` of ``kind`` whose ``seconds`` count from ``start``."""
+    result = fit(model, batches, step_loss, source_config(config), validate=validate,
+                 parameters=parameters, callbacks=callbacks,
+                 probe=probe_subset(val, seed=seed), embedder=embedder, phase="source",
+                 method=method, seed=seed, device=config.device, progress=config.progress)
+    return SourceModel(kind=kind, model=model, train=result, val_score=result.best_score,
+                       seconds=time.perf_counter() - start, info=info or {})
+
+
+def fine_tune_classifier(model: nn.Module, task: Any, config: MethodConfig, *, seed: int,
+                         method: str, callbacks: CallbacksArg = None,
+                         parameters: Iterable[nn.Parameter] | None = None,
+                         ) -> tuple[TrainResult, float]:
+    """The classifiers' target phase (scratch, weight transfer): cross-entropy on
+    ``task.support_*`` in shuffled batches with :func:`target_config`, early-stopped on
+    the task's validation part when it has one and on the support accuracy otherwise
+    (the paper's T2 rule). ``model`` is a :class:`~dml_kit.models.Classifier`; only
+    ``parameters`` train (default: all).
+
+    Returns ``(train result, query accuracy)``."""
+    sx, sy = task.support_x, task.support_y
+    vx, vy = (task.val_x, task.val_y) if has_val(task) else (sx, sy)
+
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for ix in shuffled_batches(len(sy), config.batch_size, seed * 1000 + epoch):
+            yield sx[ix], sy[ix]
+
+    train = fit(model, batches, cross_entropy_step(model), target_config(config),
+                validate=lambda: classifier_accuracy(model, vx, vy), parameters=parameters,
+                callbacks=callbacks, probe=(sx, sy), embedder=model.embedder,
+                phase="adapt", method=method, seed=seed, device=config.device,
+                progress=config.progress)
+    return train, classifier_accuracy(model, task.query_x, task.query_y)
+
+
+def unadapted(parent: Callable[..., RunResult], method: str, source: SourceModel | None,
+              task: Any, config: MethodConfig, *, seed: int,
+              callbacks: CallbacksArg = None) -> RunResult:
+    """A hybrid at k = 1: its ``parent``'s result, renamed ``method`` and noted
+    :data:`K1_NOTE` (no positive pair or held-out query to adapt on, as the paper's code)."""
+    result = parent(source, task, config, seed=seed, callbacks=callbacks)
+    result.method, result.notes = method, K1_NOTE
+    return result
+
+
+def adapt_embedder(source: SourceModel, task: Any, config: MethodConfig, *, method: str,
+                   rule: str, batches: Callable[[int], Iterable[Any]],
+                   make_step: Callable[[nn.Module], Callable[[Any], torch.Tensor]],
+                   extra_parameters: Iterable[nn.Parameter] = (), seed: int,
+                   callbacks: CallbacksArg = None, notes: str = "") -> RunResult:
+    """The hybrids' target phase (Adapted Deep Embeddings): fine-tune a copy of the
+    source embedder on the support and classify the queries by ``rule``.
+
+    ``make_step(embedder)`` is the step loss over ``batches(epoch)`` (drawn from the
+    support only); ``extra_parameters`` (a loss's proxies, a regularizer's) train with
+    the embedder under :func:`adapt_config`. Early stopping scores the task's
+    validation part when it has one, otherwise the support itself by leave-one-out
+    (cosine 1-NN for ``rule="1nn"``, nearest prototype for ``"prototype"``): the
+    paper's T2 rule. The shared source model is never modified."""
+    start = time.perf_counter()
+    embedder = copy.deepcopy(source.model)
+    sx, sy = task.support_x, task.support_y
+
+    def validate() -> float:
+        s = metrics.embed(embedder, sx)
+        if has_val(task):
+            return classify_accuracy(s, sy, metrics.embed(embedder, task.val_x), task.val_y,
+                                     rule)
+        return loo_1nn_accuracy(s, sy) if rule == "1nn" else loo_prototype_accuracy(s, sy)
+
+    train = fit(embedder, batches, make_step(embedder), adapt_config(config),
+                validate=validate, parameters=[*embedder.parameters(), *extra_parameters],
+                callbacks=callbacks,
+                probe=(torch.cat([sx, task.query_x[:200]]), torch.cat([sy, task.query_y[:200]])),
+                phase="adapt", method=method, seed=seed, device=config.device,
+                progress=config.progress)
+    acc, extra = embedding_metrics(embedder, sx, sy, task.query_x, task.query_y, rule)
+    extra.update({"source_val_score": source.val_score or 0.0,
+                  "source_epochs": source.train.epochs, "target_epochs": train.epochs,
+                  "target_best_epoch": train.best_epoch})
+    return RunResult(method=method, accuracy=acc, n_way=task.n_way, k_shot=task.k_shot,
+                     seed=seed, metrics=extra, notes=notes,
+                     target_seconds=time.perf_counter() - start,
+                     interrupted=train.interrupted or source.interrupted, model=embedder)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 
 from dml_kit.data.core import Dataset
-from dml_kit.device import seed_everything
 from dml_kit.methods.common import (
     CallbacksArg,
     RunResult,
@@ -26,15 +25,13 @@ from dml_kit.methods.common import (
     balanced_batches,
     build_embedder,
     embedding_metrics,
-    holdout,
+    fit_source,
     loo_1nn_accuracy,
     make_loss,
-    probe_subset,
-    scoring_classes,
+    source_parts,
 )
 from dml_kit.methods.config import MethodConfig
 from dml_kit.metrics import embed
-from dml_kit.training import TrainConfig, fit
 
 NAME = "metric"
 
@@ -44,11 +41,10 @@ def train_source(source: Dataset, config: MethodConfig, *, seed: int,
     """Source phase: metric-loss training on balanced batches, early-stopped on held-out
     leave-one-out Recall@1 (cosine)."""
     start = time.perf_counter()
-    seed_everything(seed)
-    train, val = holdout(source, config.val_fraction, seed)
+    train, val, scored_ids = source_parts(source, config, seed)
     embedder = build_embedder(source.input_shape, config)
     loss_fn = make_loss(config, num_classes=source.n_classes)
-    scored = val.select_classes(scoring_classes(val, config.val_classes, seed).tolist())
+    scored = val.select_classes(scored_ids.tolist())
 
     def batches(epoch: int):
         for ix in balanced_batches(train, config, seed * 1000 + epoch):
@@ -58,16 +54,11 @@ def train_source(source: Dataset, config: MethodConfig, *, seed: int,
         x, y = batch
         return loss_fn(embedder(x), y)
 
-    result = fit(embedder, batches, step,
-                 TrainConfig(max_epochs=config.source_epochs, lr=config.source_lr,
-                             patience=config.source_patience),
-                 validate=lambda: loo_1nn_accuracy(embed(embedder, scored.x), scored.y),
-                 parameters=[*embedder.parameters(), *loss_fn.parameters()],
-                 callbacks=callbacks, probe=probe_subset(val, seed=seed), phase="source",
-                 method=NAME, seed=seed, device=config.device, progress=config.progress)
-    return SourceModel(kind="embedding", model=embedder, train=result,
-                       val_score=result.best_score, seconds=time.perf_counter() - start,
-                       info={"loss": config.loss, "n_source_classes": source.n_classes})
+    return fit_source("embedding", embedder, batches, step, config,
+                      validate=lambda: loo_1nn_accuracy(embed(embedder, scored.x), scored.y),
+                      val=val, start=start, method=NAME, seed=seed, callbacks=callbacks,
+                      parameters=[*embedder.parameters(), *loss_fn.parameters()],
+                      info={"loss": config.loss, "n_source_classes": source.n_classes})
 
 
 def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,

@@ -21,7 +21,6 @@ import torch
 
 from dml_kit import losses
 from dml_kit.data.core import Dataset
-from dml_kit.device import seed_everything
 from dml_kit.methods.common import (
     CallbacksArg,
     RunResult,
@@ -29,14 +28,12 @@ from dml_kit.methods.common import (
     build_embedder,
     embedding_metrics,
     episodes,
-    holdout,
+    fit_source,
     make_regularizer,
-    probe_subset,
-    scoring_classes,
+    source_parts,
 )
 from dml_kit.methods.config import MethodConfig
 from dml_kit.metrics import embed, prototype_accuracy
-from dml_kit.training import TrainConfig, fit
 
 NAME = "protonet"
 #: training images per class used as prototypes when scoring the source validation part
@@ -71,8 +68,7 @@ def train_source(source: Dataset, config: MethodConfig, *, n_way: int, k_shot: i
     """Source phase: episodic prototypical training, early-stopped on held-out prototype
     accuracy."""
     start = time.perf_counter()
-    seed_everything(seed)
-    train, val = holdout(source, config.val_fraction, seed)
+    train, val, scored_ids = source_parts(source, config, seed)
     way, shot, query = episode_shape(config, train, n_way, k_shot)
     query = max(1, min(query, train.min_class_size - shot))
     if train.min_class_size < shot + 1:
@@ -83,7 +79,7 @@ def train_source(source: Dataset, config: MethodConfig, *, n_way: int, k_shot: i
     reg = make_regularizer(config)
     # validation: held-out images of (up to val_classes) source classes against prototypes
     # of up to PROTOTYPE_IMAGES training images of the same classes
-    ids = scoring_classes(val, config.val_classes, seed).tolist()
+    ids = scored_ids.tolist()
     scored_val, proto_src = val.select_classes(ids), train.select_classes(ids)
     g = torch.Generator().manual_seed(seed)
     proto_idx = torch.cat([
@@ -102,17 +98,11 @@ def train_source(source: Dataset, config: MethodConfig, *, n_way: int, k_shot: i
         return prototype_accuracy(p, proto_src.y[proto_idx], embed(embedder, scored_val.x),
                                   scored_val.y)
 
-    result = fit(embedder, batches, episode_loss(embedder, config, reg),
-                 TrainConfig(max_epochs=config.source_epochs, lr=config.source_lr,
-                             patience=config.source_patience),
-                 validate=validate,
-                 parameters=[*embedder.parameters(), *(reg.parameters() if reg else [])],
-                 callbacks=callbacks, probe=probe_subset(val, seed=seed),
-                 phase="source", method=NAME, seed=seed, device=config.device,
-                 progress=config.progress)
-    return SourceModel(kind="protonet", model=embedder, train=result,
-                       val_score=result.best_score, seconds=time.perf_counter() - start,
-                       info={"way": way, "shot": shot, "query": query})
+    return fit_source("protonet", embedder, batches, episode_loss(embedder, config, reg),
+                      config, validate=validate, val=val, start=start, method=NAME,
+                      seed=seed, callbacks=callbacks,
+                      parameters=[*embedder.parameters(), *(reg.parameters() if reg else [])],
+                      info={"way": way, "shot": shot, "query": query})
 
 
 def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,

@@ -17,30 +17,12 @@ from dml_kit.methods.common import (
     RunResult,
     SourceModel,
     build_embedder,
-    classifier_accuracy,
-    cross_entropy_step,
-    has_val,
-    shuffled_batches,
+    fine_tune_classifier,
 )
 from dml_kit.methods.config import MethodConfig
 from dml_kit.models import Classifier
-from dml_kit.training import TrainConfig, fit
 
 NAME = "scratch"
-
-
-def target_config(config: MethodConfig) -> TrainConfig:
-    """The T2-phase optimisation settings shared by scratch, weight transfer and the hybrids."""
-    return TrainConfig(max_epochs=config.target_epochs, lr=config.target_lr,
-                       patience=config.target_patience)
-
-
-def adapt_config(config: MethodConfig) -> TrainConfig:
-    """The hybrids' fine-tuning settings: as :func:`target_config` with ``adapt_lr`` and
-    ``adapt_patience``."""
-    return TrainConfig(max_epochs=config.target_epochs,
-                       lr=config.adapt_lr if config.adapt_lr is not None else config.target_lr,
-                       patience=config.adapt_patience or config.target_patience)
 
 
 def evaluate(source: SourceModel | None, task, config: MethodConfig, *, seed: int,
@@ -49,18 +31,8 @@ def evaluate(source: SourceModel | None, task, config: MethodConfig, *, seed: in
     start = time.perf_counter()
     seed_everything(seed)
     model = Classifier(build_embedder(tuple(task.support_x.shape[1:]), config), task.n_way)
-    sx, sy = task.support_x, task.support_y
-    vx, vy = (task.val_x, task.val_y) if has_val(task) else (sx, sy)
-
-    def batches(epoch: int):
-        for ix in shuffled_batches(len(sy), config.batch_size, seed * 1000 + epoch):
-            yield sx[ix], sy[ix]
-
-    train = fit(model, batches, cross_entropy_step(model), target_config(config),
-                validate=lambda: classifier_accuracy(model, vx, vy), callbacks=callbacks,
-                probe=(sx, sy), embedder=model.embedder, phase="adapt", method=NAME,
-                seed=seed, device=config.device, progress=config.progress)
-    acc = classifier_accuracy(model, task.query_x, task.query_y)
+    train, acc = fine_tune_classifier(model, task, config, seed=seed, method=NAME,
+                                      callbacks=callbacks)
     return RunResult(method=NAME, accuracy=acc, n_way=task.n_way, k_shot=task.k_shot,
                      seed=seed, metrics={"target_epochs": train.epochs,
                                          "target_best_epoch": train.best_epoch},

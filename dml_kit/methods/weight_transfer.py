@@ -27,16 +27,13 @@ from dml_kit.methods.common import (
     build_embedder,
     classifier_accuracy,
     cross_entropy_step,
-    has_val,
-    holdout,
-    probe_subset,
-    scoring_classes,
+    fine_tune_classifier,
+    fit_source,
     shuffled_batches,
+    source_parts,
 )
 from dml_kit.methods.config import MethodConfig
-from dml_kit.methods.scratch import target_config
 from dml_kit.models import Classifier
-from dml_kit.training import TrainConfig, fit
 
 NAME = "weight_transfer"
 
@@ -46,10 +43,9 @@ def train_source(source: Dataset, config: MethodConfig, *, seed: int,
     """Source phase: a classifier over ``source``'s classes, early-stopped on held-out
     accuracy."""
     start = time.perf_counter()
-    seed_everything(seed)
-    train, val = holdout(source, config.val_fraction, seed)
+    train, val, scored = source_parts(source, config, seed)
     model = Classifier(build_embedder(source.input_shape, config), source.n_classes)
-    keep = torch.isin(val.y, scoring_classes(val, config.val_classes, seed))
+    keep = torch.isin(val.y, scored)  # classifier outputs are source ids: no relabelling
     val_x, val_y = val.x[keep], val.y[keep]
 
     def batches(epoch: int):
@@ -57,16 +53,10 @@ def train_source(source: Dataset, config: MethodConfig, *, seed: int,
                                    config.batches_per_epoch):
             yield train.x[ix], train.y[ix]
 
-    result = fit(model, batches, cross_entropy_step(model),
-                 TrainConfig(max_epochs=config.source_epochs, lr=config.source_lr,
-                             patience=config.source_patience),
-                 validate=lambda: classifier_accuracy(model, val_x, val_y),
-                 callbacks=callbacks, probe=probe_subset(val, seed=seed),
-                 embedder=model.embedder, phase="source", method=NAME, seed=seed,
-                 device=config.device, progress=config.progress)
-    return SourceModel(kind="classifier", model=model, train=result,
-                       val_score=result.best_score, seconds=time.perf_counter() - start,
-                       info={"n_source_classes": source.n_classes})
+    return fit_source("classifier", model, batches, cross_entropy_step(model), config,
+                      validate=lambda: classifier_accuracy(model, val_x, val_y), val=val,
+                      start=start, method=NAME, seed=seed, callbacks=callbacks,
+                      embedder=model.embedder, info={"n_source_classes": source.n_classes})
 
 
 def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,
@@ -77,19 +67,8 @@ def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,
     model = copy.deepcopy(source.model)
     model.replace_head(task.n_way)
     params = list(model.head.parameters()) if config.head_only else list(model.parameters())
-    sx, sy = task.support_x, task.support_y
-    vx, vy = (task.val_x, task.val_y) if has_val(task) else (sx, sy)
-
-    def batches(epoch: int):
-        for ix in shuffled_batches(len(sy), config.batch_size, seed * 1000 + epoch):
-            yield sx[ix], sy[ix]
-
-    train = fit(model, batches, cross_entropy_step(model), target_config(config),
-                validate=lambda: classifier_accuracy(model, vx, vy), parameters=params,
-                callbacks=callbacks, probe=(sx, sy), embedder=model.embedder,
-                phase="adapt", method=NAME, seed=seed, device=config.device,
-                progress=config.progress)
-    acc = classifier_accuracy(model, task.query_x, task.query_y)
+    train, acc = fine_tune_classifier(model, task, config, seed=seed, method=NAME,
+                                      callbacks=callbacks, parameters=params)
     return RunResult(method=NAME, accuracy=acc, n_way=task.n_way, k_shot=task.k_shot,
                      seed=seed,
                      metrics={"source_val_score": source.val_score or 0.0,
