@@ -14,9 +14,10 @@ per seed then serves every n and k. Both are one argument away.
   short source training (at most 6 epochs of 40 balanced batches or 40 episodes, patience
   2, Adam 2e-3, validation on 100 held-out classes), sized for the 6 methods x 18 cells on
   2 CPU cores. Target phase: scratch and weight transfer train for up to 150 one- or
-  two-step epochs with patience 30 (with patience 10 scratch stopped before batch norm's
-  running statistics had settled and scored at chance); the hybrids fine-tune at 5e-4
-  (a quarter of the source rate) with patience 5;
+  two-step epochs with patience 30 (set when eval-mode batch norm still used barely-moved
+  running statistics; now that they are recomputed on the support the
+  support accuracy saturates within a few epochs, so most runs stop near epoch 35);
+  the hybrids fine-tune at 5e-4 (a quarter of the source rate) with patience 5;
 * ``paper``: the paper's training lengths (Adam at 0.005, 500 epochs, patience 70 for
   the histogram loss, batch 1024 = 32 classes x 32 examples, protonet episodes of 5
   queries per class, up to 10,000 episodes validated every 200) and its Omniglot grid

@@ -17,9 +17,10 @@ The defaults are CPU-sized (a few seconds per method on ``digits``); the presets
 * target phase (T2): ``target_epochs``, ``target_patience``, ``target_lr`` (scratch and
   weight transfer, which learn a new output layer), ``adapt_lr`` (the hybrids, which
   fine-tune a trained embedding; ``None``: ``target_lr``), ``adapt_patience`` (``None``:
-  ``target_patience``), ``adapt_episodes_per_epoch``. Scratch and weight transfer need a
-  long patience: an epoch over a tiny support is one or two steps, and Conv-4's batch-norm
-  running statistics need a few dozen steps before eval-mode accuracy leaves chance;
+  ``target_patience``), ``adapt_episodes_per_epoch``. An epoch over a tiny support is one
+  or two steps; scratch and weight transfer recompute Conv-4's batch-norm statistics on
+  the support before scoring, so even a few epochs leave chance (see
+  :func:`dml_kit.methods.common.recalibrate_batchnorm`);
 * the embedding: ``loss`` (a :mod:`dml_kit.losses` name; histogram by default),
   ``loss_params``, ``regularizer`` (``"sec"``, ``"lp"``, ``"ring"``), ``regularizer_params``,
   ``regularizer_weight``;

@@ -4,7 +4,9 @@ Recipe (Adapted Deep Embeddings, "baseline"): a fresh classifier (the same embed
 plus a linear n-way output layer) is trained with cross-entropy on the target support
 set only (k x n examples), early-stopped on the task's validation part when it has one
 and on the support accuracy otherwise (the paper's T2 rule), and scored on the queries.
-No source data is used.
+No source data is used. Before each score the batch-norm running statistics are
+recomputed on the support (a fresh network's are 0 and 1, and a few momentum-0.1 steps
+barely move them: eval mode would otherwise sit near chance).
 """
 
 from __future__ import annotations

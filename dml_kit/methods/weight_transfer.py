@@ -7,7 +7,9 @@ Recipe (Adapted Deep Embeddings, "weight transfer"):
    out of every source class; the best weights are restored;
 2. target phase: the output layer is replaced by a fresh n-way layer and the network is
    fine-tuned with cross-entropy on the target support (all weights, as the paper;
-   ``config.head_only=True`` trains only the new layer), early-stopped like ``scratch``;
+   ``config.head_only=True`` trains only the new layer), early-stopped like ``scratch``,
+   with the batch-norm statistics recomputed on the support before each score (the
+   network was trained on support batches, not on the source statistics it carries);
 3. the queries are classified by the fine-tuned network.
 """
 
