@@ -90,6 +90,42 @@ def test_jobs_share_source_models():
     assert sum(j.source_kind == "embedding" for j in jobs) == 2 * 2  # per (seed, n)
 
 
+def test_config_hashes_follow_the_data_content_and_the_recipe_version(monkeypatch):
+    from dml_kit import data
+    from dml_kit.data.core import Dataset
+
+    digits = data.load("digits")
+
+    def copy(x=None, y=None, name=None):
+        return Dataset(name or digits.name, digits.x.clone() if x is None else x,
+                       digits.y.clone() if y is None else y, digits.class_names,
+                       digits.class_groups)
+
+    fingerprint = grid_module.dataset_fingerprint
+    base = fingerprint(digits)
+    assert fingerprint(copy()) == base and len(base) == 16
+    brighter = digits.x.clone()
+    brighter[0] += 0.25  # the first example is always among the sampled ones
+    relabelled = digits.y.clone()
+    relabelled[[0, -1]] = relabelled[[-1, 0]]
+    changed = [copy(x=brighter), copy(y=relabelled), copy(name="digits2"),
+               digits.select_classes(range(9))]
+    assert len({base, *map(fingerprint, changed)}) == 1 + len(changed)
+
+    spec = GridSpec.create("digits", "metric", [1], [5], 1, **TINY)
+
+    def cell(fp):
+        return grid_module.cell_hash("digits", "metric", 1, 5, 0, spec.config, spec.source,
+                                     fingerprint=fp)
+
+    assert cell(base) == cell(fingerprint(copy())) != cell(fingerprint(changed[0]))
+    hashes = [c.config_hash for c in grid_module.grid_cells(spec)]
+    assert hashes == [cell(base)]
+    assert [c.config_hash for c in grid_module.grid_cells(spec)] == hashes  # stable
+    monkeypatch.setattr(grid_module, "RECIPE_VERSION", grid_module.RECIPE_VERSION + 1)
+    assert [c.config_hash for c in grid_module.grid_cells(spec)] != hashes
+
+
 # ---- store -----------------------------------------------------------------------------
 def test_store_round_trip_and_no_duplicates(tmp_path):
     store = ResultsStore(tmp_path / "sub" / "r.sqlite")

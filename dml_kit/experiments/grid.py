@@ -3,8 +3,10 @@
 How :func:`run_grid` works:
 
 1. **Cells and hashes.** Every (method, k, n, seed) cell gets a config hash (sha256 of the
-   dataset, the cell, the source spec and every result-changing setting). Cells whose
-   hash is in the store are not run again (``force=True`` reruns them).
+   dataset's name and content fingerprint, the cell, the source spec, every
+   result-changing setting and :data:`~dml_kit.methods.RECIPE_VERSION`). Cells whose
+   hash is in the store are not run again (``force=True`` reruns them); a regenerated
+   dataset or a changed recipe gives new hashes, so stale records are never reused.
 2. **Jobs share source training.** Cells that need the same source model are one job:
    per seed, one classifier (weight transfer), one metric embedding (metric and
    adapted metric, every n and k) and, because protonets train on the target's n-way
@@ -38,12 +40,16 @@ from typing import Any
 import pandas as pd
 
 from dml_kit._validation import check_choice, check_int
+from dml_kit.data.core import Dataset
 from dml_kit.experiments.config import EXECUTORS, GridSpec, SourceSpec
 from dml_kit.experiments.store import ResultsStore, RunRecord, records_frame
-from dml_kit.methods import METHODS
+from dml_kit.methods import METHODS, RECIPE_VERSION
 from dml_kit.methods.config import MethodConfig
 
-HASH_VERSION = 1
+#: version of the hash payload's layout (2: data fingerprint and recipe version added)
+HASH_VERSION = 2
+#: examples whose pixel bytes enter a dataset fingerprint (evenly spaced over the set)
+FINGERPRINT_SAMPLES = 256
 
 
 @dataclass(frozen=True)
@@ -74,19 +80,46 @@ class Job:
     download: bool = False
 
 
+def dataset_fingerprint(data: Dataset, samples: int = FINGERPRINT_SAMPLES) -> str:
+    """A short content fingerprint of ``data``: the first 16 hex digits of sha256 over
+    its name, the shape and dtype of ``x``, the label array, the class names and groups,
+    and the bytes of ``samples`` evenly spaced examples (all of them when fewer).
+
+    Cheap (a few hundred examples, not every pixel) yet it changes when a dataset is
+    regenerated with other images, labels, classes or size."""
+    h = hashlib.sha256()
+    h.update(json.dumps([data.name, list(data.x.shape), str(data.x.dtype),
+                         list(data.class_names), list(data.class_groups)]).encode())
+    h.update(data.y.contiguous().numpy().tobytes())
+    n = len(data.y)
+    if n:
+        import torch
+
+        idx = torch.linspace(0, n - 1, min(samples, n)).round().long()
+        h.update(data.x[idx].contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def cell_hash(dataset: str, method: str, k: int, n: int, seed: int, config: MethodConfig,
-              source: SourceSpec) -> str:
-    """sha256 of everything that determines a cell's result (not the library version,
-    not the device, not the progress bar)."""
-    payload = {"v": HASH_VERSION, "dataset": dataset, "method": method, "k": k, "n": n,
-               "seed": seed, "config": config.hash_dict(), "source": asdict(source)}
+              source: SourceSpec, *, fingerprint: str) -> str:
+    """sha256 of everything that determines a cell's result: the dataset's name and
+    content ``fingerprint`` (:func:`dataset_fingerprint`), the cell, every
+    result-changing setting, the source spec and the recipe version (not the library
+    version, not the device, not the progress bar)."""
+    payload = {"v": HASH_VERSION, "recipe": RECIPE_VERSION, "dataset": dataset,
+               "data": fingerprint, "method": method, "k": k, "n": n, "seed": seed,
+               "config": config.hash_dict(), "source": asdict(source)}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def grid_cells(spec: GridSpec) -> list[Cell]:
-    """Every cell of ``spec`` with its hash, in (seed, n, k, method) order."""
-    return [Cell(m, k, n, s, cell_hash(spec.dataset, m, k, n, s, spec.config, spec.source))
+def grid_cells(spec: GridSpec, download: bool = False) -> list[Cell]:
+    """Every cell of ``spec`` with its hash, in (seed, n, k, method) order. Loads the
+    dataset (once per process) for its fingerprint; ``download`` as in
+    :func:`dml_kit.data.load`."""
+    fp = _fingerprint(spec.dataset, spec.source.data_seed, download)
+    return [Cell(m, k, n, s, cell_hash(spec.dataset, m, k, n, s, spec.config, spec.source,
+                                       fingerprint=fp))
             for s in spec.seeds for n in spec.n_values for k in spec.k_values
             for m in spec.methods]
 
@@ -116,6 +149,11 @@ def _load(dataset: str, data_seed: int, download: bool):
     from dml_kit import data
 
     return data.load(dataset, seed=data_seed, download=download)
+
+
+@lru_cache(maxsize=4)
+def _fingerprint(dataset: str, data_seed: int, download: bool) -> str:
+    return dataset_fingerprint(_load(dataset, data_seed, download))
 
 
 def _split(dataset: str, source: SourceSpec, seed: int, download: bool):
@@ -288,7 +326,7 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
         check_int("max_workers", max_workers, 1, 1024)
     if not isinstance(store, ResultsStore):
         store = ResultsStore(store)
-    cells = grid_cells(spec)
+    cells = grid_cells(spec, download)
     hashes = [c.config_hash for c in cells]
     todo = cells if force else [c for c in cells if c.config_hash not in store.done(hashes)]
     if todo:

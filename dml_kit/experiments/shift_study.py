@@ -14,9 +14,10 @@ of increasing Fréchet distance) and every seed:
 ooDML fine-tunes only the last layer with the margin loss for 1,000 iterations on
 ResNet-50 features; the kit adapts the whole (small) Conv-4 with the method's own loss,
 as Adapted Deep Embeddings does. Every (rung, seed, setting) is one :class:`RunRecord` in
-the results store, keyed by a hash of the split's classes and the settings, so a rerun
-reads the store instead of retraining. The grid runner's cells are (method, k, n, seed)
-over one domain split, so the study drives the methods directly, not ``run_grid``.
+the results store, keyed by a hash of the split's classes, the settings, the data's
+fingerprint and the recipe version, so a rerun reads the store instead of retraining.
+The grid runner's cells are (method, k, n, seed) over one domain split, so the study
+drives the methods directly, not ``run_grid``.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ from dml_kit.data.core import Dataset
 from dml_kit.data.shift import ShiftSplit
 from dml_kit.data.tasks import kshot_task
 from dml_kit.experiments.config import get_preset
+from dml_kit.experiments.grid import dataset_fingerprint
 from dml_kit.experiments.store import ResultsStore, RunRecord
+from dml_kit.methods import RECIPE_VERSION, train_source
 from dml_kit.methods import get as get_method
 from dml_kit.methods import run as run_method
-from dml_kit.methods import train_source
 from dml_kit.metrics import embed, map_at_r, recall_at_k
 
 STUDY_METHODS = {"metric": ("adapted_metric", "cosine"),
@@ -50,9 +52,10 @@ COLUMNS = ["split", "distance", "seed", "setting", "method", "k", "n_test_classe
            "recall@1", "map@r", "train_classes", "seconds"]
 
 
-def _study_hash(data: Dataset, split: ShiftSplit, method: str, setting: str, k_shot: int,
-                seed: int, max_test_classes: int, config: Any) -> str:
-    payload = {"study": "shift-v1", "dataset": data.name, "n": len(data),
+def _study_hash(data: Dataset, fingerprint: str, split: ShiftSplit, method: str, setting: str,
+                k_shot: int, seed: int, max_test_classes: int, config: Any) -> str:
+    payload = {"study": "shift-v1", "recipe": RECIPE_VERSION, "dataset": data.name,
+               "data": fingerprint, "n": len(data),
                "train": list(split.train_classes), "test": list(split.test_classes),
                "method": method, "setting": setting, "k": k_shot, "seed": seed,
                "max_test_classes": max_test_classes, "config": config.hash_dict()}
@@ -107,6 +110,7 @@ def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method:
         config = config.replace(classify="1nn")
     if isinstance(store, str):
         store = ResultsStore(store)
+    fingerprint = dataset_fingerprint(data)
     rows: list[dict[str, Any]] = []
     bar = tqdm(total=len(ladder) * len(seeds), desc="shift study", disable=not progress)
     for index, split in enumerate(ladder):
@@ -115,8 +119,8 @@ def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method:
         check_int("k_shot", k_shot, 1, min_size - 1,
                   hint=f"the smallest test class has {min_size} examples; leave one query")
         for seed in seeds:
-            hashes = {s: _study_hash(data, split, method, s, k_shot, seed, max_test_classes,
-                                     config) for s in SETTINGS}
+            hashes = {s: _study_hash(data, fingerprint, split, method, s, k_shot, seed,
+                                     max_test_classes, config) for s in SETTINGS}
             if store is not None and not force and all(h in store for h in hashes.values()):
                 rows += [_row(store.get(h)) for h in hashes.values()]
                 bar.update()

@@ -45,8 +45,15 @@ from dml_kit.methods import (
 from dml_kit.methods.common import K1_NOTE, CallbacksArg, RunResult, SourceModel
 from dml_kit.methods.config import MethodConfig
 
-__all__ = ["K1_NOTE", "METHODS", "Method", "MethodConfig", "RunResult", "SourceModel",
-           "available", "get", "run", "train_source"]
+__all__ = ["K1_NOTE", "METHODS", "RECIPE_VERSION", "Method", "MethodConfig", "RunResult",
+           "SourceModel", "available", "get", "run", "train_source"]
+
+#: Version of the method recipes. Bump it whenever a change to a recipe (this package,
+#: the training loop, a loss) changes what a run computes for the same settings: results
+#: stores hash it into every record's config hash, so records of an older recipe are
+#: not reused. 1: first release; 2: scratch and weight transfer recompute batch-norm
+#: statistics on the support before scoring.
+RECIPE_VERSION = 2
 
 #: fields that only matter in the target phase (not part of a source model's identity)
 _TARGET_ONLY = ("target_epochs", "target_patience", "target_lr", "adapt_episodes_per_epoch",
