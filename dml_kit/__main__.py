@@ -8,7 +8,8 @@ Examples::
 
 ``grid`` fills the results store (``data/results.sqlite`` unless ``--store``) with a
 progress bar, skipping cells already stored (``--force`` reruns them), then prints the
-accuracy table and the report; ``report`` prints the report of what is stored. Invalid
+accuracy table and the report; ``report`` prints the report of what is stored (one per
+dataset, in turn, unless ``--dataset`` names one). Invalid
 arguments exit with status 2 and a message that names the argument.
 """
 
@@ -50,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="print the report of the stored results")
     rep.add_argument("--store", default=None, help="SQLite file (default data/results.sqlite)")
-    rep.add_argument("--dataset", default=None, help="dataset (when the store has several)")
+    rep.add_argument("--dataset", default=None,
+                     help="report only this dataset (default: each in turn)")
     rep.add_argument("--preset", default=None, help="only records of this preset")
     return parser
 
@@ -71,11 +73,18 @@ def _grid(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from dml_kit.experiments import ResultsStore, report
+    from dml_kit.experiments import ResultsStore, report, report_datasets
 
     store = ResultsStore(args.store)
     print(f"store: {store.path} ({len(store)} runs)")
-    print(report(store, dataset=args.dataset, preset=args.preset).to_text())
+    if args.dataset is not None:
+        reports = [report(store, dataset=args.dataset, preset=args.preset)]
+    else:
+        reports = report_datasets(store, preset=args.preset)
+        if len(reports) > 1:
+            print(f"{len(reports)} datasets in the store, reported in turn: "
+                  f"{', '.join(r.dataset for r in reports)} (--dataset picks one)")
+    print("\n\n".join(r.to_text() for r in reports))
     return 0
 
 

@@ -54,3 +54,29 @@ def test_module_entry_point(tmp_path):
     help_ = subprocess.run([sys.executable, "-m", "dml_kit", "grid", "--help"],
                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert help_.returncode == 0 and "--preset" in help_.stdout
+
+
+def test_report_takes_each_dataset_of_the_store_in_turn(tmp_path, capsys):
+    from dml_kit.experiments import RunRecord, report_datasets
+
+    store = ResultsStore(tmp_path / "two.sqlite")
+    store.add_many([
+        RunRecord(dataset=dataset, method=method, k=k, n=5, seed=seed,
+                  accuracy=0.5 + 0.1 * (method != "scratch") + 0.01 * seed,
+                  config_hash=f"{dataset}-{method}-{k}-{seed}")
+        for dataset in ("glyphs", "digits") for method in ("scratch", "metric")
+        for k in (1, 5) for seed in (0, 1)])
+    # a shift-study record shares the store but is no grid cell: left out
+    store.add(RunRecord(dataset="digits", method="metric", k=0, n=20, seed=0, accuracy=0.9,
+                        config_hash="study", notes="shift study, rung 0"))
+    assert main(["report", "--store", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 datasets in the store, reported in turn: digits, glyphs" in out
+    assert out.index("dataset: digits") < out.index("dataset: glyphs")
+    reports = report_datasets(store)
+    assert [r.dataset for r in reports] == ["digits", "glyphs"]
+    assert all(sorted(set(r.accuracy.index.get_level_values("k"))) == [1, 5] for r in reports)
+    assert main(["report", "--store", str(store.path), "--dataset", "glyphs"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset: glyphs" in out and "dataset: digits" not in out
+    assert "in turn" not in out

@@ -9,7 +9,8 @@ runner and the report.
 * :mod:`~dml_kit.experiments.grid`: :func:`run_grid` (local processes, serial or Ray;
   source models shared across methods and tasks);
 * :mod:`~dml_kit.experiments.report`: :func:`report` (per-condition accuracies, winners,
-  mean error reduction of the best adapted vs the best non-adapted method);
+  mean error reduction of the best adapted vs the best non-adapted method),
+  :func:`report_datasets` (one report per dataset of a store);
 * :mod:`~dml_kit.experiments.shift_study`: :func:`generalisation_study` (ooDML: zero-shot
   and few-shot Recall@1 / MAP@R along a ladder of shift splits).
 
@@ -31,11 +32,11 @@ from dml_kit.experiments.config import (
     resolve_seeds,
 )
 from dml_kit.experiments.grid import Cell, Job, cell_hash, grid_cells, plan_jobs, run_grid
-from dml_kit.experiments.report import Report, report
+from dml_kit.experiments.report import Report, report, report_datasets
 from dml_kit.experiments.shift_study import generalisation_study
 from dml_kit.experiments.store import ResultsStore, RunRecord, default_path, records_frame
 
 __all__ = ["PRESETS", "Cell", "GridSpec", "Job", "Preset", "Report", "ResultsStore",
            "RunRecord", "SourceSpec", "cell_hash", "default_path", "generalisation_study",
            "get_preset", "grid_cells", "plan_jobs", "records_frame", "report",
-           "resolve_methods", "resolve_seeds", "run_grid"]
+           "report_datasets", "resolve_methods", "resolve_seeds", "run_grid"]

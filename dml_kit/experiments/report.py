@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from dml_kit.experiments.shift_study import STUDY_NOTE
 from dml_kit.experiments.store import ResultsStore
 from dml_kit.methods import METHODS
 from dml_kit.metrics import error_reduction
@@ -86,36 +87,57 @@ class Report:
         return self.to_text()
 
 
-def _load_frame(results: pd.DataFrame | ResultsStore | str | os.PathLike[str] | None,
-                ) -> pd.DataFrame:
+Results = pd.DataFrame | ResultsStore | str | os.PathLike[str] | None
+
+
+def _grid_records(results: Results, preset: str | None) -> pd.DataFrame:
+    """The grid records of ``results`` (a frame, a store or a store path), of ``preset``
+    when given; shift-study records (:mod:`~dml_kit.experiments.shift_study`), which
+    share stores but are not grid cells, are left out."""
     if isinstance(results, pd.DataFrame):
-        return results
-    store = results if isinstance(results, ResultsStore) else ResultsStore(results)
-    return store.to_frame()
-
-
-def report(results: pd.DataFrame | ResultsStore | str | os.PathLike[str] | None = None, *,
-           dataset: str | None = None, preset: str | None = None) -> Report:
-    """Build a :class:`Report` from a grid DataFrame, a store, or a store path (``None``:
-    the default store).
-
-    Args:
-        dataset: which dataset (required when the records hold several).
-        preset: keep only records of this preset.
-
-    When the records hold several runs of one (method, k, n, seed) cell (different
-    settings), the newest is used.
-    """
-    frame = _load_frame(results)
+        frame = results
+    else:
+        store = results if isinstance(results, ResultsStore) else ResultsStore(results)
+        frame = store.to_frame()
+    if "notes" in frame:
+        frame = frame[~frame["notes"].fillna("").str.startswith(STUDY_NOTE)]
     if frame.empty:
         raise ValueError("no records to report: run a grid first "
                          "(python -m dml_kit grid ...)")
     if preset is not None:
         frame = frame[frame["preset"] == preset]
+    return frame
+
+
+def report_datasets(results: Results = None, *, preset: str | None = None) -> list[Report]:
+    """One :func:`report` per dataset of the records, in name order (what
+    ``python -m dml_kit report`` prints when no dataset is named)."""
+    frame = _grid_records(results, preset)
+    datasets = sorted(frame["dataset"].unique())
+    if not datasets:
+        raise ValueError(f"no records of preset {preset!r} to report")
+    return [report(frame, dataset=name) for name in datasets]
+
+
+def report(results: Results = None, *, dataset: str | None = None,
+           preset: str | None = None) -> Report:
+    """Build a :class:`Report` from a grid DataFrame, a store, or a store path (``None``:
+    the default store).
+
+    Args:
+        dataset: which dataset (required when the records hold several; or use
+            :func:`report_datasets` for one report each).
+        preset: keep only records of this preset.
+
+    When the records hold several runs of one (method, k, n, seed) cell (different
+    settings), the newest is used. Shift-study records are left out.
+    """
+    frame = _grid_records(results, preset)
     datasets = sorted(frame["dataset"].unique())
     if dataset is None:
         if len(datasets) != 1:
-            raise ValueError(f"dataset is required: the records hold {', '.join(datasets)}")
+            raise ValueError(f"dataset is required: the records hold {', '.join(datasets)} "
+                             "(report_datasets() reports each)")
         dataset = datasets[0]
     elif dataset not in datasets:
         raise ValueError(f"no records for dataset {dataset!r}; the store has: "

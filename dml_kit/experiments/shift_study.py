@@ -48,6 +48,8 @@ from dml_kit.metrics import embed, map_at_r, recall_at_k
 STUDY_METHODS = {"metric": ("adapted_metric", "cosine"),
                  "protonet": ("adapted_protonet", "sqeuclidean")}
 SETTINGS = ("zero-shot", "few-shot")
+#: how a study record's ``notes`` begin (the grid report leaves these records out)
+STUDY_NOTE = "shift study"
 COLUMNS = ["split", "distance", "seed", "setting", "method", "k", "n_test_classes",
            "recall@1", "map@r", "train_classes", "seconds"]
 
@@ -150,7 +152,7 @@ def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method:
                     loss=config.loss if method == "metric" else "prototypical",
                     regularizer=config.regularizer,
                     regularizer_weight=config.regularizer_weight, metrics=metrics,
-                    notes=f"shift study, rung {index}", train_seconds=seconds[setting],
+                    notes=f"{STUDY_NOTE}, rung {index}", train_seconds=seconds[setting],
                     preset=preset, source=f"shift split {index} (FD {split.distance:.3g})",
                     config=json.dumps(config.hash_dict(), sort_keys=True, default=str),
                     version=__version__, created=time.time())
