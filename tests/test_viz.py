@@ -285,3 +285,159 @@ def test_live_dashboard_umap_replaces_pca_when_ready():
     assert dash.projection_fig.layout.meta["method"] == "UMAP"
     assert sum(len(t.x) for t in dash.projection_fig.data) == 80
     assert dash.stats()["umap_layouts"] >= 1
+
+
+# ---- pair similarities, prototypes, fingerprints -------------------------------------------
+def test_pair_similarities_by_hand():
+    emb = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    labels = torch.tensor([0, 0, 1, 1])
+    pos, neg = F.pair_similarities(emb, labels)
+    # positive pairs (0,1): same direction; (2,3): 45 degrees
+    np.testing.assert_allclose(sorted(pos), sorted([1.0, np.sqrt(0.5)]), rtol=1e-6)
+    # negative pairs (0,2), (0,3), (1,2), (1,3): 0, cos 45, 0, cos 45
+    np.testing.assert_allclose(sorted(neg), [0, 0, np.sqrt(0.5), np.sqrt(0.5)], atol=1e-7)
+    with pytest.raises(ValueError, match="labels"):
+        F.pair_similarities(emb, labels[:3])
+
+
+def test_pair_similarity_histogram_traces_and_loss():
+    apart = torch.tensor([[1.0, 0.0], [1.0, 0.01], [-1.0, 0.0], [-1.0, 0.01]])
+    fig = F.pair_similarity_histogram(apart, torch.tensor([0, 0, 1, 1]), title="apart")
+    assert [t.name for t in fig.data] == ["positive pairs s+", "negative pairs s-"]
+    assert all(t.histnorm == "probability" and t.xbins.start == -1 for t in fig.data)
+    assert len(fig.data[0].x) == 2 and len(fig.data[1].x) == 4
+    meta = fig.layout.meta
+    assert meta["n_positive"] == 2 and meta["n_negative"] == 4
+    assert meta["positive_mean"] == pytest.approx(1.0, abs=1e-3)
+    assert meta["negative_mean"] == pytest.approx(-1.0, abs=1e-3)
+    assert meta["histogram_loss"] == pytest.approx(0.0, abs=1e-6)   # no overlap
+    assert fig.layout.title.text == "apart: histogram loss 0.000"
+    # every positive pair opposite, some negatives identical: a negative always wins
+    swapped = F.pair_similarity_histogram(apart, torch.tensor([0, 1, 0, 1]))
+    assert swapped.layout.meta["histogram_loss"] > 0.4
+    plain = F.pair_similarity_histogram(apart, torch.tensor([0, 0, 1, 1]),
+                                        histogram_loss=False, title="t")
+    assert plain.layout.title.text == "t" and plain.layout.meta["histogram_loss"] is None
+
+
+def test_prototype_scatter_prototypes_and_accuracy():
+    support = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [10.0, 0.0, 1.0],
+                            [10.0, 2.0, 1.0]])
+    support_y = torch.tensor([0, 0, 1, 1])          # prototypes (1, 0, 0) and (10, 1, 1)
+    query = torch.tensor([[1.0, 1.0, 0.0], [9.0, 1.0, 0.0], [6.0, 0.0, 0.0],
+                          [4.0, 0.0, 0.0]])
+    query_y = torch.tensor([0, 1, 0, 1])            # the last two: 6 is nearer c_1, 4 c_0
+    fig = F.prototype_scatter(support, support_y, query, query_y, ["a", "b"])
+    assert fig.layout.meta["accuracy"] == pytest.approx(0.5)
+    assert fig.layout.meta == {"accuracy": 0.5, "k_shot": 2, "n_way": 2}
+    assert "2-shot" in fig.layout.title.text and "0.50" in fig.layout.title.text
+    assert [t.name for t in fig.data] == ["a", "b", "prototypes"]
+    stars = fig.data[-1]
+    assert stars.marker.symbol == "star" and len(stars.x) == 2
+    # the 2-D layout is a PCA of queries + prototypes: distances along the main axis keep
+    # their order (c_1 is furthest from query 0)
+    xs = np.concatenate([fig.data[0].x, fig.data[1].x])
+    assert abs(stars.x[1] - stars.x[0]) > abs(xs.max() - xs.min()) * 0.7
+    with pytest.raises(ValueError, match="support_y"):
+        F.prototype_scatter(support, torch.tensor([0, 0, 2, 2]), query, query_y)
+
+
+def test_figure_fingerprint_tracks_data_and_optionally_layout():
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]))
+    before, before_all = F.figure_fingerprint(fig), F.figure_fingerprint(fig, layout=True)
+    fig.update_layout(title="new title")
+    assert F.figure_fingerprint(fig) == before
+    assert F.figure_fingerprint(fig, layout=True) != before_all
+    fig.data[0].y = [3, 5]
+    assert F.figure_fingerprint(fig) != before
+
+
+def test_accuracy_vs_k_draws_the_chance_line(results):
+    fig = F.accuracy_vs_k(results, chance=0.2)
+    assert fig.layout.shapes[0].y0 == fig.layout.shapes[0].y1 == 0.2
+    assert fig.layout.shapes[0].line.dash == "dot"
+    assert not F.accuracy_vs_k(results).layout.shapes
+    with pytest.raises(ValueError, match="chance"):
+        F.accuracy_vs_k(results, chance=1.5)
+
+
+# ---- shift curves in the study's own format --------------------------------------------------
+def _study_frame() -> pd.DataFrame:
+    """Rows as dml_kit.experiments.generalisation_study returns them (its COLUMNS)."""
+    from dml_kit.experiments.shift_study import COLUMNS
+
+    rows = []
+    for split, distance in enumerate((10.0, 30.0)):
+        for seed in (0, 1):
+            for setting, method, k, r1 in (("zero-shot", "metric", 0, 0.8 - distance / 100),
+                                           ("few-shot", "adapted_metric", 5, 0.9 - distance / 100)):
+                rows.append(dict(split=split, distance=distance, seed=seed, setting=setting,
+                                 method=method, k=k, n_test_classes=20,
+                                 **{"recall@1": r1 + 0.01 * seed, "map@r": r1 / 2},
+                                 train_classes=20, seconds=1.0))
+    frame = pd.DataFrame(rows)
+    assert list(frame.columns) == COLUMNS
+    return frame
+
+
+def test_accuracy_vs_distance_reads_the_study_frame():
+    fig = F.accuracy_vs_distance(_study_frame())
+    assert [t.name for t in fig.data] == ["metric (zero-shot)", "adapted_metric (5-shot)"]
+    zero, few = fig.data
+    assert list(zero.x) == [10.0, 30.0] and zero.line.dash == "solid"
+    assert list(zero.y) == pytest.approx([0.705, 0.505])          # mean over the two seeds
+    assert list(few.y) == pytest.approx([0.805, 0.605]) and few.line.dash == "dash"
+    by_map = F.accuracy_vs_distance(_study_frame(), value="map@r")
+    assert list(by_map.data[0].y) == pytest.approx([0.35, 0.25])
+
+
+def test_shift_curve_frame_mixes_shapes_and_names_errors():
+    study = _study_frame().to_dict("records")
+    wide = {"distance": 20.0, "method": "", "zero_shot": 0.7, "few_shot": 0.75}
+    long = F.shift_curve_frame(study + [wide])
+    assert list(long.columns) == ["distance", "method", "shots", "recall@1"]
+    assert sorted(set(long["shots"])) == [0, 1, 5]
+    assert long[long["method"] == ""]["recall@1"].tolist() == [0.7, 0.75]
+    with pytest.raises(ValueError, match="setting"):
+        F.shift_curve_frame([{"distance": 1.0, "setting": "one-shot", "recall@1": 0.5}])
+    with pytest.raises(ValueError, match="recall@1"):
+        F.shift_curve_frame(pd.DataFrame({"distance": [1.0], "accuracy": [0.5]}))
+    with pytest.raises(ValueError, match="empty"):
+        F.shift_curve_frame(pd.DataFrame())
+
+
+# ---- the cosine-gradient toy -----------------------------------------------------------------
+def test_cosine_gradient_matches_eq_1():
+    from dml_kit.viz import toy
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        f, g = torch.randn(4, generator=gen), torch.randn(4, generator=gen)
+        fh, gh = f / f.norm(), g / g.norm()
+        cos = float(fh @ gh)
+        grad = toy.cosine_gradient(f, g)
+        torch.testing.assert_close(grad, (gh - cos * fh) / f.norm(), rtol=1e-5, atol=1e-6)
+        assert float(grad @ f) == pytest.approx(0.0, abs=1e-5)        # orthogonal to f
+        assert float(grad.norm()) == pytest.approx(np.sqrt(1 - cos**2) / float(f.norm()),
+                                                   rel=1e-4)
+    with pytest.raises(ValueError, match="f must be"):
+        toy.cosine_gradient(torch.zeros(2), torch.ones(2))
+
+
+def test_sgd_turn_and_gradient_figure():
+    from dml_kit.viz import toy
+
+    d, g = torch.tensor([0.6, 0.8]), torch.tensor([1.0, 0.0])       # sin(theta) = 0.8
+    small = toy.sgd_turn_degrees(2.0 * d, g, lr=0.01)
+    assert small == pytest.approx(np.degrees(0.01 * 0.8 / 4), rel=1e-2)   # lr sin / |f|^2
+    assert toy.sgd_turn_degrees(0.5 * d, g) > 3.5 * toy.sgd_turn_degrees(d, g)
+    fig = toy.cosine_gradient_figure(d, g, lr=0.1, norms=[0.5, 1.0, 2.0], marker=2.0)
+    assert len(fig.data) == 4
+    assert list(fig.data[0].y) == pytest.approx([1.6, 0.8, 0.4], rel=1e-5)  # sin / |f|
+    assert fig.data[2].x == (2.0,) and fig.data[2].y[0] == pytest.approx(0.4, rel=1e-5)
+    assert fig.data[3].y[0] == pytest.approx(fig.layout.meta["turn"])
+    assert "‖f‖ = 2.0" in fig.layout.title.text
+    with pytest.raises(ValueError, match="lr"):
+        toy.sgd_turn_degrees(d, g, lr=-1.0)
+    with pytest.raises(ValueError, match="norms"):
+        toy.cosine_gradient_figure(d, g, norms=[0.0, 1.0])

@@ -25,12 +25,14 @@ import plotly.io as pio
 from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
-from dml_kit._validation import check_choice, check_int
+from dml_kit._validation import check_choice, check_float, check_int
 
 __all__ = [
     "TEMPLATE", "palette", "class_color", "as_numpy",
     "norm_histogram", "projection_scatter", "learning_curves", "accuracy_vs_k",
-    "method_heatmap", "accuracy_vs_distance", "task_gallery", "gallery_mosaic", "decode_image",
+    "method_heatmap", "accuracy_vs_distance", "shift_curve_frame", "task_gallery",
+    "gallery_mosaic", "decode_image", "pair_similarities", "pair_similarity_histogram",
+    "prototype_scatter", "figure_fingerprint",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -83,6 +85,14 @@ def _new_figure(widget: bool, **kwargs: Any) -> go.Figure:
     fig = go.FigureWidget(**kwargs) if widget else go.Figure(**kwargs)
     fig.update_layout(template=TEMPLATE)
     return fig
+
+
+def figure_fingerprint(fig: go.Figure, *, layout: bool = False) -> str:
+    """A string that changes whenever what ``fig`` draws changes: its traces' data (and,
+    with ``layout=True``, its layout: titles, shapes, axes). The notebooks' check cells
+    compare fingerprints before and after moving a control."""
+    text = str([trace.to_plotly_json() for trace in fig.data])
+    return text + str(fig.layout.to_plotly_json()) if layout else text
 
 
 def as_numpy(a: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -277,6 +287,103 @@ def projection_scatter(points: Any, labels: Any, class_names: Sequence[str] | No
 
 
 # ---------------------------------------------------------------------------------------
+# pair similarities and prototypes
+# ---------------------------------------------------------------------------------------
+def pair_similarities(embeddings: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine similarities ``s_ij = f_i . f_j / (||f_i|| ||f_j||)`` of all positive pairs
+    (same label) and all negative pairs (different labels) of a set, each unordered pair
+    ``i < j`` once: the samples whose distributions ``p+`` and ``p-`` the histogram loss
+    (Ustinova & Lempitsky, NeurIPS 2016) compares. Returns ``(positive, negative)``."""
+    emb = as_numpy(embeddings)
+    lab = as_numpy(labels, np.int64)
+    if emb.ndim != 2 or lab.shape != (emb.shape[0],):
+        raise ValueError(f"embeddings must be (N, D) and labels (N,); got {emb.shape} and "
+                         f"{lab.shape}")
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    sim = unit @ unit.T
+    i, j = np.triu_indices(len(lab), k=1)
+    same = lab[i] == lab[j]
+    return sim[i[same], j[same]], sim[i[~same], j[~same]]
+
+
+def pair_similarity_histogram(embeddings: Any, labels: Any, *, title: str = "Pair similarities",
+                              nbins: int = 50, histogram_loss: bool = True,
+                              widget: bool = False) -> go.Figure:
+    """The two distributions the histogram loss (Ustinova & Lempitsky, NeurIPS 2016) pulls
+    apart: overlaid histograms (probability per bin) of the cosine similarities ``s+`` of
+    positive pairs and ``s-`` of negative pairs (:func:`pair_similarities`).
+
+    With ``histogram_loss=True`` the title carries the loss of the set,
+    ``L = sum_r p-_r Phi+_r`` with ``Phi+_r = sum_{q <= r} p+_q`` (the probability that a
+    random negative pair is more similar than a random positive one), computed by
+    ``dml_kit.losses.get("histogram")``. Both traces use the same fixed bins on
+    ``[-1, 1]``, so figures of different epochs compare; ``layout.meta`` holds
+    ``positive_mean``, ``negative_mean``, ``n_positive``, ``n_negative`` and
+    ``histogram_loss`` (or ``None``).
+    """
+    nbins = check_int("nbins", nbins, 2, 1000)
+    pos, neg = pair_similarities(embeddings, labels)
+    loss = None
+    if histogram_loss:
+        import torch
+
+        from dml_kit import losses
+
+        loss = float(losses.get("histogram")(torch.as_tensor(as_numpy(embeddings, np.float32)),
+                                             torch.as_tensor(as_numpy(labels, np.int64))))
+    bins = dict(start=-1.0, end=1.0, size=2.0 / nbins)
+    fig = _new_figure(widget)
+    for x, name in ((pos, "positive pairs s+"), (neg, "negative pairs s-")):
+        fig.add_trace(go.Histogram(x=x, name=name, histnorm="probability", xbins=bins,
+                                   autobinx=False, opacity=0.6))
+    fig.update_layout(
+        barmode="overlay", xaxis_title="cosine similarity", yaxis_title="fraction of pairs",
+        title=f"{title}: histogram loss {loss:.3f}" if loss is not None else title,
+        meta={"positive_mean": float(pos.mean()) if pos.size else None,
+              "negative_mean": float(neg.mean()) if neg.size else None,
+              "n_positive": int(pos.size), "n_negative": int(neg.size),
+              "histogram_loss": loss})
+    return fig
+
+
+def prototype_scatter(support_emb: Any, support_y: Any, query_emb: Any, query_y: Any,
+                      class_names: Sequence[str] | None = None, *, title: str | None = None,
+                      widget: bool = False) -> go.Figure:
+    """Queries (dots, one trace per class) and class prototypes (stars, the last trace) of a
+    k-shot task in a 2-D PCA of the embedding (prototypical networks, Snell et al. 2017).
+
+    The prototype of class ``j`` is the mean of its support embeddings,
+    ``c_j = (1/k) sum_{i: y_i = j} f(x_i)``; a query is classified by the nearest
+    prototype in squared Euclidean distance. The PCA is fitted on the queries and the
+    prototypes together. ``layout.meta`` holds ``accuracy`` (nearest-prototype accuracy
+    of the queries), ``k_shot`` and ``n_way``; the default title shows both.
+    """
+    from dml_kit.viz.projection import pca_2d
+
+    s, q = as_numpy(support_emb), as_numpy(query_emb)
+    sy, qy = as_numpy(support_y, np.int64), as_numpy(query_y, np.int64)
+    if s.ndim != 2 or q.ndim != 2 or s.shape[1] != q.shape[1]:
+        raise ValueError(f"support_emb and query_emb must be (N, D) with the same D; got "
+                         f"{s.shape} and {q.shape}")
+    n_way = int(sy.max()) + 1
+    if set(np.unique(sy)) != set(range(n_way)):
+        raise ValueError(f"support_y must hold every class 0..{n_way - 1}")
+    protos = np.stack([s[sy == j].mean(axis=0) for j in range(n_way)])
+    d = ((q[:, None, :] - protos[None, :, :]) ** 2).sum(-1)
+    accuracy = float((d.argmin(axis=1) == qy).mean()) if len(qy) else float("nan")
+    k_shot = int(np.bincount(sy).max())
+    xy = pca_2d(np.concatenate([q, protos]))
+    fig = projection_scatter(xy[: len(q)], qy, class_names, widget=widget, title=title or (
+        f"{k_shot}-shot prototypes (stars): accuracy {accuracy:.2f}"))
+    fig.add_trace(go.Scatter(x=xy[len(q):, 0], y=xy[len(q):, 1], mode="markers",
+                             name="prototypes", marker=dict(
+                                 symbol="star", size=18, color=palette(n_way),
+                                 line=dict(width=1, color="#222"))))
+    fig.update_layout(meta={"accuracy": accuracy, "k_shot": k_shot, "n_way": n_way})
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
 # learning curves
 # ---------------------------------------------------------------------------------------
 def _records(data: Any) -> list[dict[str, Any]]:
@@ -372,7 +479,8 @@ def _spread(values: np.ndarray, spread: str) -> tuple[float, float, float]:
 
 def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k: str = "k",
                   n: str | None = "n", spread: str = "std", style: str = "band",
-                  log_x: bool = True, title: str | None = None) -> go.Figure:
+                  log_x: bool = True, chance: float | None = None,
+                  title: str | None = None) -> go.Figure:
     """Accuracy against k, one line per method (mean over seeds) with the seed spread.
 
     Args:
@@ -381,8 +489,12 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
         spread: ``"std"`` (mean ± one standard deviation over seeds), ``"sem95"``
             (± 1.96 standard errors) or ``"minmax"``.
         style: ``"band"`` (shaded band) or ``"errorbars"``.
+        chance: draw the chance level (e.g. ``1 / n`` for n-way accuracy) as a dotted
+            line across every panel (the figure's first layout shape).
     """
     check_choice("spread", spread, ("std", "sem95", "minmax"))
+    if chance is not None:
+        check_float("chance", chance, 0.0, 1.0)
     check_choice("style", style, ("band", "errorbars"))
     if len(df) == 0:
         raise ValueError("the results table is empty")
@@ -434,6 +546,9 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
                      type="log" if log_x else "linear", tickvals=all_k,
                      ticktext=[str(v) for v in all_k])
     fig.update_yaxes(title_text=value, col=1)
+    if chance is not None:
+        fig.add_hline(y=chance, line=dict(dash="dot", color="#666"),
+                      annotation_text="chance", annotation_position="bottom right")
     fig.update_layout(title=title or f"{value} vs k (mean over seeds, band: {spread})",
                       legend_title_text="method")
     return fig
@@ -505,32 +620,79 @@ def method_heatmap(df: Any, *, value: str = "accuracy", method: str = "method", 
     return fig
 
 
-def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "distance",
-                         method: str = "method", shots: str = "shots",
-                         title: str | None = None) -> go.Figure:
-    """The shift ladder (ooDML): ``value`` (e.g. Recall@1) against the Fréchet distance of
-    each split, zero-shot as solid lines, few-shot (``shots > 0``) dashed, per method.
+_SETTINGS = {"zero-shot": 0, "zero_shot": 0, "few-shot": None, "few_shot": None}
 
-    ``df`` is long (columns ``distance``, ``value``, optional ``method`` and ``shots``,
-    0 meaning zero-shot) or wide with ``zero_shot`` and ``few_shot`` value columns.
-    Several rows per point (seeds, episodes) are averaged with a ± std error bar.
+
+def _present(v: Any) -> bool:
+    import pandas as pd
+
+    return v is not None and not (np.isscalar(v) and pd.isna(v))
+
+
+def shift_curve_frame(df: Any, *, value: str = "recall@1", distance: str = "distance",
+                      method: str = "method", shots: str = "shots") -> Any:
+    """Shift-study results in any of the kit's three shapes -> one long table with columns
+    ``distance, method, shots, value`` (``shots`` 0 = zero-shot), what
+    :func:`accuracy_vs_distance` draws. Rows of different shapes may be mixed:
+
+    * **study** rows, as :func:`dml_kit.experiments.generalisation_study` returns them: a
+      ``setting`` column (``"zero-shot"`` or ``"few-shot"``) and ``k`` (labelled images
+      per test class; 0 on zero-shot rows), ``value`` holding the score;
+    * **long** rows: ``value`` and optionally ``shots`` (default 0);
+    * **wide** rows: ``zero_shot`` and/or ``few_shot`` score columns (few-shot at
+      ``shots``, else ``k``, else 1 shot).
+
+    ``df`` is a DataFrame or a sequence of dicts; a missing ``method`` becomes ``""``.
     """
     import pandas as pd
 
-    if len(df) == 0:
+    records = df.to_dict("records") if hasattr(df, "to_dict") else [dict(r) for r in df]
+    if not records:
         raise ValueError("the results table is empty")
-    if "zero_shot" in df.columns:
-        id_cols = [c for c in df.columns if c not in ("zero_shot", "few_shot")]
-        df = df.melt(id_vars=id_cols, value_vars=[c for c in ("zero_shot", "few_shot")
-                                                  if c in df.columns],
-                     var_name="_kind", value_name=value)
-        df[shots] = np.where(df["_kind"] == "zero_shot", 0, 1)
-    dc, vc = _col(df, distance), _col(df, value)
-    df = df.copy()
-    if method not in df.columns:
-        df[method] = ""
-    if shots not in df.columns:
-        df[shots] = 0
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        if not _present(r.get(distance)):
+            raise ValueError(f"every result needs a {distance!r} value; got {r}")
+        name = r.get(method)
+        base = {distance: float(r[distance]), method: name if _present(name) else ""}
+        given = next((int(r[c]) for c in (shots, "k") if _present(r.get(c)) and r[c]), 1)
+        wide = [(key, n) for key, n in (("zero_shot", 0), ("few_shot", given))
+                if _present(r.get(key))]
+        if wide:
+            rows += [{**base, shots: n, value: float(r[key])} for key, n in wide]
+            continue
+        if not _present(r.get(value)):
+            continue
+        setting = r.get("setting")
+        if _present(setting):
+            check_choice("setting", setting, list(_SETTINGS))
+            n = 0 if _SETTINGS[setting] == 0 else given
+        else:
+            n = int(r[shots]) if _present(r.get(shots)) else 0
+        rows.append({**base, shots: n, value: float(r[value])})
+    if not rows:
+        raise ValueError(f"no result holds a {value!r} value (nor zero_shot/few_shot); "
+                         f"keys: {', '.join(map(str, records[0]))}")
+    return pd.DataFrame(rows, columns=[distance, method, shots, value])
+
+
+def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "distance",
+                         method: str = "method", shots: str = "shots",
+                         title: str | None = None) -> go.Figure:
+    """The shift ladder (ooDML, Milbich et al. 2021): ``value`` (e.g. Recall@1) against the
+    Fréchet distance of each split, zero-shot as solid lines, few-shot (``shots > 0``)
+    dashed, per method.
+
+    ``df`` is the study's own table (:func:`dml_kit.experiments.generalisation_study`:
+    ``setting`` and ``k`` columns), a long table (``distance``, ``value``, optional
+    ``method`` and ``shots``, 0 meaning zero-shot) or a wide one with ``zero_shot`` and
+    ``few_shot`` value columns; :func:`shift_curve_frame` reads all three. Several rows
+    per point (seeds, episodes) are averaged with a ± std error bar.
+    """
+    import pandas as pd
+
+    df = shift_curve_frame(df, value=value, distance=distance, method=method, shots=shots)
+    dc, vc = distance, value
     methods = list(dict.fromkeys(df[method]))
     colors = palette(len(methods))
     fig = _new_figure(False)
