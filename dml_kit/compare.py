@@ -1,0 +1,136 @@
+"""Compare classification rules and methods on the same k-shot tasks.
+
+A *rule* is any callable ``rule(task) -> accuracy`` (a float, or a
+:class:`~dml_kit.methods.RunResult`, whose ``accuracy`` and ``notes`` are read).
+:func:`compare_on_tasks` draws one task per (k, seed) from a target dataset and scores every
+rule on that same task, so differences between rows are differences between rules, not
+between draws. Ready-made rules:
+
+* :func:`pixel_1nn`: 1-nearest neighbour on raw pixels (no learning at all);
+* :func:`embedding_1nn`: 1-NN in a trained embedding (Adapted Deep Embeddings' test rule);
+* :func:`nearest_prototype`: the nearest class mean (prototypical networks, Snell et al.
+  2017);
+* :func:`method_rule`: one of the six methods of :mod:`dml_kit.methods`.
+
+Example (notebook 01)::
+
+    frame = compare_on_tasks(split.target, {"scratch": method_rule("scratch"),
+                                            "1-NN on pixels": pixel_1nn},
+                             k_values=[1, 5], seeds=range(3))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+import torch
+
+from dml_kit import metrics
+from dml_kit._validation import check_choice, check_int, check_seed
+from dml_kit.data.core import Dataset
+
+__all__ = ["Rule", "compare_on_tasks", "pixel_1nn", "embedding_1nn", "nearest_prototype",
+           "method_rule"]
+
+#: ``rule(task) -> accuracy`` (a float, or a result with ``accuracy`` and ``notes``)
+Rule = Callable[[Any], Any]
+_DISTANCES = ("cosine", "sqeuclidean", "euclidean")
+
+
+def pixel_1nn(task: Any) -> float:
+    """Query accuracy of 1-NN on raw pixels: a query takes the label of the support image
+    whose flattened pixel vector is most cosine-similar,
+    ``y_hat(x) = y_{argmax_i cos(x, x_i)}``. The floor any learned representation must
+    beat."""
+    return metrics.knn_accuracy(task.support_x.flatten(1), task.support_y,
+                                task.query_x.flatten(1), task.query_y, k=1)
+
+
+def _embed_task(model: torch.nn.Module, task: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    return metrics.embed(model, task.support_x), metrics.embed(model, task.query_x)
+
+
+def embedding_1nn(model: torch.nn.Module, *, distance: str = "cosine") -> Rule:
+    """A rule: embed support and queries with ``model`` (an embedder ``nn.Module``, e.g.
+    ``SourceModel.model`` or a classifier's ``.embedder``, used frozen) and classify each
+    query by its nearest support embedding under ``distance``
+    (``cosine | sqeuclidean | euclidean``): Adapted Deep Embeddings' test rule
+    (Scott et al. 2018) for its metric-learning nets."""
+    check_choice("distance", distance, _DISTANCES)
+
+    def rule(task: Any) -> float:
+        s, q = _embed_task(model, task)
+        return metrics.knn_accuracy(s, task.support_y, q, task.query_y, k=1,
+                                    distance=distance)
+
+    return rule
+
+
+def nearest_prototype(model: torch.nn.Module, *, distance: str = "sqeuclidean") -> Rule:
+    """A rule: classify each query by the nearest class prototype
+    ``c_j = (1/k) sum_{i: y_i = j} f(x_i)`` of the support embeddings under ``distance``
+    (prototypical networks, Snell et al. 2017; squared Euclidean by default)."""
+    check_choice("distance", distance, _DISTANCES)
+
+    def rule(task: Any) -> float:
+        s, q = _embed_task(model, task)
+        return metrics.prototype_accuracy(s, task.support_y, q, task.query_y,
+                                          distance=distance)
+
+    return rule
+
+
+def method_rule(name: str, source: Any = None, config: Any = None, **overrides: Any) -> Rule:
+    """A rule that runs ``dml_kit.methods.run(name, task, source, config, **overrides)``
+    (seeded by the task's seed) and returns its :class:`~dml_kit.methods.RunResult`.
+    Pass a trained :class:`~dml_kit.methods.SourceModel` as ``source`` to share it across
+    tasks (it is never modified)."""
+    from dml_kit import methods
+
+    check_choice("name", name, methods.available())
+
+    def rule(task: Any) -> Any:
+        return methods.run(name, task, source, config, **overrides)
+
+    return rule
+
+
+def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: Iterable[int],
+                     seeds: Iterable[int] = (0,), n_way: int = 5,
+                     n_query: int | None = None) -> pd.DataFrame:
+    """Score every rule on the same n-way k-shot tasks of ``target``.
+
+    For each ``k`` in ``k_values`` and each ``seed`` in ``seeds`` one task
+    ``dml_kit.data.kshot_task(target, n_way, k, n_query=n_query, seed=seed)`` is drawn and
+    handed to every rule. The query accuracy
+    ``acc = (1/|Q|) sum_{(x, y) in Q} 1[y_hat(x) = y]`` (chance: ``1/n``) fills one row
+    per (rule, k, seed).
+
+    Returns:
+        A DataFrame with columns ``method`` (the rule's name), ``n``, ``k``, ``seed``,
+        ``accuracy`` and ``note`` (a run's notes, else ``""``), the shape
+        :func:`dml_kit.viz.accuracy_vs_k` and :func:`dml_kit.viz.method_heatmap` take.
+    """
+    from dml_kit import data
+
+    if not rules:
+        raise ValueError("rules must name at least one rule, e.g. {'1-NN on pixels': "
+                         "pixel_1nn}")
+    ks = [check_int("k_values", k, 1) for k in k_values]
+    seed_list = [check_seed(s) for s in seeds]
+    if not ks or not seed_list:
+        raise ValueError("k_values and seeds must each hold at least one value")
+    n_way = check_int("n_way", n_way, 1, target.n_classes,
+                      hint=f"{target.n_classes} target classes")
+    rows = []
+    for k in ks:
+        for seed in seed_list:
+            task = data.kshot_task(target, n_way, k, n_query=n_query, seed=seed)
+            for name, rule in rules.items():
+                out = rule(task)
+                acc = float(getattr(out, "accuracy", out))
+                rows.append({"method": name, "n": n_way, "k": k, "seed": seed,
+                             "accuracy": acc, "note": getattr(out, "notes", "") or ""})
+    return pd.DataFrame(rows, columns=["method", "n", "k", "seed", "accuracy", "note"])
