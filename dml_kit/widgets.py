@@ -6,7 +6,11 @@
 * :class:`SECExplorer`: one loss trained with and without SEC, side by side (norm
   histograms, coefficient of variation, accuracy);
 * :class:`ShiftExplorer`: a slider over a ladder of class splits of growing shift;
-* :class:`GridBrowser`: filters over a results table -> heatmap and accuracy-vs-k curves.
+* :class:`GridBrowser`: filters over a results table -> heatmap and accuracy-vs-k curves;
+* :class:`EpochReplay`: a slider over the probe embeddings a run recorded, epoch by epoch;
+* :class:`PrototypeExplorer`: k -> queries and prototypes of a task in a frozen embedding;
+* :class:`MethodComparison`: n, k -> several methods on one task, one bar each;
+* :class:`CosineGradientExplorer`: the embedding norm -> the step size of a cosine loss.
 
 Every panel is an ``ipywidgets.VBox`` and can be driven from Python without a browser:
 set a control's ``.value`` (observers redraw at once) or press a button with
@@ -19,11 +23,12 @@ Errors inside a button's handler are shown in the panel's status line (and kept 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -36,6 +41,7 @@ from dml_kit.viz import figures as F
 from dml_kit.viz.live import LiveDashboard
 
 __all__ = ["TaskExplorer", "MethodRunner", "SECExplorer", "ShiftExplorer", "GridBrowser",
+           "EpochReplay", "PrototypeExplorer", "MethodComparison", "CosineGradientExplorer",
            "task_limits", "load_cached", "split_cached"]
 
 DATASETS = ("digits", "glyphs")
@@ -155,6 +161,78 @@ def _check_dataset_name(name: str, choices: Sequence[str]) -> str:
     return check_choice("dataset", name, list(choices))
 
 
+def _training_data(dataset: str | Any, source_classes: int | None) -> tuple[Any, Dataset, str]:
+    """``(split, source, name)`` for a training panel: the cached domain split of a named
+    dataset (or a given ``DomainSplit``-like object with ``source`` and ``target``), its
+    source cut to the first ``source_classes`` classes (``None``: all)."""
+    if isinstance(dataset, str):
+        _check_dataset_name(dataset, DATASETS)
+        split, name = split_cached(dataset), dataset
+    elif hasattr(dataset, "source") and hasattr(dataset, "target"):
+        split, name = dataset, getattr(dataset.target, "name", "custom")
+    else:
+        raise ValueError("dataset must be 'glyphs', 'digits' or a DomainSplit with "
+                         f"source and target, got {type(dataset).__name__}")
+    source = split.source
+    if source_classes is not None:
+        source_classes = check_int("source_classes", source_classes, 2)
+        if source_classes < source.n_classes:
+            source = source.select_classes(range(source_classes),
+                                           name=f"{source.name}[:{source_classes}]")
+    return split, source, name
+
+
+def _task_sliders(n_way: int, k_shot: int, n_max: int, k_max: int
+                  ) -> tuple[widgets.IntSlider, widgets.IntSlider]:
+    """The n (classes) and k (shots) sliders of a panel, values validated against the
+    data's limits (:func:`task_limits`)."""
+    n = widgets.IntSlider(value=check_int("n_way", n_way, 2, n_max), min=2, max=n_max,
+                          description="n (classes)", continuous_update=False)
+    k = widgets.IntSlider(value=check_int("k_shot", k_shot, 1, k_max), min=1, max=k_max,
+                          description="k (shots)", continuous_update=False)
+    return n, k
+
+
+def _config_or_classroom(config: Any) -> Any:
+    """``config``, or the ``classroom`` preset's :class:`~dml_kit.methods.MethodConfig`."""
+    if config is not None:
+        return config
+    from dml_kit.experiments.config import get_preset
+
+    return get_preset("classroom").config
+
+
+@contextlib.contextmanager
+def _disabled(button: widgets.Button) -> Iterator[None]:
+    """Disable ``button`` while its run is in progress (re-enabled after an error too)."""
+    button.disabled = True
+    try:
+        yield
+    finally:
+        button.disabled = False
+
+
+class _TrainingPanel(_Panel):
+    """Base of the panels that train on a button press: n, k, epochs and seed controls and
+    the button (``self.n_way``, ``self.k_shot``, ``self.epochs``, ``self.seed``,
+    ``self.train_button``)."""
+
+    def _training_controls(self, *, n_way: int, k_shot: int, epochs: int, seed: int,
+                           n_max: int, k_max: int, label: str) -> None:
+        self.n_way, self.k_shot = _task_sliders(n_way, k_shot, n_max, k_max)
+        self.epochs = widgets.IntSlider(value=check_int("epochs", epochs, 1, 100), min=1,
+                                        max=100, description="epochs",
+                                        continuous_update=False)
+        self.seed = widgets.BoundedIntText(value=check_seed(seed), min=0, max=2**31 - 1,
+                                           description="seed")
+        self.train_button = widgets.Button(description=label, button_style="primary",
+                                           icon="play")
+        self.train_button.on_click(self._guard(self._on_train))
+
+    def _on_train(self, button: Any = None) -> None:
+        raise NotImplementedError
+
+
 # ---------------------------------------------------------------------------------------
 # TaskExplorer
 # ---------------------------------------------------------------------------------------
@@ -249,7 +327,7 @@ _LOSS_METHODS = ("metric", "adapted_metric")          # read config.loss
 _REG_METHODS = ("metric", "adapted_metric", "protonet", "adapted_protonet")
 
 
-class MethodRunner(_Panel):
+class MethodRunner(_TrainingPanel):
     """Method, loss, regularizer and weight, k, n, epochs -> a training run with a live
     dashboard, then the target accuracy.
 
@@ -286,31 +364,11 @@ class MethodRunner(_Panel):
         super().__init__()
         from dml_kit import losses, methods, regularizers
 
-        if isinstance(dataset, str):
-            _check_dataset_name(dataset, DATASETS)
-            split = split_cached(dataset)
-            self.dataset_name = dataset
-        elif hasattr(dataset, "source") and hasattr(dataset, "target"):
-            split = dataset
-            self.dataset_name = getattr(split.target, "name", "custom")
-        else:
-            raise ValueError("dataset must be 'glyphs', 'digits' or a DomainSplit with "
-                             f"source and target, got {type(dataset).__name__}")
+        split, self.source, self.dataset_name = _training_data(dataset, source_classes)
         self.target = split.target
-        source = split.source
-        if source_classes is not None:
-            source_classes = check_int("source_classes", source_classes, 2)
-            if source_classes < source.n_classes:
-                source = source.select_classes(range(source_classes),
-                                               name=f"{source.name}[:{source_classes}]")
-        self.source = source
         self.adapt_epochs = check_int("adapt_epochs", adapt_epochs, 1, 1000)
         self.batches_per_epoch = check_int("batches_per_epoch", batches_per_epoch, 1, 10_000)
-        if config is None:
-            from dml_kit.experiments.config import get_preset
-
-            config = get_preset("classroom").config
-        self.base_config = config
+        self.base_config = _config_or_classroom(config)
         n_max, k_max = task_limits(self.target, max_way=max_way, max_shot=max_shot)
         reg_options = ["none", *regularizers.available()]
         self.method = widgets.Dropdown(options=methods.available(),
@@ -327,19 +385,8 @@ class MethodRunner(_Panel):
         self.weight = widgets.FloatSlider(value=check_float("weight", weight, 0.0, 10.0),
                                           min=0.0, max=10.0, step=0.1, description="weight",
                                           continuous_update=False)
-        self.n_way = widgets.IntSlider(value=check_int("n_way", n_way, 2, n_max), min=2,
-                                       max=n_max, description="n (classes)",
-                                       continuous_update=False)
-        self.k_shot = widgets.IntSlider(value=check_int("k_shot", k_shot, 1, k_max), min=1,
-                                        max=k_max, description="k (shots)",
-                                        continuous_update=False)
-        self.epochs = widgets.IntSlider(value=check_int("epochs", epochs, 1, 100), min=1,
-                                        max=100, description="epochs",
-                                        continuous_update=False)
-        self.seed = widgets.BoundedIntText(value=check_seed(seed), min=0, max=2**31 - 1,
-                                           description="seed")
-        self.train_button = widgets.Button(description="Train", button_style="primary",
-                                           icon="play")
+        self._training_controls(n_way=n_way, k_shot=k_shot, epochs=epochs, seed=seed,
+                                n_max=n_max, k_max=k_max, label="Train")
         self.accuracy = widgets.HTML(_status("press Train"))
         self.dashboard = LiveDashboard(fps=fps, projection=projection)
         self.projection = widgets.ToggleButtons(
@@ -362,7 +409,6 @@ class MethodRunner(_Panel):
             names="value")
         self.method.observe(self._guard(self._sync_controls), names="value")
         self.regularizer.observe(self._guard(self._sync_controls), names="value")
-        self.train_button.on_click(self._guard(self._on_train))
         self._sync_controls()
 
     def _sync_controls(self, change: Any = None) -> None:
@@ -386,8 +432,7 @@ class MethodRunner(_Panel):
         from dml_kit import data, methods
 
         t_click = time.perf_counter()
-        self.train_button.disabled = True
-        try:
+        with _disabled(self.train_button):
             task = data.kshot_task(self.target, self.n_way.value, self.k_shot.value,
                                    seed=self.seed.value, n_query=min(
                                        10, self.target.min_class_size - self.k_shot.value))
@@ -400,8 +445,6 @@ class MethodRunner(_Panel):
             self.accuracy.value = _status("training ...")
             result = methods.run(self.method.value, task, self.source, self.config(),
                                  seed=self.seed.value, callbacks=[dash])
-        finally:
-            self.train_button.disabled = False
         self.result = result
         first = dash.t_first_frame
         self.timings = {"click_to_first_frame": (first - t_click) if first else float("nan"),
@@ -424,7 +467,7 @@ class MethodRunner(_Panel):
 # ---------------------------------------------------------------------------------------
 # SECExplorer
 # ---------------------------------------------------------------------------------------
-class SECExplorer(_Panel):
+class SECExplorer(_TrainingPanel):
     """The same metric loss trained twice, without and with SEC (Zhang et al. 2020), side by
     side: histograms of the target embeddings' norms (SEC's target mean marked), their
     coefficient of variation and the target accuracy of each run.
@@ -444,25 +487,10 @@ class SECExplorer(_Panel):
         super().__init__()
         from dml_kit import losses
 
-        if isinstance(dataset, str):
-            _check_dataset_name(dataset, DATASETS)
-            split = split_cached(dataset)
-        elif hasattr(dataset, "source") and hasattr(dataset, "target"):
-            split = dataset
-        else:
-            raise ValueError("dataset must be 'glyphs', 'digits' or a DomainSplit with "
-                             f"source and target, got {type(dataset).__name__}")
-        self.target, source = split.target, split.source
-        if source_classes is not None and source.n_classes > check_int(
-                "source_classes", source_classes, 2):
-            source = source.select_classes(range(source_classes))
-        self.source = source
+        split, self.source, _ = _training_data(dataset, source_classes)
+        self.target = split.target
         self.batches_per_epoch = check_int("batches_per_epoch", batches_per_epoch, 1)
-        if config is None:
-            from dml_kit.experiments.config import get_preset
-
-            config = get_preset("classroom").config
-        self.base_config = config
+        self.base_config = _config_or_classroom(config)
         n_max, k_max = task_limits(self.target, max_way=max_way, max_shot=max_shot)
         self.loss = widgets.Dropdown(options=losses.available(),
                                      value=check_choice("loss", loss, losses.available()),
@@ -470,19 +498,8 @@ class SECExplorer(_Panel):
         self.weight = widgets.FloatSlider(value=check_float("weight", weight, 0.0, 10.0),
                                           min=0.0, max=10.0, step=0.1,
                                           description="SEC weight", continuous_update=False)
-        self.n_way = widgets.IntSlider(value=check_int("n_way", n_way, 2, n_max), min=2,
-                                       max=n_max, description="n (classes)",
-                                       continuous_update=False)
-        self.k_shot = widgets.IntSlider(value=check_int("k_shot", k_shot, 1, k_max), min=1,
-                                        max=k_max, description="k (shots)",
-                                        continuous_update=False)
-        self.epochs = widgets.IntSlider(value=check_int("epochs", epochs, 1, 100), min=1,
-                                        max=100, description="epochs",
-                                        continuous_update=False)
-        self.seed = widgets.BoundedIntText(value=check_seed(seed), min=0, max=2**31 - 1,
-                                           description="seed")
-        self.train_button = widgets.Button(description="Train both", button_style="primary",
-                                           icon="play")
+        self._training_controls(n_way=n_way, k_shot=k_shot, epochs=epochs, seed=seed,
+                                n_max=n_max, k_max=k_max, label="Train both")
         self.figures = [_figure_widget(height=340, width=440, title="without SEC"),
                         _figure_widget(height=340, width=440, title="with SEC")]
         self.runs: list[Any] = []
@@ -494,7 +511,6 @@ class SECExplorer(_Panel):
             widgets.HBox([self.epochs, self.seed, self.train_button]),
             self.status, widgets.HBox(self.figures),
         ]
-        self.train_button.on_click(self._guard(self._on_train))
         self.status.value = _status("press 'Train both'")
 
     def _on_train(self, button: Any = None) -> None:
@@ -509,8 +525,7 @@ class SECExplorer(_Panel):
             loss=self.loss.value, source_epochs=self.epochs.value,
             batches_per_epoch=self.batches_per_epoch)
         runs, norms = [], []
-        self.train_button.disabled = True
-        try:
+        with _disabled(self.train_button):
             for i, (label, reg) in enumerate((("without", None), ("with", "sec"))):
                 self.status.value = _status(f"training {label} SEC ({i + 1}/2) ...")
                 cfg = base.replace(regularizer=reg,
@@ -519,8 +534,6 @@ class SECExplorer(_Panel):
                 runs.append(result)
                 emb = embed(result.model, torch.cat([task.support_x, task.query_x]))
                 norms.append(emb.norm(dim=1).numpy())
-        finally:
-            self.train_button.disabled = False
         self.runs = runs
         labels = np.concatenate([task.support_y.numpy(), task.query_y.numpy()])
         hi = max(float(n.max()) for n in norms) * 1.05
@@ -536,6 +549,235 @@ class SECExplorer(_Panel):
             f"{self.loss.value}: norm CV {self.cv['without']:.3f} -> {self.cv['with']:.3f} "
             f"with SEC (weight {self.weight.value:g}); accuracy "
             f"{100 * self.accuracy['without']:.1f}% -> {100 * self.accuracy['with']:.1f}%")
+
+
+# ---------------------------------------------------------------------------------------
+# EpochReplay
+# ---------------------------------------------------------------------------------------
+class EpochReplay(_Panel):
+    """Replay a finished training run epoch by epoch: a slider over the probe embeddings it
+    recorded (:class:`~dml_kit.callbacks.HistoryCallback` with ``keep_probes=True``).
+
+    Top: a 2-D projection of the probe embeddings (PCA, Procrustes-aligned frame to frame
+    by :class:`~dml_kit.viz.projection.Projector`, so the clusters do not flip). Bottom:
+    the distributions ``p+`` and ``p-`` of their positive and negative pair similarities
+    with the histogram loss of the set (:func:`~dml_kit.viz.figures.pair_similarity_histogram`).
+
+    Args:
+        probes: ``(phase, epoch, embeddings, labels)`` tuples, as ``HistoryCallback.probes``.
+        class_names: names of the probe labels (e.g. the source dataset's ``class_names``).
+        phase: which phase's frames to replay (``"source"`` or ``"adapt"``).
+        index: the frame shown first (default: the last).
+
+    Attributes: ``epoch`` (slider: index into ``frames``), ``frames`` (``(epoch,
+    embeddings, labels)``), ``layouts`` (the 2-D points per frame), ``scatter`` and
+    ``histogram`` (figures).
+    """
+
+    def __init__(self, probes: Sequence[tuple[str, int, Any, Any]],
+                 class_names: Sequence[str] | None = None, *, phase: str = "source",
+                 seed: int = 0, index: int | None = None) -> None:
+        super().__init__()
+        from dml_kit.viz.projection import Projector
+
+        self.frames = [(int(e), emb, y) for ph, e, emb, y in probes if ph == phase]
+        if not self.frames:
+            raise ValueError(f"probes hold no frame of phase {phase!r}: record them with "
+                             "HistoryCallback(keep_probes=True)")
+        last = len(self.frames) - 1
+        projector = Projector("pca", seed=check_seed(seed))
+        self.layouts = [projector.fit_transform(emb) for _, emb, _ in self.frames]
+        self.class_names = None if class_names is None else list(class_names)
+        self.epoch = widgets.IntSlider(
+            value=last if index is None else check_int("index", index, 0, last), min=0,
+            max=last, description="epoch #", continuous_update=False)
+        self.scatter = _figure_widget(height=420)
+        self.histogram = _figure_widget(height=340)
+        self.children = [self.epoch, self.status, self.scatter, self.histogram]
+        self.epoch.observe(self._guard(lambda change: self.refresh()), names="value")
+        self._guard(self.refresh)()
+
+    def refresh(self) -> None:
+        """Draw the selected frame."""
+        epoch, emb, labels = self.frames[self.epoch.value]
+        _replace_figure(self.scatter, F.projection_scatter(
+            self.layouts[self.epoch.value], labels, self.class_names,
+            title=f"Probe embeddings, epoch {epoch}"))
+        hist = F.pair_similarity_histogram(emb, labels, title=f"Probe pairs, epoch {epoch}")
+        _replace_figure(self.histogram, hist)
+        meta = hist.layout.meta
+        self.status.value = _status(
+            f"epoch {epoch} ({self.epoch.value + 1} of {len(self.frames)} frames): mean "
+            f"similarity {meta['positive_mean']:.2f} (positive pairs) vs "
+            f"{meta['negative_mean']:.2f} (negative pairs)")
+
+
+# ---------------------------------------------------------------------------------------
+# PrototypeExplorer
+# ---------------------------------------------------------------------------------------
+class PrototypeExplorer(_Panel):
+    """A k slider over target tasks seen through a frozen embedding: queries as dots,
+    class prototypes ``c_j = (1/k) sum_{i: y_i = j} f(x_i)`` as stars, in a 2-D PCA
+    (prototypical networks, Snell et al. 2017), with the nearest-prototype accuracy.
+
+    Each k draws a new n-way k-shot task of ``target`` (same seed, ``n_query`` queries per
+    class) and recomputes the prototypes; nothing is retrained.
+
+    Args:
+        target: the target :class:`~dml_kit.data.Dataset`.
+        model: an embedder ``nn.Module`` (e.g. a protonet's ``SourceModel.model``).
+        n_way, k_shot, n_query, seed: the task; ``max_shot`` caps the slider.
+
+    Attributes: ``k_shot`` (slider), ``figure``, ``task`` (the current task), ``accuracy``
+    (``{k: nearest-prototype accuracy}`` for every k shown so far).
+    """
+
+    def __init__(self, target: Dataset, model: Any, *, n_way: int = 5, k_shot: int = 1,
+                 n_query: int = 15, seed: int = 0, max_shot: int = 10) -> None:
+        super().__init__()
+        if not isinstance(target, Dataset):
+            raise ValueError(f"target must be a dml_kit.data.Dataset, got "
+                             f"{type(target).__name__}")
+        self.target, self.model = target, model
+        self.n_way = check_int("n_way", n_way, 2, target.n_classes,
+                               hint=f"{target.n_classes} target classes")
+        self.n_query = check_int("n_query", n_query, 1, target.min_class_size - 1,
+                                 hint=f"smallest class has {target.min_class_size}")
+        self.seed = check_seed(seed)
+        k_max = min(check_int("max_shot", max_shot, 1), target.min_class_size - self.n_query)
+        self.k_shot = widgets.IntSlider(
+            value=check_int("k_shot", k_shot, 1, k_max,
+                            hint=f"{target.min_class_size} per class, {n_query} queries"),
+            min=1, max=k_max, description="k (shots)", continuous_update=False)
+        self.figure = _figure_widget(height=460)
+        self.task: Any = None
+        self.accuracy: dict[int, float] = {}
+        self.children = [self.k_shot, self.status, self.figure]
+        self.k_shot.observe(self._guard(lambda change: self.refresh()), names="value")
+        self._guard(self.refresh)()
+
+    def refresh(self) -> None:
+        """Draw the task for the current k."""
+        from dml_kit import data
+        from dml_kit.metrics import embed
+
+        k = self.k_shot.value
+        self.task = t = data.kshot_task(self.target, self.n_way, k, n_query=self.n_query,
+                                        seed=self.seed)
+        fig = F.prototype_scatter(embed(self.model, t.support_x), t.support_y,
+                                  embed(self.model, t.query_x), t.query_y, t.class_names)
+        _replace_figure(self.figure, fig)
+        self.accuracy[k] = fig.layout.meta["accuracy"]
+        self.status.value = _status(f"{t.n_way}-way {k}-shot, {self.n_query} queries per "
+                                    f"class: accuracy {self.accuracy[k]:.2f}")
+
+
+# ---------------------------------------------------------------------------------------
+# MethodComparison
+# ---------------------------------------------------------------------------------------
+class MethodComparison(_Panel):
+    """n and k sliders and a button that runs several methods on one n-way k-shot task of
+    ``target``, with shared, already trained source models: one bar per method (query
+    accuracy, chance ``1/n`` dotted). The six paradigms of Adapted Deep Embeddings (Scott,
+    Ridgeway & Mozer 2018) by default.
+
+    Args:
+        target: the target :class:`~dml_kit.data.Dataset`.
+        sources: ``{source kind: SourceModel}`` (``"classifier"``, ``"embedding"``,
+            ``"protonet"``), from :func:`dml_kit.methods.train_source`; a method whose kind
+            is missing trains its own source model on every press (slow).
+        config: the :class:`~dml_kit.methods.MethodConfig` of the target phase.
+        methods: the methods to compare (default: all six).
+        n_way, k_shot, seed: initial task.
+
+    Attributes: ``n_way``, ``k_shot`` (sliders), ``run_button``, ``figure`` (bars),
+    ``last`` (DataFrame indexed by method: ``accuracy``, ``note``; ``None`` before a run).
+    """
+
+    def __init__(self, target: Dataset, sources: dict[str, Any], config: Any = None, *,
+                 methods: Sequence[str] | None = None, n_way: int = 5, k_shot: int = 5,
+                 seed: int = 0, max_way: int = 20, max_shot: int = 20) -> None:
+        super().__init__()
+        from dml_kit import methods as registry
+        from dml_kit.compare import method_rule
+
+        if not isinstance(target, Dataset):
+            raise ValueError(f"target must be a dml_kit.data.Dataset, got "
+                             f"{type(target).__name__}")
+        names = list(registry.available() if methods is None else methods)
+        if not names:
+            raise ValueError("methods must name at least one method")
+        self.target, self.seed = target, check_seed(seed)
+        self.rules = {name: method_rule(name, sources.get(registry.get(name).source_kind or ""),
+                                        config) for name in names}
+        n_max, k_max = task_limits(target, max_way=max_way, max_shot=max_shot)
+        self.n_way, self.k_shot = _task_sliders(n_way, k_shot, n_max, k_max)
+        self.run_button = widgets.Button(description=f"Run all {len(names)}",
+                                         button_style="primary", icon="play")
+        self.figure = _figure_widget(height=360)
+        self.last: Any = None
+        self.children = [widgets.HBox([self.n_way, self.k_shot, self.run_button]),
+                         self.status, self.figure]
+        self.run_button.on_click(self._guard(self._on_run))
+        self.status.value = _status(f"press '{self.run_button.description}'")
+
+    def _on_run(self, button: Any = None) -> None:
+        from dml_kit.compare import compare_on_tasks
+
+        n, k = self.n_way.value, self.k_shot.value
+        self.status.value = _status(f"running {len(self.rules)} methods on a {n}-way "
+                                    f"{k}-shot task ...")
+        with _disabled(self.run_button):
+            frame = compare_on_tasks(self.target, self.rules, k_values=[k],
+                                     seeds=[self.seed], n_way=n)
+        self.last = frame.set_index("method")[["accuracy", "note"]]
+        acc = self.last["accuracy"]
+        fig = go.Figure(go.Bar(x=list(acc.index), y=acc.tolist(), text=[f"{a:.0%}" for a in acc],
+                               textposition="outside", marker_color=F.palette(len(acc))))
+        fig.add_hline(y=1 / n, line=dict(dash="dot", color="#666"), annotation_text="chance")
+        fig.update_layout(template=F.TEMPLATE, height=360, title=f"{n}-way {k}-shot, one task",
+                          yaxis=dict(title="query accuracy", range=[0, 1.05]))
+        _replace_figure(self.figure, fig)
+        best = acc.idxmax()
+        self.status.value = _status(f"{n}-way {k}-shot: best {best} ({acc[best]:.0%})")
+
+
+# ---------------------------------------------------------------------------------------
+# CosineGradientExplorer
+# ---------------------------------------------------------------------------------------
+class CosineGradientExplorer(_Panel):
+    """A norm slider on the toy of :mod:`dml_kit.viz.toy`: ``f = norm * direction`` against
+    a fixed partner ``g``; the figure shows ``||d cos(f, g) / d f|| = sin(theta) / ||f||``
+    and the angle one gradient step of size ``lr`` turns ``f`` (about
+    ``lr sin(theta) / ||f||^2``), the markers at the slider's norm (SEC paper, Zhang et
+    al. 2020, Eq. 1).
+
+    Attributes: ``norm`` (slider), ``figure`` (traces: gradient curve, turn curve, and
+    the two markers), ``gradient`` and ``turn`` at the slider's norm.
+    """
+
+    def __init__(self, direction: Any, partner: Any, *, lr: float = 0.1,
+                 norm: float = 1.0) -> None:
+        super().__init__()
+        self.direction, self.partner = direction, partner
+        self.lr = check_float("lr", lr, 0.0, 100.0)
+        self.norm = widgets.FloatSlider(value=check_float("norm", norm, 0.2, 5.0), min=0.2,
+                                        max=5.0, step=0.1, description="‖f‖",
+                                        continuous_update=False)
+        self.figure = _figure_widget(height=380)
+        self.gradient = self.turn = float("nan")
+        self.children = [self.norm, self.status, self.figure]
+        self.norm.observe(self._guard(lambda change: self.refresh()), names="value")
+        self._guard(self.refresh)()
+
+    def refresh(self) -> None:
+        """Move the markers (and the title) to the slider's norm."""
+        from dml_kit.viz.toy import cosine_gradient_figure
+
+        fig = cosine_gradient_figure(self.direction, self.partner, lr=self.lr,
+                                     marker=self.norm.value)
+        _replace_figure(self.figure, fig)
+        self.gradient, self.turn = fig.layout.meta["gradient"], fig.layout.meta["turn"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -564,12 +806,8 @@ def zero_shot_evaluator(config: Any = None, *, epochs: int = 3, batches_per_epoc
         from dml_kit.metrics import embed, recall_at_k
 
         train_ids, test_ids, _ = _split_parts(split)
-        cfg = config
-        if cfg is None:
-            from dml_kit.experiments.config import get_preset
-
-            cfg = get_preset("classroom").config
-        cfg = cfg.replace(source_epochs=epochs, batches_per_epoch=batches_per_epoch)
+        cfg = _config_or_classroom(config).replace(source_epochs=epochs,
+                                                   batches_per_epoch=batches_per_epoch)
         model = train_source("embedding", data.select_classes(train_ids), cfg, seed=seed)
         test = data.select_classes(test_ids[:max_test_classes])
         emb = embed(model.model, test.x)
@@ -588,8 +826,9 @@ class ShiftExplorer(_Panel):
     Shows, for the selected split: its distance and class counts, sample images of its
     train classes (top row) and test classes (bottom row), and the shift curve
     (``value`` against distance, zero-shot solid, few-shot dashed) with the selected split
-    marked. Curve points come from ``results`` (a DataFrame as
-    :func:`~dml_kit.viz.figures.accuracy_vs_distance` takes) and from the ``Evaluate``
+    marked. Curve points come from ``results`` (a DataFrame in any shape
+    :func:`~dml_kit.viz.figures.shift_curve_frame` reads, e.g. the table
+    :func:`dml_kit.experiments.generalisation_study` returns) and from the ``Evaluate``
     button, which calls ``evaluate(data, split) -> {"zero_shot": .., "few_shot": ..}``
     (e.g. :func:`zero_shot_evaluator`); without ``evaluate`` the button is disabled.
 
@@ -617,7 +856,9 @@ class ShiftExplorer(_Panel):
         self._evaluate = evaluate
         self.results: list[dict[str, Any]] = []
         if results is not None:
-            self.results = list(results.to_dict("records"))
+            F.shift_curve_frame(results, value=value)      # refuse an unreadable table now
+            self.results = (results.to_dict("records") if hasattr(results, "to_dict")
+                            else [dict(r) for r in results])
         self.split = widgets.IntSlider(value=check_int("index", index, 0, len(ladder) - 1),
                                        min=0, max=len(ladder) - 1, description="split",
                                        continuous_update=False)
@@ -667,22 +908,10 @@ class ShiftExplorer(_Panel):
         return fig
 
     def _curve_figure(self) -> go.Figure:
-        import pandas as pd
-
         _, _, fd = self._parts[self.split.value]
         distances = [p[2] for p in self._parts]
-        long = []
-        for r in self.results:
-            base = {"distance": r["distance"], "method": r.get("method", "")}
-            if "zero_shot" in r or "few_shot" in r:
-                for key, shots in (("zero_shot", 0), ("few_shot", r.get("shots", 1) or 1)):
-                    if r.get(key) is not None and not pd.isna(r[key]):
-                        long.append({**base, "shots": shots, self.value: r[key]})
-            elif r.get(self.value) is not None and not pd.isna(r[self.value]):
-                long.append({**base, "shots": r.get("shots", 0), self.value: r[self.value]})
-        if long:
-            frame = pd.DataFrame(long)
-            fig = F.accuracy_vs_distance(frame, value=self.value)
+        if self.results:
+            fig = F.accuracy_vs_distance(self.results, value=self.value)
         else:
             fig = go.Figure()
             fig.update_layout(template=F.TEMPLATE, xaxis_title="Fréchet distance",
@@ -710,11 +939,8 @@ class ShiftExplorer(_Panel):
         if self._evaluate is None:
             raise ValueError("no evaluate function was given to ShiftExplorer")
         self.status.value = _status(f"evaluating split {self.split.value} ...")
-        self.evaluate_button.disabled = True
-        try:
+        with _disabled(self.evaluate_button):
             scores = dict(self._evaluate(self.data, self.selected))
-        finally:
-            self.evaluate_button.disabled = False
         _, _, fd = self._parts[self.split.value]
         self.results = [r for r in self.results
                         if not (r.get("distance") == fd and r.get("method", "") == "")]

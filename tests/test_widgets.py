@@ -99,6 +99,31 @@ def test_method_runner_controls_and_config():
         W.MethodRunner("digits", n_way=50)
 
 
+def test_training_panels_share_controls_and_recover_from_errors(monkeypatch):
+    from dml_kit import methods
+
+    panels = [W.MethodRunner("digits", method="scratch", n_way=3, k_shot=2, epochs=1),
+              W.SECExplorer("digits", n_way=3, k_shot=2, epochs=1)]
+    seen = []
+
+    def failing_run(*args, **kwargs):
+        seen.append(panel.train_button.disabled)          # disabled while it runs
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(methods, "run", failing_run)
+    for panel in panels:
+        assert (panel.n_way.value, panel.k_shot.value, panel.epochs.value) == (3, 2, 1)
+        assert panel.n_way.description == "n (classes)" and panel.seed.value == 0
+        panel.train_button.click()
+        assert panel.error == "RuntimeError: boom" and "boom" in panel.status.value
+        assert not panel.train_button.disabled            # re-enabled after the error
+    assert seen == [True, True]
+    with pytest.raises(ValueError, match="k_shot"):
+        W.SECExplorer("digits", k_shot=500)
+    with pytest.raises(ValueError, match="dataset"):
+        W.SECExplorer(42)
+
+
 # ---- SECExplorer -----------------------------------------------------------------------
 @pytest.mark.timeout(240)
 def test_sec_explorer_narrows_the_norm_spread():
@@ -160,6 +185,134 @@ def test_shift_explorer_takes_results_and_validates_ladder():
     bad = [types.SimpleNamespace(train_classes=(0, 11), test_classes=(1,), distance=1.0)]
     with pytest.raises(ValueError, match="outside"):
         W.ShiftExplorer(digits, bad)
+
+
+@pytest.fixture(scope="module")
+def study_frame():
+    """A real dml_kit.experiments.generalisation_study result on digits (two rungs, tiny
+    training): the table ShiftExplorer must take as it is."""
+    from dml_kit.data.shift import ShiftSplit
+    from dml_kit.experiments import generalisation_study
+
+    ladder = [ShiftSplit(tr, te, d, i) for i, (tr, te, d) in enumerate(
+        (sp.train_classes, sp.test_classes, sp.distance) for sp in _ladder()[:2])]
+    frame = generalisation_study(
+        W.load_cached("digits"), ladder, k_shot=2, seeds=(0,), progress=False,
+        max_test_classes=5, source_epochs=1, batches_per_epoch=3, target_epochs=2,
+        target_patience=1, embedding_dim=8, hidden=(16,), val_classes=2)
+    return ladder, frame
+
+
+@pytest.mark.timeout(240)
+def test_shift_explorer_takes_the_study_output_as_it_is(study_frame):
+    ladder, frame = study_frame
+    assert {"setting", "k", "recall@1"} <= set(frame.columns) and "shots" not in frame
+    se = W.ShiftExplorer(W.load_cached("digits"), ladder, results=frame)
+    assert se.error is None, se.error
+    names = [t.name for t in se.curve.data]
+    assert names == ["metric (zero-shot)", "adapted_metric (2-shot)"]
+    zero, few = se.curve.data
+    assert zero.line.dash == "solid" and few.line.dash == "dash"
+    want = frame.pivot_table(index="distance", columns="setting", values="recall@1")
+    assert list(zero.x) == list(want.index) == [10.0, 20.0]
+    assert list(zero.y) == pytest.approx(want["zero-shot"].tolist())
+    assert list(few.y) == pytest.approx(want["few-shot"].tolist())
+    se.split.value = 1                                    # the marker moves, curves stay
+    assert se.curve.layout.shapes[0].x0 == 20.0 and len(se.curve.data) == 2
+    with pytest.raises(ValueError, match="recall@1"):
+        W.ShiftExplorer(W.load_cached("digits"), ladder,
+                        results=frame.drop(columns=["recall@1"]))
+
+
+# ---- EpochReplay, PrototypeExplorer, MethodComparison, CosineGradientExplorer -----------
+def test_epoch_replay_slider_redraws_both_figures():
+    import torch
+
+    from dml_kit.viz.figures import pair_similarities
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(3).repeat(6)
+    centres = torch.randn(3, 8, generator=g)
+    probes = [("source", e, centres[labels] * e + torch.randn(18, 8, generator=g), labels)
+              for e in (1, 2, 3)] + [("adapt", 1, torch.randn(4, 8), torch.arange(4))]
+    replay = W.EpochReplay(probes, ["a", "b", "c"])
+    assert replay.error is None and len(replay.frames) == 3   # the adapt frame left out
+    assert replay.epoch.value == 2 and "epoch 3" in replay.scatter.layout.title.text
+    replay.epoch.value = 0
+    assert replay.error is None
+    assert "epoch 1" in replay.scatter.layout.title.text
+    assert replay.histogram.layout.title.text.startswith("Probe pairs, epoch 1")
+    pos, _ = pair_similarities(probes[0][2], labels)
+    np.testing.assert_allclose(np.asarray(replay.histogram.data[0].x), pos, rtol=1e-6)
+    assert [t.name for t in replay.scatter.data] == ["a", "b", "c"]
+    np.testing.assert_allclose(np.asarray(replay.scatter.data[0].x),
+                               replay.layouts[0][labels.numpy() == 0, 0])
+    with pytest.raises(ValueError, match="keep_probes"):
+        W.EpochReplay(probes, phase="nothing")
+
+
+def test_prototype_explorer_follows_k():
+    import torch
+
+    from dml_kit import metrics
+
+    target = W.split_cached("digits").target
+    model = torch.nn.Flatten()
+    view = W.PrototypeExplorer(target, model, n_way=4, k_shot=1, n_query=10)
+    assert view.error is None and set(view.accuracy) == {1}
+    assert len(view.figure.data) == 4 + 1 and view.figure.data[-1].name == "prototypes"
+    view.k_shot.value = 5
+    t = view.task
+    assert t.k_shot == 5 and "5-shot" in view.figure.layout.title.text
+    by_hand = metrics.prototype_accuracy(t.support_x.flatten(1), t.support_y,
+                                         t.query_x.flatten(1), t.query_y)
+    assert view.accuracy[5] == pytest.approx(by_hand)
+    assert sum(len(tr.x) for tr in view.figure.data[:-1]) == 4 * 10
+    assert view.k_shot.max == 10
+    with pytest.raises(ValueError, match="n_query"):
+        W.PrototypeExplorer(target, model, n_query=10_000)
+
+
+def test_method_comparison_runs_its_rules_and_draws_bars():
+    target = W.split_cached("digits").target
+    mc = W.MethodComparison(target, {}, methods=["scratch", "metric"], n_way=3, k_shot=2)
+    assert mc.last is None and mc.run_button.description == "Run all 2"
+    calls = []
+
+    def fake(value):
+        def rule(task):
+            calls.append((task.n_way, task.k_shot))
+            return value
+        return rule
+
+    mc.rules = {"scratch": fake(0.4), "metric": fake(0.9)}   # no training in this test
+    mc.run_button.click()
+    assert mc.error is None, mc.error
+    assert calls == [(3, 2), (3, 2)]
+    bars = mc.figure.data[0]
+    assert list(bars.x) == ["scratch", "metric"] and list(bars.y) == [0.4, 0.9]
+    assert mc.figure.layout.shapes[0].y0 == pytest.approx(1 / 3)    # chance line
+    mc.n_way.value, mc.k_shot.value = 4, 3
+    mc.run_button.click()
+    assert calls[-1] == (4, 3) and "4-way 3-shot" in mc.figure.layout.title.text
+    assert mc.last.loc["metric", "accuracy"] == 0.9
+    with pytest.raises(ValueError, match="n_way"):
+        W.MethodComparison(target, {}, n_way=99)
+
+
+def test_cosine_gradient_explorer_follows_the_norm():
+    import torch
+
+    ex = W.CosineGradientExplorer(torch.tensor([0.6, 0.8]), torch.tensor([1.0, 0.0]))
+    assert ex.error is None and ex.gradient == pytest.approx(0.8, rel=1e-5)  # sin / 1
+    title = ex.figure.layout.title.text
+    ex.norm.value = 0.5
+    assert ex.figure.data[2].y[0] == pytest.approx(1.6, rel=1e-5)         # sin / 0.5
+    assert ex.figure.data[2].x == (0.5,) and ex.figure.layout.title.text != title
+    assert ex.turn > 3.5 * W.CosineGradientExplorer(
+        torch.tensor([0.6, 0.8]), torch.tensor([1.0, 0.0])).turn
+    with pytest.raises(ValueError, match="norm"):
+        W.CosineGradientExplorer(torch.tensor([0.6, 0.8]), torch.tensor([1.0, 0.0]), norm=9)
 
 
 # ---- GridBrowser -----------------------------------------------------------------------
