@@ -45,6 +45,21 @@ def test_notebook_is_committed_without_outputs(path):
                 f"{path.name} carries outputs: strip them before committing")
 
 
+MAX_CELL_LINES = 15
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_code_cells_are_short(path):
+    """Notebooks hold the story; machinery longer than a screenful belongs in dml_kit."""
+    nb = nbformat.read(path, as_version=4)
+    long = [(i, n) for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
+            for n in [sum(1 for line in cell.source.splitlines() if line.strip())]
+            if n > MAX_CELL_LINES]
+    assert not long, "; ".join(
+        f"{path.name} cell {i} has {n} non-blank lines (at most {MAX_CELL_LINES}): move "
+        "the machinery into dml_kit and call it" for i, n in long)
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):

@@ -12,11 +12,10 @@
 # judged by how far it beats this baseline.
 
 # %%
-import pandas as pd
-import plotly.graph_objects as go
 import torch
 
 import dml_kit as dk
+from dml_kit.compare import compare_on_tasks, method_rule, pixel_1nn
 from dml_kit.settings import pick
 
 DATASET = "glyphs"   # or "omniglot" / "mnist" with dk.data.load(DATASET, download=True)
@@ -94,6 +93,9 @@ dk.exercises.check("support_query_split", support_query_split)
 # *baseline* method: `dk.methods.run("scratch", task)`. The network has tens of thousands
 # of weights and sees $nk$ examples: at $k = 1$, five images.
 #
+# `compare_on_tasks` draws one task per $(k, \text{seed})$ and scores both rules on the
+# *same* task, so the two rows differ only by the rule.
+#
 # **Predict first.** Write down the query accuracy you expect for scratch on a 5-way
 # task at $k = 1$ and at $k = 10$. Will it beat 1-NN on pixels?
 
@@ -102,22 +104,15 @@ K_VALUES = pick([1, 2, 5, 10], [1, 5])
 SEEDS = range(pick(3, 1))
 config = dk.experiments.PRESETS["classroom"].config.replace(
     target_epochs=pick(60, 5), target_patience=pick(10, 2))
-rows = []
-for k in K_VALUES:
-    for seed in SEEDS:
-        t = dk.data.kshot_task(split.target, n_way=5, k_shot=k, seed=seed)
-        scratch = dk.methods.run("scratch", t, config=config)
-        pixels = dk.metrics.knn_accuracy(t.support_x.flatten(1), t.support_y,
-                                         t.query_x.flatten(1), t.query_y, k=1)
-        rows += [{"method": "scratch", "k": k, "seed": seed, "accuracy": scratch.accuracy},
-                 {"method": "1-NN on pixels", "k": k, "seed": seed, "accuracy": pixels}]
-baselines = pd.DataFrame(rows)
+baselines = compare_on_tasks(
+    split.target, {"scratch": method_rule("scratch", config=config),
+                   "1-NN on pixels": pixel_1nn},
+    n_way=5, k_values=K_VALUES, seeds=SEEDS)
 baselines.pivot_table(index="method", columns="k", values="accuracy").round(3)
 
 # %%
-fig = dk.viz.accuracy_vs_k(baselines, title=f"{DATASET}, 5-way: accuracy without transfer")
-fig.add_hline(y=1 / 5, line_dash="dot", annotation_text="chance (1/n)")
-fig
+dk.viz.accuracy_vs_k(baselines, chance=1 / 5,
+                     title=f"{DATASET}, 5-way: accuracy without transfer")
 
 # %% [markdown]
 # ### What you see
@@ -159,11 +154,7 @@ runner
 # that what it shows follows, then check that this notebook's numbers make sense.
 
 # %%
-def shown(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data])[:20000]
-
-
+shown = dk.viz.figure_fingerprint     # a string that changes when a figure's data does
 before = shown(runner.dashboard.projection_fig)
 runner.k_shot.value = pick(5, 2)
 runner.train_button.click()

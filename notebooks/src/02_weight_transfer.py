@@ -14,6 +14,7 @@
 import pandas as pd
 
 import dml_kit as dk
+from dml_kit.compare import compare_on_tasks, embedding_1nn, method_rule
 from dml_kit.settings import pick
 
 DATASET = "glyphs"   # or "omniglot" / "mnist" with dk.data.load(DATASET, download=True)
@@ -80,27 +81,16 @@ dk.exercises.check("cross_entropy", cross_entropy)
 # fine-tuning, with its many free weights and $n$ training images, stand at $k = 1$?
 
 # %%
-def source_features_1nn(task):
-    s, q = (dk.metrics.embed(clf.model.embedder, x) for x in (task.support_x, task.query_x))
-    return dk.metrics.knn_accuracy(s, task.support_y, q, task.query_y, k=1)
-
-
-rows = []
-for k in pick([1, 5, 10], [1, 5]):
-    for seed in range(pick(2, 1)):
-        task = dk.data.kshot_task(split.target, n_way=5, k_shot=k, seed=seed)
-        for label, head_only in [("transfer: full", False), ("transfer: head only", True)]:
-            r = dk.methods.run("weight_transfer", task, clf, config, head_only=head_only)
-            rows.append({"method": label, "k": k, "seed": seed, "accuracy": r.accuracy})
-        rows.append({"method": "1-NN on source features", "k": k, "seed": seed,
-                     "accuracy": source_features_1nn(task)})
-results = pd.DataFrame(rows)
+rules = {"transfer: full": method_rule("weight_transfer", clf, config, head_only=False),
+         "transfer: head only": method_rule("weight_transfer", clf, config, head_only=True),
+         "1-NN on source features": embedding_1nn(clf.model.embedder, distance="cosine")}
+results = compare_on_tasks(split.target, rules, n_way=5, k_values=pick([1, 5, 10], [1, 5]),
+                           seeds=range(pick(2, 1)))
 results.pivot_table(index="method", columns="k", values="accuracy").round(3)
 
 # %%
-fig = dk.viz.accuracy_vs_k(results, title=f"{DATASET}, 5-way: fine-tuning vs. source features")
-fig.add_hline(y=1 / 5, line_dash="dot", annotation_text="chance")
-fig
+dk.viz.accuracy_vs_k(results, chance=1 / 5,
+                     title=f"{DATASET}, 5-way: fine-tuning vs. source features")
 
 # %% [markdown]
 # ### Where weight transfer fails
@@ -139,11 +129,7 @@ runner
 # the numbers of this notebook make sense.
 
 # %%
-def shown(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data])[:20000]
-
-
+shown = dk.viz.figure_fingerprint     # a string that changes when a figure's data does
 before = shown(runner.dashboard.curves)
 runner.k_shot.value = 3
 runner.train_button.click()

@@ -13,9 +13,7 @@
 
 # %%
 import pandas as pd
-import plotly.graph_objects as go
 import torch
-from ipywidgets import IntSlider, VBox
 
 import dml_kit as dk
 from dml_kit.settings import pick
@@ -111,71 +109,32 @@ print(f"source validation Recall@1 {emb_model.val_score:.3f}, "
 
 # %% [markdown]
 # Now the two histograms on **target** classes the network has never seen, before
-# (raw pixels) and after training. A small helper collects $s^+$ and $s^-$ from a set of
-# embeddings.
+# (raw pixels) and after training. `dk.viz.pair_similarities` collects $s^+$ and $s^-$
+# from a set of embeddings (every pair once); `dk.viz.pair_similarity_histogram` draws
+# them and puts the histogram loss of the set in the title.
 
 # %%
-def similarities(emb, labels):
-    """Cosine similarities of all positive and all negative pairs (each pair once)."""
-    s = 1 - dk.losses.pairwise_distance(emb, distance="cosine")
-    same, upper = labels[:, None] == labels[None, :], torch.ones_like(s).triu(1).bool()
-    return s[same & upper].numpy(), s[~same & upper].numpy()
-
-
-def pair_histogram(emb, labels, title):
-    pos, neg = similarities(emb, labels)
-    loss = float(dk.losses.get("histogram")(emb, labels))
-    fig = go.Figure([go.Histogram(x=pos, name="positive pairs s+", histnorm="probability"),
-                     go.Histogram(x=neg, name="negative pairs s-", histnorm="probability")])
-    return fig.update_layout(barmode="overlay", template=dk.viz.TEMPLATE,
-                             title=f"{title}: histogram loss {loss:.3f}",
-                             xaxis_title="cosine similarity").update_traces(opacity=0.6)
-
-
 target = split.target.select_classes(range(pick(100, 30)))
 target_emb = dk.metrics.embed(emb_model.model, target.x)
 sample = torch.arange(0, len(target.y), 4)      # every 4th image keeps the pair count small
-pair_histogram(target.x.flatten(1)[sample], target.y[sample], "raw pixels").show()
-pair_histogram(target_emb[sample], target.y[sample], "trained embedding, unseen classes")
+dk.viz.pair_similarity_histogram(target.x.flatten(1)[sample], target.y[sample],
+                                 title="raw pixels").show()
+dk.viz.pair_similarity_histogram(target_emb[sample], target.y[sample],
+                                 title="trained embedding, unseen classes")
 
 # %% [markdown]
 # ## Replay the training
 #
-# The slider walks through the epochs of the run above. Left: a PCA projection of the
-# probe embeddings (source validation examples), aligned from epoch to epoch. Right: their
-# $p^+$ and $p^-$.
+# The slider walks through the epochs of the run above. Top: a PCA projection of the
+# probe embeddings (source validation examples), aligned from epoch to epoch. Bottom:
+# their $p^+$ and $p^-$.
 #
 # **Predict first:** as the epochs go by, what happens to the overlap of the two
 # histograms, and to the clusters? Which moves first?
 
 # %%
-probes = [(e, p, y) for phase, e, p, y in history.probes if phase == "source"]
-projector = dk.viz.Projector("pca", seed=0)
-layouts = [projector.fit_transform(p.numpy()) for _, p, _ in probes]
-names = list(source.class_names)
-
-
-def replay_figures(i):
-    epoch, emb, y = probes[i]
-    scatter = dk.viz.projection_scatter(layouts[i], y, names, title=f"Probe embeddings, epoch {epoch}")
-    return scatter, pair_histogram(emb, y, f"Probe pairs, epoch {epoch}")
-
-
-epoch_slider = IntSlider(value=len(probes) - 1, min=0, max=len(probes) - 1,
-                         description="epoch #", continuous_update=False)
-scatter_fig, hist_fig = (go.FigureWidget(f) for f in replay_figures(epoch_slider.value))
-
-
-def on_epoch(change):
-    for widget, new in zip((scatter_fig, hist_fig), replay_figures(change["new"]), strict=True):
-        with widget.batch_update():
-            for trace, fresh in zip(widget.data, new.data, strict=True):
-                trace.x, trace.y = fresh.x, fresh.y
-            widget.layout.title = new.layout.title
-
-
-epoch_slider.observe(on_epoch, names="value")
-VBox([epoch_slider, scatter_fig, hist_fig])
+replay = dk.widgets.EpochReplay(history.probes, source.class_names, phase="source")
+replay
 
 # %% [markdown]
 # ## Measuring an embedding: Recall@K and MAP@R
@@ -262,15 +221,12 @@ runner
 # the figures follow, then check that the numbers make sense.
 
 # %%
-def shown(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data])[:20000]
-
-
-before = shown(scatter_fig), shown(hist_fig)
-epoch_slider.value = 0
-assert shown(scatter_fig) != before[0] and shown(hist_fig) != before[1]
-assert len(probes) == emb_model.train.epochs >= 2
+shown = dk.viz.figure_fingerprint     # a string that changes when a figure's data does
+before = shown(replay.scatter), shown(replay.histogram)
+replay.epoch.value = 0
+assert replay.error is None, replay.error
+assert shown(replay.scatter) != before[0] and shown(replay.histogram) != before[1]
+assert len(replay.frames) == emb_model.train.epochs >= 2
 
 before = shown(runner.dashboard.projection_fig)
 runner.loss.value = "triplet"
@@ -284,7 +240,7 @@ print("runner:", runner.results)
 assert scores.to_numpy().min() >= 0 and scores.to_numpy().max() <= 1
 assert (scores["Recall@4"] >= scores["Recall@1"]).all()          # Recall@K grows with K
 assert scores.loc["histogram embedding", "Recall@1"] > 2 / target.n_classes   # >> chance
-pos, neg = similarities(target_emb[sample], target.y[sample])
+pos, neg = dk.viz.pair_similarities(target_emb[sample], target.y[sample])
 assert pos.mean() > neg.mean()          # unseen classes: positives more similar than negatives
 numbers = side_by_side.select_dtypes("number")
 assert numbers.to_numpy().min() >= 0 and numbers.to_numpy().max() <= 1

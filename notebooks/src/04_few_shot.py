@@ -13,12 +13,8 @@
 # %%
 from types import SimpleNamespace
 
-import pandas as pd
-import plotly.graph_objects as go
-import torch
-from ipywidgets import IntSlider, VBox
-
 import dml_kit as dk
+from dml_kit.compare import compare_on_tasks, embedding_1nn, nearest_prototype, pixel_1nn
 from dml_kit.settings import pick
 
 DATASET = "glyphs"   # or "omniglot" / "mnist" with dk.data.load(DATASET, download=True)
@@ -104,30 +100,19 @@ dk.viz.learning_curves(history.epochs, history.steps, title="Protonet: source ep
 # apart will they be at $k = 10$, and which one wins?
 
 # %%
-def scores(task):
-    s, q = (dk.metrics.embed(protonet.model, x) for x in (task.support_x, task.query_x))
-    return {"nearest prototype": dk.metrics.prototype_accuracy(s, task.support_y, q,
-                                                               task.query_y),
-            "1-NN (embedding)": dk.metrics.knn_accuracy(s, task.support_y, q, task.query_y,
-                                                        distance="sqeuclidean"),
-            "1-NN (pixels)": dk.metrics.knn_accuracy(
-                task.support_x.flatten(1), task.support_y, task.query_x.flatten(1),
-                task.query_y)}
-
-
-rows = [{"method": name, "k": k, "seed": seed, "accuracy": acc}
-        for k in [1, 2, 5, 10] for seed in range(pick(5, 2))
-        for name, acc in scores(dk.data.kshot_task(split.target, 5, k, seed=seed)).items()]
-results = pd.DataFrame(rows)
-fig = dk.viz.accuracy_vs_k(results, title=f"{DATASET}, 5-way: frozen protonet on new classes")
-fig.add_hline(y=1 / 5, line_dash="dot", annotation_text="chance")
-fig
+rules = {"nearest prototype": nearest_prototype(protonet.model),
+         "1-NN (embedding)": embedding_1nn(protonet.model, distance="sqeuclidean"),
+         "1-NN (pixels)": pixel_1nn}
+results = compare_on_tasks(split.target, rules, n_way=5, k_values=[1, 2, 5, 10],
+                           seeds=range(pick(5, 2)))
+dk.viz.accuracy_vs_k(results, chance=1 / 5,
+                     title=f"{DATASET}, 5-way: frozen protonet on new classes")
 
 # %%
 task = dk.data.kshot_task(split.target, n_way=5, k_shot=5, seed=0)
 run = dk.methods.run("protonet", task, protonet, config)
-print(f"dk.methods.run('protonet'): {run.accuracy:.3f}; by hand: "
-      f"{scores(task)['nearest prototype']:.3f}")
+by_hand = rules["nearest prototype"](task)
+print(f"dk.methods.run('protonet'): {run.accuracy:.3f}; by hand: {by_hand:.3f}")
 
 # %% [markdown]
 # ## Play: prototypes and queries
@@ -140,36 +125,9 @@ print(f"dk.methods.run('protonet'): {run.accuracy:.3f}; by hand: "
 # queries of their class?
 
 # %%
-def prototype_view(k, seed=0):
-    t = dk.data.kshot_task(split.target, n_way=5, k_shot=k, n_query=15, seed=seed)
-    s, q = (dk.metrics.embed(protonet.model, x) for x in (t.support_x, t.query_x))
-    protos = torch.stack([s[t.support_y == j].mean(0) for j in range(t.n_way)])
-    xy = dk.viz.pca_2d(torch.cat([q, protos]))
-    acc = dk.metrics.prototype_accuracy(s, t.support_y, q, t.query_y)
-    fig = dk.viz.projection_scatter(xy[:len(q)], t.query_y, t.class_names,
-                                    title=f"{k}-shot prototypes (stars): accuracy {acc:.2f}")
-    fig.add_trace(go.Scatter(x=xy[len(q):, 0], y=xy[len(q):, 1], mode="markers",
-                             name="prototypes", marker=dict(symbol="star", size=18,
-                                                            color=dk.viz.palette(t.n_way),
-                                                            line=dict(width=1))))
-    return fig, acc
-
-
-k_slider = IntSlider(value=1, min=1, max=10, description="k (shots)", continuous_update=False)
-view_fig = go.FigureWidget(prototype_view(k_slider.value)[0])
-view_acc = {}
-
-
-def on_k(change):
-    new, view_acc[change["new"]] = prototype_view(change["new"])
-    with view_fig.batch_update():
-        for trace, fresh in zip(view_fig.data, new.data, strict=True):
-            trace.x, trace.y = fresh.x, fresh.y
-        view_fig.layout.title = new.layout.title
-
-
-k_slider.observe(on_k, names="value")
-VBox([k_slider, view_fig])
+view = dk.widgets.PrototypeExplorer(split.target, protonet.model, n_way=5, k_shot=1,
+                                    n_query=15, max_shot=10)
+view
 
 # %% [markdown]
 # ### What you see
@@ -189,21 +147,18 @@ VBox([k_slider, view_fig])
 # ## Check (the course runs these cells in CI)
 
 # %%
-def shown(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data])[:20000]
-
-
-before = shown(view_fig)
-k_slider.value = 5
-assert shown(view_fig) != before and 5 in view_acc        # the view followed the slider
-assert "5-shot" in view_fig.layout.title.text
-assert len(view_fig.data) == 5 + 1                           # five classes + prototypes
+shown = dk.viz.figure_fingerprint     # a string that changes when a figure's data does
+before = shown(view.figure)
+view.k_shot.value = 5
+assert view.error is None, view.error
+assert shown(view.figure) != before and 5 in view.accuracy  # the view followed the slider
+assert "5-shot" in view.figure.layout.title.text
+assert len(view.figure.data) == 5 + 1                        # five classes + prototypes
 
 # %%
 mean = results.groupby(["method", "k"])["accuracy"].mean().unstack()
 assert results["accuracy"].between(0, 1).all()
-assert abs(run.accuracy - scores(task)["nearest prototype"]) < 1e-9   # the method = by hand
+assert abs(run.accuracy - by_hand) < 1e-9                             # the method = by hand
 one = results[results["k"] == 1].pivot_table(index="seed", columns="method", values="accuracy")
 assert (one["nearest prototype"] - one["1-NN (embedding)"]).abs().max() < 1e-9   # same at k=1
 assert (mean.loc["nearest prototype"] > 1 / 5).all()                    # far from chance

@@ -41,9 +41,7 @@
 import tempfile
 from pathlib import Path
 
-import ipywidgets as widgets
 import pandas as pd
-import plotly.graph_objects as go
 
 import dml_kit as dk
 from dml_kit import experiments
@@ -73,49 +71,22 @@ sources = {kind: dk.methods.train_source(kind, source, config, seed=0)
 print(source)
 print({kind: f"{s.seconds:.0f} s" for kind, s in sources.items()})
 
-# %%
-def compare(n_way: int, k_shot: int, seed: int = 0) -> pd.DataFrame:
-    """Run all six methods on one n-way k-shot target task (shared source models)."""
-    task = dk.data.kshot_task(split.target, n_way, k_shot, seed=seed)
-    rows = []
-    for name in METHODS:
-        kind = dk.methods.get(name).source_kind
-        result = dk.methods.run(name, task, sources.get(kind), config, seed=seed)
-        rows.append({"method": name, "accuracy": result.accuracy, "note": result.notes})
-    return pd.DataFrame(rows).set_index("method")
-
 # %% [markdown]
-# ### Play: move n and k, then press *Run all six*
+# ### Play: move n and k, then press *Run all 6*
+#
+# The panel draws one n-way k-shot target task and runs all six methods on it, each
+# starting from its shared source model (`dk.methods.run(name, task, sources[kind])`),
+# so only the target phase trains on a press.
 #
 # **Predict first**, and write it down: at **k = 1**, which paradigm wins, and by how
 # much does weight transfer trail it? As k grows to 10, who catches up? Is there a k at
 # which the hybrids pull ahead of their parents?
 
 # %%
-n_max, k_max = dk.widgets.task_limits(split.target)
-n_slider = widgets.IntSlider(5, min=2, max=n_max, description="n (classes)",
-                             continuous_update=False)
-k_slider = widgets.IntSlider(5, min=1, max=k_max, description="k (shots)",
-                             continuous_update=False)
-run_button = widgets.Button(description="Run all six", button_style="primary", icon="play")
-bars = go.FigureWidget(layout=dict(template=dk.viz.TEMPLATE, height=360,
-                                   yaxis=dict(title="query accuracy", range=[0, 1.05])))
-bars.add_bar(x=METHODS, y=[0] * len(METHODS), marker_color=dk.viz.palette(len(METHODS)),
-             textposition="outside")
-
-
-def on_run(button=None) -> None:
-    global last
-    last = compare(n_slider.value, k_slider.value)
-    with bars.batch_update():
-        bars.data[0].y = last["accuracy"].tolist()
-        bars.data[0].text = [f"{a:.0%}" for a in last["accuracy"]]
-        bars.layout.title = f"{n_slider.value}-way {k_slider.value}-shot, one task"
-
-
-run_button.on_click(on_run)
-on_run()
-widgets.VBox([widgets.HBox([n_slider, k_slider, run_button]), bars])
+comparison = dk.widgets.MethodComparison(split.target, sources, config, methods=METHODS,
+                                         n_way=5, k_shot=5)
+comparison.run_button.click()     # a first run, so that the bars show something
+comparison
 
 # %% [markdown]
 # One task is one draw of classes and images: a single bar can be off by several points.
@@ -143,7 +114,7 @@ hashes = [cell.config_hash for cell in experiments.grid_cells(full)]
 have_full = len(store.done(hashes)) == len(hashes)
 grid = (dict(k_values=classroom.k_values, n_values=classroom.n_values, seeds=classroom.seeds)
         if have_full else dict(k_values=(1, 5), n_values=(10,), seeds=1))
-fast = dict(source_epochs=1, batches_per_epoch=10, episodes_per_epoch=10, target_epochs=10)
+fast = dict(source_epochs=2, batches_per_epoch=20, episodes_per_epoch=20, target_epochs=10)
 print(f"{store}: classroom grid {'found' if have_full else 'not found: running'} {grid}")
 frame = experiments.run_grid(DATASET, "all", **grid, preset="classroom", store=store,
                              progress=False, **(fast if fast_mode() else {}))
@@ -246,21 +217,22 @@ result
 
 # %%
 def snapshot(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data]) + str(fig.layout.title.text)
+    """A fingerprint of what a figure currently draws (data and layout)."""
+    return dk.viz.figure_fingerprint(fig, layout=True)
 
 
-before = snapshot(bars)
-n_slider.value, k_slider.value = 5, 1
-run_button.click()
-assert snapshot(bars) != before, "the bar chart did not follow the sliders"
+before = snapshot(comparison.figure)
+comparison.n_way.value, comparison.k_shot.value = 5, 1
+comparison.run_button.click()
+assert comparison.error is None, comparison.error
+assert snapshot(comparison.figure) != before, "the bar chart did not follow the sliders"
+last = comparison.last                          # one task: the ranking is checked on the grid
+assert list(comparison.figure.data[0].y) == last["accuracy"].tolist()
 assert last.loc["adapted_metric", "accuracy"] == last.loc["metric", "accuracy"]  # k=1: parent
-assert last.loc["adapted_metric", "accuracy"] > last.loc["weight_transfer", "accuracy"]
 before = snapshot(browser.heatmap)
 browser.mode.value = "error reduction"
 browser.baseline.value = "weight_transfer"
 assert snapshot(browser.heatmap) != before, "the heatmap did not follow the mode"
-print("one-task comparison and grid browser follow their controls")
 
 # %%
 k1 = rep.accuracy.xs(1, level="k")

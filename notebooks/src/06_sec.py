@@ -18,15 +18,14 @@
 # 4. puts SEC on the **adapted** embedding of notebook 05, one argument away.
 
 # %%
-import ipywidgets as widgets
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
 import torch.nn.functional as F
 
 import dml_kit as dk
 from dml_kit.settings import pick
+from dml_kit.viz.toy import cosine_gradient, sgd_turn_degrees
 
 DATASET = "digits"   # the embedded default; "glyphs" (or a downloaded real set) works too
 EPOCHS = pick(4, 1)  # source epochs per run (the fast setting CI uses: 1)
@@ -47,25 +46,20 @@ print(f"dataset {DATASET}, {EPOCHS} source epoch(s) per run")
 #
 # A step of size $\eta\,\sin\theta/\lVert f\rVert$ on a vector of length $\lVert f\rVert$
 # turns it by an angle of about $\eta\,\sin\theta/\lVert f\rVert^2$: **short embeddings
-# spin fast, long ones barely move**, for the same loss. Let autograd confirm it.
+# spin fast, long ones barely move**, for the same loss. Let autograd confirm it:
+# `cosine_gradient(f, g)` (from `dml_kit/viz/toy.py`) makes `f` a leaf that requires a
+# gradient, computes `F.cosine_similarity(f, g)`, calls `.backward()` and returns `f.grad`.
 
 # %%
 g = torch.tensor([1.0, 0.0])                      # a fixed partner embedding
 direction = F.normalize(torch.tensor([0.6, 0.8]), dim=0)  # f's direction (about 53 degrees)
-
-
-def cosine_gradient(norm: float) -> torch.Tensor:
-    """d cos(f, g) / d f at f = norm * direction, by autograd."""
-    f = (norm * direction).requires_grad_(True)
-    F.cosine_similarity(f, g, dim=0).backward()
-    return f.grad
-
-
 sin_theta = float(torch.sqrt(1 - (direction @ g) ** 2))
 table = pd.DataFrame({"norm ‖f‖": [0.25, 0.5, 1.0, 2.0, 4.0]})
-table["‖gradient‖"] = [float(cosine_gradient(n).norm()) for n in table["norm ‖f‖"]]
+grads = [cosine_gradient(n * direction, g) for n in table["norm ‖f‖"]]
+table["‖gradient‖"] = [float(grad.norm()) for grad in grads]
 table["‖f‖ · ‖gradient‖"] = table["norm ‖f‖"] * table["‖gradient‖"]
-table["gradient · f"] = [float(cosine_gradient(n) @ (n * direction)) for n in table["norm ‖f‖"]]
+table["gradient · f"] = [float(grad @ (n * direction))
+                         for grad, n in zip(grads, table["norm ‖f‖"], strict=True)]
 print(f"sin(theta) = {sin_theta:.4f}")
 table.round(4) + 0.0  # (+ 0.0 turns -0.0 into 0.0)
 
@@ -84,46 +78,8 @@ table.round(4) + 0.0  # (+ 0.0 turns -0.0 into 0.0)
 
 # %%
 LR = 0.1
-norms = np.linspace(0.2, 5.0, 49)
-
-
-def turn_degrees(norm: float) -> float:
-    """The angle (degrees) one SGD step on cos(f, g) turns f."""
-    f = norm * direction
-    f_new = f + LR * cosine_gradient(norm)
-    return float(torch.rad2deg(torch.acos(F.cosine_similarity(f, f_new, dim=0).clamp(-1, 1))))
-
-
-grads = [float(cosine_gradient(n).norm()) for n in norms]
-turns = [turn_degrees(n) for n in norms]
-norm_slider = widgets.FloatSlider(value=1.0, min=0.2, max=5.0, step=0.1, description="‖f‖",
-                                  continuous_update=False)
-grad_fig = go.FigureWidget(layout=dict(
-    template=dk.viz.TEMPLATE, height=380, xaxis_title="embedding norm ‖f‖",
-    yaxis=dict(title="‖∂cos/∂f‖", type="log"), yaxis2=dict(
-        title="angle turned per step (°)", type="log", overlaying="y", side="right"),
-    legend=dict(orientation="h", y=-0.25)))
-grad_fig.add_scatter(x=norms, y=grads, mode="lines+markers", name="gradient size")
-grad_fig.add_scatter(x=norms, y=turns, mode="lines+markers", name="turn per step", yaxis="y2")
-grad_fig.add_scatter(x=[1.0], y=[0.0], mode="markers", name="‖f‖ (slider)",
-                     marker=dict(size=16, color="#222", symbol="diamond"))
-grad_fig.add_scatter(x=[1.0], y=[0.0], mode="markers", showlegend=False, yaxis="y2",
-                     marker=dict(size=16, color="#222", symbol="diamond"))
-
-
-def show_norm(change=None) -> None:
-    n = norm_slider.value
-    grad, turn = float(cosine_gradient(n).norm()), turn_degrees(n)
-    with grad_fig.batch_update():
-        grad_fig.data[2].update(x=[n], y=[grad])
-        grad_fig.data[3].update(x=[n], y=[turn])
-        grad_fig.layout.title = (f"‖f‖ = {n:.1f}: gradient {grad:.3f}, "
-                                 f"one step turns f by {turn:.2f}°")
-
-
-norm_slider.observe(show_norm, names="value")
-show_norm()
-widgets.VBox([norm_slider, grad_fig])
+gradient_explorer = dk.widgets.CosineGradientExplorer(direction, g, lr=LR, norm=1.0)
+gradient_explorer
 
 # %% [markdown]
 # Halving the norm doubles the gradient and roughly **quadruples** the turn. In a batch
@@ -228,18 +184,20 @@ adapted.round(3)
 
 # %%
 def snapshot(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data]) + str(fig.layout.title.text)
+    """A fingerprint of what a figure currently draws (data and layout)."""
+    return dk.viz.figure_fingerprint(fig, layout=True)
 
 
+grad_fig = gradient_explorer.figure
 before = snapshot(grad_fig)
-norm_slider.value = 0.5
+gradient_explorer.norm.value = 0.5
+assert gradient_explorer.error is None, gradient_explorer.error
 assert snapshot(grad_fig) != before, "the gradient figure did not follow the slider"
 assert np.isclose(grad_fig.data[2].y[0], sin_theta / 0.5, rtol=1e-4)  # Eq. 1: sin(theta)/||f||
 assert np.allclose(table["‖f‖ · ‖gradient‖"], sin_theta, rtol=1e-4)
 assert np.allclose(table["gradient · f"], 0, atol=1e-6)                # orthogonal to f
-assert turn_degrees(0.5) > 3.5 * turn_degrees(1.0)                     # ~1/||f||^2
-print("gradient figure follows the slider; Eq. 1 holds numerically")
+turn = {n: sgd_turn_degrees(n * direction, g, LR) for n in (0.5, 1.0)}
+assert turn[0.5] > 3.5 * turn[1.0]                                      # ~1/||f||^2
 
 # %%
 assert sec_explorer.error is None, sec_explorer.error

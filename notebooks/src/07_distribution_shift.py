@@ -124,9 +124,7 @@ table["gain"] = table["few-shot"] - table["zero-shot"]
 table.round(3)
 
 # %%
-curve = study.assign(shots=np.where(study["setting"] == "few-shot", K_SHOT, 0),
-                     method="histogram loss")
-dk.viz.accuracy_vs_distance(curve, value="recall@1",
+dk.viz.accuracy_vs_distance(study, value="recall@1",   # zero-shot: metric; few-shot: adapted
                             title=f"{DATASET}: Recall@1 as the test classes drift away")
 
 # %% [markdown]
@@ -148,7 +146,7 @@ dk.viz.accuracy_vs_distance(curve, value="recall@1",
 
 # %%
 explorer = dk.widgets.ShiftExplorer(
-    data, ladder, results=curve,
+    data, ladder, results=study,
     evaluate=dk.widgets.zero_shot_evaluator(epochs=1, batches_per_epoch=pick(10, 5),
                                             max_test_classes=20))
 explorer
@@ -168,11 +166,12 @@ explorer
 
 # %%
 def snapshot(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data]) + str(fig.layout)
+    """A fingerprint of what a figure currently draws (data and layout)."""
+    return dk.viz.figure_fingerprint(fig, layout=True)
 
 
 assert explorer.error is None, explorer.error
+assert any(f"{K_SHOT}-shot" in t.name for t in explorer.curve.data)  # study few-shot rows
 before = snapshot(explorer.samples), snapshot(explorer.curve)
 explorer.split.value = len(ladder) - 1
 after = snapshot(explorer.samples), snapshot(explorer.curve)

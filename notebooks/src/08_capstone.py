@@ -180,11 +180,7 @@ except NotImplementedError:
 # ### Check (the course runs these cells in CI)
 
 # %%
-def snapshot(fig) -> str:
-    """A fingerprint of what a figure currently draws."""
-    return str([trace.to_plotly_json() for trace in fig.data])
-
-
+snapshot = dk.viz.figure_fingerprint     # a string that changes when a figure's data does
 assert browser.error is None, browser.error
 before = snapshot(browser.heatmap), snapshot(browser.curves)
 browser.methods.value = tuple(m for m in browser.methods.options if "metric" in m)
