@@ -17,7 +17,7 @@ from dml_kit.device import default_device, seed_everything
 __version__ = "0.1.0"
 
 _LAZY = ("losses", "regularizers", "training", "callbacks", "methods", "experiments", "viz",
-         "widgets", "exercises")
+         "compare", "widgets", "exercises")
 
 __all__ = ["data", "models", "metrics", "settings", "default_device", "seed_everything",
            "__version__", *_LAZY]

@@ -102,22 +102,34 @@ def _set_range(slider: widgets.IntSlider, high: int, low: int = 1) -> None:
 
 def _replace_figure(target: go.FigureWidget, new: go.Figure) -> None:
     """Make ``target`` show ``new``: trace data and layout replaced in one update when the
-    traces keep their types, else the trace list is swapped."""
+    traces keep their types, else the trace list is swapped.
+
+    Properties that ``target`` sets and ``new`` does not (e.g. a heatmap's ``zmin``/``zmax``
+    after switching from a diverging to a sequential colour scale) are reset, so nothing of
+    the old figure lingers."""
     same = (len(target.data) == len(new.data)
             and all(a.type == b.type for a, b in zip(target.data, new.data, strict=True)))
     with target.batch_update():
         if same:
             for old_trace, new_trace in zip(target.data, new.data, strict=True):
-                spec = new_trace.to_plotly_json()
+                spec = _with_resets(old_trace.to_plotly_json(), new_trace.to_plotly_json(),
+                                    keep=("type", "uid"))
                 spec.pop("type", None)
                 old_trace.update(spec, overwrite=True)
         else:
             target.data = ()
             target.add_traces(list(new.data))
-        layout = new.layout.to_plotly_json()
+        layout = _with_resets(target.layout.to_plotly_json(), new.layout.to_plotly_json(),
+                              keep=("template",))
         for key in ("shapes", "annotations", "images"):
             layout.setdefault(key, [])
         target.update_layout(layout, overwrite=True)
+
+
+def _with_resets(old: dict[str, Any], new: dict[str, Any], keep: tuple[str, ...]) -> dict[str, Any]:
+    """``new`` plus ``None`` (plotly's "reset to default") for every top-level key that only
+    ``old`` sets, except those in ``keep``."""
+    return {**{key: None for key in old if key not in new and key not in keep}, **new}
 
 
 def _status(text: str, *, error: bool = False) -> str:

@@ -343,6 +343,11 @@ def test_grid_browser_filters_drive_heatmap_and_curves(frame):
     z = np.asarray(gb.heatmap.data[0].z)
     np.testing.assert_allclose(z[0], 0.0)
     assert (z[1:] > 0).all() and gb.error is None
+    fresh = W.GridBrowser(frame)
+    for control in ("methods", "n_values", "metric", "baseline"):
+        getattr(fresh, control).value = getattr(gb, control).value
+    gb.mode.value = "value"  # back from the diverging scale: nothing of it may linger
+    assert gb.heatmap.to_json() == fresh.heatmap.to_json()
     gb.methods.value = ()
     assert "no runs" in gb.heatmap.layout.title.text
 

@@ -119,15 +119,12 @@ explorer
 # mouse, and checks that the gallery follows.
 
 # %%
-def gallery_snapshot(panel) -> str:
-    """A fingerprint of what the gallery figure currently draws."""
-    return str([trace.to_plotly_json() for trace in panel.figure.data])[:20000]
+shown = dk.viz.figure_fingerprint     # a string that changes when a figure's data does
 
-
-before = gallery_snapshot(explorer)
+before = shown(explorer.figure)
 explorer.n_way.value, explorer.k_shot.value = 3, 2
 assert len(explorer.task.support_y) == 3 * 2          # n x k support images
-assert gallery_snapshot(explorer) != before            # and the figure was redrawn
+assert shown(explorer.figure) != before                # and the figure was redrawn
 explorer.dataset.value = "digits"
 assert explorer.k_shot.max < digits.min_class_size     # k can't exceed a class (minus queries)
 print("the explorer follows its controls; k slider capped at", explorer.k_shot.max)

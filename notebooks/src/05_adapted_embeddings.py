@@ -229,10 +229,14 @@ assert snapshot(comparison.figure) != before, "the bar chart did not follow the 
 last = comparison.last                          # one task: the ranking is checked on the grid
 assert list(comparison.figure.data[0].y) == last["accuracy"].tolist()
 assert last.loc["adapted_metric", "accuracy"] == last.loc["metric", "accuracy"]  # k=1: parent
+
+# %%
 before = snapshot(browser.heatmap)
 browser.mode.value = "error reduction"
 browser.baseline.value = "weight_transfer"
 assert snapshot(browser.heatmap) != before, "the heatmap did not follow the mode"
+browser.mode.value = "value"                    # leave the heatmap as the reader found it
+assert snapshot(browser.heatmap) == before, "switching back left traces of the other mode"
 
 # %%
 k1 = rep.accuracy.xs(1, level="k")
