@@ -100,7 +100,7 @@ comparison
 # instead of retraining. `python -m dml_kit grid --preset classroom` fills the store with
 # the **classroom** grid (glyphs; k ∈ {1, 5, 10}; n ∈ {5, 10}; 3 seeds). If it is there,
 # this notebook reads it; otherwise it computes a smaller grid now (k ∈ {1, 5}, n = 10,
-# one seed: two or three minutes on two cores), stores it, and reads it on the next run.
+# one seed: under a minute on two cores), stores it, and reads it on the next run.
 # One seed is one draw of tasks: expect the verdicts below to wobble by a point or two
 # until the classroom grid is in the store. Under the fast setting (CI) the notebook
 # uses a throw-away store and very short training.
