@@ -441,3 +441,16 @@ def test_sgd_turn_and_gradient_figure():
         toy.sgd_turn_degrees(d, g, lr=-1.0)
     with pytest.raises(ValueError, match="norms"):
         toy.cosine_gradient_figure(d, g, norms=[0.0, 1.0])
+
+
+def test_log_ticks_label_1_2_5_within_the_data():
+    from dml_kit.viz import toy
+
+    assert toy.log_ticks([0.2, 4.0]) == pytest.approx([0.2, 0.5, 1.0, 2.0, 5.0])
+    assert toy.log_ticks([0.17, 17.7]) == pytest.approx([0.2, 0.5, 1, 2, 5, 10, 20])
+    assert toy.log_ticks([0.0, -1.0]) == []
+    fig = toy.cosine_gradient_figure(torch.tensor([0.6, 0.8]), torch.tensor([1.0, 0.0]))
+    grads = fig.data[0].y
+    ticks = fig.layout.yaxis.tickvals
+    assert min(ticks) <= 1.5 * min(grads) and max(ticks) >= max(grads) / 1.5
+    assert fig.layout.yaxis2.tickvals and fig.layout.yaxis2.showgrid is False

@@ -13,6 +13,7 @@ barely move, for the same loss.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from dml_kit._validation import check_float
 from dml_kit.viz.figures import TEMPLATE
 
-__all__ = ["cosine_gradient", "sgd_turn_degrees", "cosine_gradient_figure"]
+__all__ = ["cosine_gradient", "sgd_turn_degrees", "cosine_gradient_figure", "log_ticks"]
 
 
 def _vector(name: str, v: torch.Tensor) -> torch.Tensor:
@@ -56,6 +57,19 @@ def sgd_turn_degrees(f: torch.Tensor, g: torch.Tensor, lr: float = 0.1) -> float
     return float(torch.rad2deg(torch.atan2(across, along)))   # exact, unlike acos near 0
 
 
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """Tick values 1, 2, 5 x 10^e covering ``values`` (positive) on a log axis: plotly's
+    default labels every digit when a log axis spans less than a decade or two."""
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return []
+    low, high = min(positive), max(positive)
+    ticks = [m * 10.0 ** e for e in range(math.floor(math.log10(low)) - 1,
+                                           math.ceil(math.log10(high)) + 1) for m in (1, 2, 5)]
+    inside = [t for t in ticks if low / 1.5 <= t <= high * 1.5]
+    return inside if len(inside) >= 2 else ticks
+
+
 def cosine_gradient_figure(direction: torch.Tensor, partner: torch.Tensor, *, lr: float = 0.1,
                            norms: Sequence[float] | None = None, marker: float = 1.0,
                            widget: bool = False) -> go.Figure:
@@ -76,8 +90,9 @@ def cosine_gradient_figure(direction: torch.Tensor, partner: torch.Tensor, *, lr
     fig = go.FigureWidget() if widget else go.Figure()
     fig.update_layout(
         template=TEMPLATE, height=380, xaxis_title="embedding norm ‖f‖",
-        yaxis=dict(title="‖∂cos/∂f‖", type="log"),
-        yaxis2=dict(title="angle turned per step (°)", type="log", overlaying="y", side="right"),
+        yaxis=dict(title="‖∂cos/∂f‖", type="log", tickvals=log_ticks(grads + [grad])),
+        yaxis2=dict(title="angle turned per step (°)", type="log", overlaying="y", side="right",
+                    tickvals=log_ticks(turns + [turn]), showgrid=False),
         legend=dict(orientation="h", y=-0.25),
         title=f"‖f‖ = {marker:.1f}: gradient {grad:.3f}, one step turns f by {turn:.2f}°",
         meta={"norm": marker, "gradient": grad, "turn": turn, "lr": lr})
