@@ -282,7 +282,8 @@ class TaskExplorer(_Panel):
         self.seed = widgets.BoundedIntText(value=check_seed(seed), min=0, max=2**31 - 1,
                                            description="seed")
         self.n_query = widgets.IntSlider(value=check_int("n_query", n_query, 0, 10), min=0,
-                                         max=10, description="queries shown",
+                                         max=10, description="queries",
+                                         tooltip="queries shown per class",
                                          continuous_update=False)
         self.figure = _figure_widget(height=360)
         self.task: Any = None
