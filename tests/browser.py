@@ -307,6 +307,22 @@ def running_lab(root: Path, home: Path) -> Iterator[LabServer]:
 
 
 @contextmanager
+def explained_failure(page_session: Any, what: str) -> Iterator[None]:
+    """Turn any exception in the block into an AssertionError that says ``what`` failed,
+    with ``page_session.diagnostics()``, after a best-effort "failure" screenshot (the
+    page may be gone). ``page_session`` is a NotebookSession or a Voila app session."""
+    try:
+        yield
+    except Exception as exc:
+        try:
+            page_session.screenshot("failure")
+        except Exception:  # noqa: BLE001 - the page may be gone
+            pass
+        raise AssertionError(f"{what}: {type(exc).__name__}: {exc}"
+                             + page_session.diagnostics()) from exc
+
+
+@contextmanager
 def chromium_browser() -> Iterator[Browser]:
     """Headless Debian Chromium driven by Playwright.
 

@@ -24,6 +24,7 @@ from browser import (
     browser_skip_reason,
     chromium_browser,
     copy_notebooks,
+    explained_failure,
     running_lab,
     shutdown_kernels,
     write_demo_notebook,
@@ -79,32 +80,27 @@ def test_notebook_renders_and_reacts(lab: LabServer, chromium: Browser, label: s
     page = context.new_page()
     session = NotebookSession(page, lab, name, label=Path(name).stem)
     try:
-        session.open()
-        session.run_all(RUN_TIMEOUT)
-        widgets, plots = session.wait_for_render(RENDER_TIMEOUT)
-        session.log(f"widgets {widgets}; plots {plots}")
-        drawn = [p for p in plots if session.plot_has_marks(p)]
-        assert widgets["sliders"] or widgets["dropdowns"], f"no slider/dropdown: {widgets}"
-        assert drawn, f"no plotly figure with marks: {plots}"
-        blank = session.blank_figures()
-        if blank:
-            session.screenshot("blank-figure", focus=page.locator(".js-plotly-plot").nth(blank[0]))
-        assert not blank, (f"visible plotly figures {blank} rendered empty (no trace): "
-                           "a FigureWidget view created before its data arrived; see "
-                           "tests/browser.py NotebookSession.blank_figures")
-        first_plot = page.locator(".js-plotly-plot").first
-        session.screenshot("1-rendered", focus=first_plot)
-        index, before, after = session.move_slider_until_replot(REPLOT_WAIT)
-        assert before != after
-        assert not session.error_outputs(), session.error_outputs()
-        session.screenshot("2-after-slider", focus=page.locator(".widget-slider").nth(index))
-    except Exception as exc:
-        try:
-            session.screenshot("failure")
-        except Exception:  # noqa: BLE001 - the page may be gone
-            pass
-        raise AssertionError(f"{name}: {type(exc).__name__}: {exc}"
-                             + session.diagnostics()) from exc
+        with explained_failure(session, name):
+            session.open()
+            session.run_all(RUN_TIMEOUT)
+            widgets, plots = session.wait_for_render(RENDER_TIMEOUT)
+            session.log(f"widgets {widgets}; plots {plots}")
+            drawn = [p for p in plots if session.plot_has_marks(p)]
+            assert widgets["sliders"] or widgets["dropdowns"], f"no slider/dropdown: {widgets}"
+            assert drawn, f"no plotly figure with marks: {plots}"
+            blank = session.blank_figures()
+            if blank:
+                plot = page.locator(".js-plotly-plot").nth(blank[0])
+                session.screenshot("blank-figure", focus=plot)
+            assert not blank, (f"visible plotly figures {blank} rendered empty (no trace): "
+                               "a FigureWidget view created before its data arrived; see "
+                               "tests/browser.py NotebookSession.blank_figures")
+            first_plot = page.locator(".js-plotly-plot").first
+            session.screenshot("1-rendered", focus=first_plot)
+            index, before, after = session.move_slider_until_replot(REPLOT_WAIT)
+            assert before != after
+            assert not session.error_outputs(), session.error_outputs()
+            session.screenshot("2-after-slider", focus=page.locator(".widget-slider").nth(index))
     finally:
         context.close()
         shutdown_kernels(lab)

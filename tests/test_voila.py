@@ -33,6 +33,7 @@ from browser import (
     REPO,
     browser_skip_reason,
     chromium_browser,
+    explained_failure,
     free_port,
 )
 
@@ -318,62 +319,56 @@ def test_present_serves_the_notebook_as_an_app(
     context = chromium.new_context(viewport={"width": 1280, "height": 1400})
     app = App(context.new_page(), server, label=matches[0].stem)
     try:
-        server.start()
-        app.log(f"./dev present {label} listening on {server.url}")
-        start = time.monotonic()
-        app.page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
-        assert _wait_until(app.page, app.executed, EXECUTE_TIMEOUT, every=1.0), (
-            f"Voila executed {app.cells_done[0]} of {app.cells_done[1]} cells in "
-            f"{EXECUTE_TIMEOUT:.0f} s")
-        executed = time.monotonic() - start
+        with explained_failure(app, f"./dev present {label}"):
+            server.start()
+            app.log(f"./dev present {label} listening on {server.url}")
+            start = time.monotonic()
+            app.page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
+            assert _wait_until(app.page, app.executed, EXECUTE_TIMEOUT, every=1.0), (
+                f"Voila executed {app.cells_done[0]} of {app.cells_done[1]} cells in "
+                f"{EXECUTE_TIMEOUT:.0f} s")
+            executed = time.monotonic() - start
 
-        def rendered() -> bool:
+            def rendered() -> bool:
+                counts = app.widget_counts()
+                return bool(counts["widgets"]) and any(map(app.has_marks, app.plot_stats()))
+
+            assert _wait_until(app.page, rendered, RENDER_TIMEOUT, every=1.0), (
+                f"no widget + plot with marks: {app.widget_counts()}, {app.plot_stats()}")
+            app.log(f"executed in {executed:.1f} s, rendered in {time.monotonic() - start:.1f} s;"
+                    f" widgets {app.widget_counts()}; {len(app.plot_stats())} plotly figures")
+            app.screenshot("1-rendered")
+
+            # (e) no traceback, no Voila error message
+            assert not app.cell_errors, app.cell_errors
+            assert not app.errors(), "\n---\n".join(app.errors())
+            # (a) no code: no input areas or editors, and no code line in the page text
+            inputs = app.page.locator(
+                ".jp-CodeCell .jp-InputArea, .jp-InputArea-editor, .cm-editor, .CodeMirror")
+            assert inputs.count() == 0, f"{inputs.count()} code input elements are shown"
+            text = app.text()
+            shown = [line for line in source_lines(matches[0]) if line in text]
+            assert not shown, f"code is shown in the app: {shown[:3]}"
+            # (b) controls
             counts = app.widget_counts()
-            return bool(counts["widgets"]) and any(map(app.has_marks, app.plot_stats()))
+            assert counts["sliders"] + counts["dropdowns"] + counts["toggles"], counts
+            # (c) a figure with marks
+            assert any(map(app.has_marks, app.plot_stats())), app.plot_stats()
+            # fast mode: a results store, if the notebook shows one, lies outside data/
+            if "ResultsStore(" in text:
+                assert str(REPO / "data" / "results.sqlite") not in text, \
+                    "the app used the repository's results store under DML_KIT_FAST=1"
 
-        assert _wait_until(app.page, rendered, RENDER_TIMEOUT, every=1.0), (
-            f"no widget + plot with marks: {app.widget_counts()}, {app.plot_stats()}")
-        app.log(f"executed in {executed:.1f} s, rendered in {time.monotonic() - start:.1f} s;"
-                f" widgets {app.widget_counts()}; {len(app.plot_stats())} plotly figures")
-        app.screenshot("1-rendered")
-
-        # (e) no traceback, no Voila error message
-        assert not app.cell_errors, app.cell_errors
-        assert not app.errors(), "\n---\n".join(app.errors())
-        # (a) no code: no input areas or editors, and no code line in the page text
-        inputs = app.page.locator(
-            ".jp-CodeCell .jp-InputArea, .jp-InputArea-editor, .cm-editor, .CodeMirror")
-        assert inputs.count() == 0, f"{inputs.count()} code input elements are shown"
-        text = app.text()
-        shown = [line for line in source_lines(matches[0]) if line in text]
-        assert not shown, f"code is shown in the app: {shown[:3]}"
-        # (b) controls
-        counts = app.widget_counts()
-        assert counts["sliders"] + counts["dropdowns"] + counts["toggles"], counts
-        # (c) a figure with marks
-        assert any(map(app.has_marks, app.plot_stats())), app.plot_stats()
-        # fast mode: a results store, if the notebook shows one, lies outside data/
-        if "ResultsStore(" in text:
-            assert str(REPO / "data" / "results.sqlite") not in text, \
-                "the app used the repository's results store under DML_KIT_FAST=1"
-
-        # (d) a control goes to the kernel and a figure follows
-        before = app.plot_signatures()
-        app.log(interact(app))
-        assert _wait_until(app.page, lambda: app.plot_signatures() != before, REPLOT_WAIT), \
-            "no plotly figure changed after the control moved"
-        changed = sum(a != b for a, b in zip(app.plot_signatures(), before, strict=False))
-        app.log(f"{changed} figure(s) re-rendered")
-        app.page.wait_for_timeout(1000)
-        assert not app.errors(), "\n---\n".join(app.errors())
-        app.screenshot("2-after-control")
-    except Exception as exc:
-        try:
-            app.screenshot("failure")
-        except Exception:  # noqa: BLE001 - the page may be gone
-            pass
-        raise AssertionError(f"./dev present {label}: {type(exc).__name__}: {exc}"
-                             + app.diagnostics()) from exc
+            # (d) a control goes to the kernel and a figure follows
+            before = app.plot_signatures()
+            app.log(interact(app))
+            assert _wait_until(app.page, lambda: app.plot_signatures() != before, REPLOT_WAIT), \
+                "no plotly figure changed after the control moved"
+            changed = sum(a != b for a, b in zip(app.plot_signatures(), before, strict=False))
+            app.log(f"{changed} figure(s) re-rendered")
+            app.page.wait_for_timeout(1000)
+            assert not app.errors(), "\n---\n".join(app.errors())
+            app.screenshot("2-after-control")
     finally:
         context.close()
         server.stop()
