@@ -136,7 +136,8 @@ sec_explorer.train_button.click()
 sec_explorer
 
 # %%
-print(sec_explorer.error or "ok")
+if sec_explorer.error:                   # a failed run says why here
+    print(sec_explorer.error)
 pd.DataFrame({"norm CV": sec_explorer.cv, "1-NN accuracy": sec_explorer.accuracy}).round(3)
 
 # %% [markdown]
