@@ -288,11 +288,7 @@ class LabServer:
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the server log."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no jupyter lab log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return file_tail(self.log_path, lines, missing="(no jupyter lab log)")
 
 
 @contextmanager
@@ -304,6 +300,15 @@ def running_lab(root: Path, home: Path) -> Iterator[LabServer]:
         yield lab
     finally:
         lab.stop()
+
+
+def file_tail(path: Path, lines: int = 40, *, missing: str = "(no log)") -> str:
+    """The last ``lines`` lines of a server's log file, or ``missing`` if it cannot be read."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return missing
+    return "\n".join(text.splitlines()[-lines:])
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from browser import (
     browser_skip_reason,
     chromium_browser,
     explained_failure,
+    file_tail,
     free_port,
 )
 
@@ -132,11 +133,7 @@ class VoilaServer:
                 pass
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no voila log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return file_tail(self.log_path, lines, missing="(no voila log)")
 
 
 def _child_pids(parent: int) -> list[int]:

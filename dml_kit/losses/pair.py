@@ -36,6 +36,18 @@ from dml_kit.losses.distances import DISTANCES, cosine_similarity
 DENSE_PAIRS_PER_SAMPLE = 16
 
 
+class _MarginDistanceLoss(nn.Module):
+    """Shared options of the margin-based pair losses: ``margin >= 0``, a distance name
+    from :data:`~dml_kit.losses.distances.DISTANCES`, and whether to L2-normalise the
+    embeddings first. Each subclass keeps its own paper's defaults in its signature."""
+
+    def __init__(self, margin: float, distance: str, normalize: bool) -> None:
+        super().__init__()
+        self.margin = check_float("margin", margin, 0.0)
+        self.distance = check_choice("distance", distance, DISTANCES)
+        self.normalize = bool(normalize)
+
+
 class ContrastiveLoss(nn.Module):
     """Contrastive loss (Hadsell, Chopra & LeCun, CVPR 2006).
 
@@ -91,7 +103,7 @@ def _sorted_negatives(d: torch.Tensor, neg: torch.Tensor
     return ys, neg.sum(1)
 
 
-class TripletLoss(nn.Module):
+class TripletLoss(_MarginDistanceLoss):
     """Triplet loss over **all valid triplets** (Weinberger & Saul 2009; Schroff et al.,
     FaceNet, CVPR 2015; "batch all" in Hermans et al. 2017).
 
@@ -119,10 +131,7 @@ class TripletLoss(nn.Module):
 
     def __init__(self, margin: float = 0.2, distance: str = "sqeuclidean",
                  normalize: bool = True, average: str = "nonzero") -> None:
-        super().__init__()
-        self.margin = check_float("margin", margin, 0.0)
-        self.distance = check_choice("distance", distance, DISTANCES)
-        self.normalize = bool(normalize)
+        super().__init__(margin, distance, normalize)
         self.average = check_average(average)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -163,7 +172,7 @@ class TripletLoss(nn.Module):
         return total, int(count.sum()), int((pos.sum(1) * n_neg).sum())
 
 
-class BatchHardTripletLoss(nn.Module):
+class BatchHardTripletLoss(_MarginDistanceLoss):
     """Batch-hard triplet loss (Hermans, Beyer & Leibe, "In Defense of the Triplet Loss
     for Person Re-Identification", 2017).
 
@@ -179,10 +188,7 @@ class BatchHardTripletLoss(nn.Module):
 
     def __init__(self, margin: float = 0.2, distance: str = "euclidean",
                  normalize: bool = False, soft: bool = False) -> None:
-        super().__init__()
-        self.margin = check_float("margin", margin, 0.0)
-        self.distance = check_choice("distance", distance, DISTANCES)
-        self.normalize = bool(normalize)
+        super().__init__(margin, distance, normalize)
         self.soft = bool(soft)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -197,7 +203,7 @@ class BatchHardTripletLoss(nn.Module):
         return per_anchor.mean()
 
 
-class SemiHardTripletLoss(nn.Module):
+class SemiHardTripletLoss(_MarginDistanceLoss):
     """Semi-hard triplet loss (Schroff, Kalenichenko & Philbin, FaceNet, CVPR 2015), with
     the negative selection of TensorFlow's reference ``triplet_semihard_loss``.
 
@@ -218,10 +224,7 @@ class SemiHardTripletLoss(nn.Module):
 
     def __init__(self, margin: float = 0.2, distance: str = "sqeuclidean",
                  normalize: bool = True) -> None:
-        super().__init__()
-        self.margin = check_float("margin", margin, 0.0)
-        self.distance = check_choice("distance", distance, DISTANCES)
-        self.normalize = bool(normalize)
+        super().__init__(margin, distance, normalize)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
@@ -248,7 +251,7 @@ class SemiHardTripletLoss(nn.Module):
         return (d_pos - d_neg + self.margin).clamp_min(0.0).mean()
 
 
-class LiftedStructureLoss(nn.Module):
+class LiftedStructureLoss(_MarginDistanceLoss):
     """Lifted structured embedding loss (Oh Song, Xiang, Jegelka & Savarese, CVPR 2016).
 
     For every positive pair ``(i, j)`` (unordered), with Euclidean distances ``D``::
@@ -265,10 +268,7 @@ class LiftedStructureLoss(nn.Module):
 
     def __init__(self, margin: float = 1.0, distance: str = "euclidean",
                  normalize: bool = False) -> None:
-        super().__init__()
-        self.margin = check_float("margin", margin, 0.0)
-        self.distance = check_choice("distance", distance, DISTANCES)
-        self.normalize = bool(normalize)
+        super().__init__(margin, distance, normalize)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
