@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
+import torch
 
 from dml_kit._validation import check_choice, check_int
 from dml_kit.data.core import Dataset
@@ -93,8 +94,6 @@ def dataset_fingerprint(data: Dataset, samples: int = FINGERPRINT_SAMPLES) -> st
     h.update(data.y.contiguous().numpy().tobytes())
     n = len(data.y)
     if n:
-        import torch
-
         idx = torch.linspace(0, n - 1, min(samples, n)).round().long()
         h.update(data.x[idx].contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
