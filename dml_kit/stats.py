@@ -1,0 +1,354 @@
+"""The kit's statistics: how a set of runs becomes an estimate, a comparison and a verdict.
+
+One module, so that ``report``, the studies and the notebooks share one rule book
+(see ``docs/architecture.md``, "Evidence"):
+
+* **Replication unit.** A (seed, task) pair. Methods are compared *paired*: on the same
+  replications (same source seed, same target classes and images), so that the
+  difference of two methods is computed per replication before it is averaged.
+* **Estimate.** A mean with a 95% interval (:func:`mean_ci`): Student's t-interval
+  ``mean +- t_{0.975, n-1} * s / sqrt(n)`` over ``n < 20`` replications, a percentile
+  bootstrap over ``n >= 20``. It prints as ``0.862 [0.841, 0.880]``.
+* **Verdict** (:func:`verdict`). "A beats B" is decided on the interval of the mean
+  paired difference ``A - B``: entirely above the threshold (0 unless the claim names
+  another) -> **holds**; entirely below -> **fails**; straddling it -> **not resolved at
+  this sample size (n = ...)**.
+* **Error reduction** (:func:`error_reduction_ci`): per condition
+  ``(err_B - err_A) / err_B`` with ``err = 1 - accuracy``, averaged over conditions
+  (*Adapted Deep Embeddings*, Scott et al. 2018, report 34%; the paper does not define
+  it, this is our reading); its interval comes from resampling the replications within
+  each condition (a paired bootstrap).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: confidence level of every interval the kit prints
+LEVEL = 0.95
+#: from this many replications on, intervals come from a percentile bootstrap
+BOOTSTRAP_FROM = 20
+#: bootstrap resamples
+N_BOOT = 4000
+
+HOLDS = "holds"
+FAILS = "fails"
+UNRESOLVED = "not resolved at this sample size"
+VERDICTS = (HOLDS, FAILS, UNRESOLVED)
+
+
+def _values(name: str, values: Iterable[float] | np.ndarray) -> np.ndarray:
+    """``values`` as a finite 1-d float array, refusing NaN/inf and empty input by name."""
+    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values,
+                     dtype=float).ravel()
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: an estimate needs at least one replication")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{name} holds {int(bad.sum())} non-finite value(s) (NaN or inf) at "
+                         f"position(s) {np.flatnonzero(bad)[:5].tolist()}: every replication "
+                         "must give a finite number")
+    return arr
+
+
+def t_quantile(n: int, level: float = LEVEL) -> float:
+    """The two-sided Student-t quantile ``t_{(1+level)/2, n-1}`` for ``n`` replications."""
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + level / 2, n - 1))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its interval over ``n`` replications.
+
+    Attributes:
+        mean: the sample mean.
+        low, high: the interval's ends (``nan`` with a single replication: one draw has
+            no interval).
+        n: number of replications.
+        method: ``"t"`` (Student's t), ``"bootstrap"`` (percentile) or ``"none"`` (n = 1).
+        level: confidence level (0.95).
+    """
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    method: str = "t"
+    level: float = LEVEL
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width (``nan`` without an interval)."""
+        return (self.high - self.low) / 2
+
+    def format(self, digits: int = 3, percent: bool = False) -> str:
+        """``"0.862 [0.841, 0.880]"`` (``percent=True``: ``"86.2 [84.1, 88.0]"``)."""
+        scale = 100.0 if percent else 1.0
+        d = max(digits - 2, 0) if percent else digits
+        if math.isnan(self.low):
+            return f"{scale * self.mean:.{d}f} [no interval: n = {self.n}]"
+        return (f"{scale * self.mean:.{d}f} [{scale * self.low:.{d}f}, "
+                f"{scale * self.high:.{d}f}]")
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def mean_ci(values: Iterable[float] | np.ndarray, *, level: float = LEVEL,
+            bootstrap_from: int = BOOTSTRAP_FROM, n_boot: int = N_BOOT,
+            seed: int = 0, name: str = "values") -> Estimate:
+    """The mean of ``values`` (one per replication) with a ``level`` interval.
+
+    Below ``bootstrap_from`` replications: Student's t-interval
+    ``mean +- t_{(1+level)/2, n-1} * s / sqrt(n)`` (``s``: sample standard deviation,
+    ``ddof=1``); from ``bootstrap_from`` on: the percentile bootstrap (``n_boot``
+    resamples with replacement, seeded, so the same values give the same interval).
+    One value gives no interval (``low = high = nan``). Non-finite values are refused.
+    """
+    arr = _values(name, values)
+    n = arr.size
+    mean = float(arr.mean())
+    if n == 1:
+        return Estimate(mean, math.nan, math.nan, 1, "none", level)
+    if n >= bootstrap_from:
+        rng = np.random.default_rng(seed)
+        means = arr[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+        low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+        return Estimate(mean, float(low), float(high), n, "bootstrap", level)
+    half = t_quantile(n, level) * float(arr.std(ddof=1)) / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, n, "t", level)
+
+
+def paired_difference(a: Iterable[float] | np.ndarray, b: Iterable[float] | np.ndarray,
+                      **kwargs) -> Estimate:
+    """The mean paired difference ``a - b`` with its interval (:func:`mean_ci` of the
+    per-replication differences). ``a[i]`` and ``b[i]`` must come from the same
+    replication (same seed and task)."""
+    a_arr, b_arr = _values("a", a), _values("b", b)
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"a and b must pair up replication by replication: got "
+                         f"{a_arr.size} and {b_arr.size} values")
+    return mean_ci(a_arr - b_arr, name="a - b", **kwargs)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking ``estimate > threshold``.
+
+    Attributes:
+        label: :data:`HOLDS`, :data:`FAILS` or :data:`UNRESOLVED`.
+        estimate: the estimate it was decided on.
+        threshold: the value the claim names (0 for "A beats B").
+    """
+
+    label: str
+    estimate: Estimate
+    threshold: float = 0.0
+
+    @property
+    def resolved(self) -> bool:
+        return self.label != UNRESOLVED
+
+    @property
+    def holds(self) -> bool:
+        return self.label == HOLDS
+
+    def text(self, digits: int = 3, percent: bool = False) -> str:
+        """``"holds: +0.041 [0.012, 0.070] > 0"`` style, with the numbers."""
+        scale = 100.0 if percent else 1.0
+        d = max(digits - 2, 0) if percent else digits
+        e = self.estimate
+        nums = (f"{scale * e.mean:+.{d}f} [{scale * e.low:+.{d}f}, {scale * e.high:+.{d}f}]"
+                if not math.isnan(e.low) else f"{scale * e.mean:+.{d}f} (one replication)")
+        label = self.label if self.resolved else f"{UNRESOLVED} (n = {e.n})"
+        return f"{label}: {nums} vs {scale * self.threshold:+.{d}f}"
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def verdict(estimate: Estimate, threshold: float = 0.0) -> Verdict:
+    """Decide "the mean exceeds ``threshold``" from ``estimate``'s interval: the whole
+    interval above -> holds, the whole interval below -> fails, otherwise (or with no
+    interval, n = 1) -> not resolved at this sample size."""
+    if math.isnan(estimate.low):
+        return Verdict(UNRESOLVED, estimate, threshold)
+    if estimate.low > threshold:
+        return Verdict(HOLDS, estimate, threshold)
+    if estimate.high < threshold:
+        return Verdict(FAILS, estimate, threshold)
+    return Verdict(UNRESOLVED, estimate, threshold)
+
+
+def compare(a: Iterable[float] | np.ndarray, b: Iterable[float] | np.ndarray,
+            threshold: float = 0.0, **kwargs) -> Verdict:
+    """"A beats B (by more than ``threshold``)", decided on the paired difference."""
+    return verdict(paired_difference(a, b, **kwargs), threshold)
+
+
+def combine(verdicts: Sequence[Verdict]) -> str:
+    """The verdict of "every one of these holds": fails if any fails, holds if all hold,
+    otherwise not resolved."""
+    labels = [v.label for v in verdicts]
+    if not labels:
+        raise ValueError("verdicts is empty: nothing to combine")
+    if FAILS in labels:
+        return FAILS
+    if all(label == HOLDS for label in labels):
+        return HOLDS
+    return UNRESOLVED
+
+
+@dataclass(frozen=True)
+class ErrorReduction:
+    """The mean error reduction of A over B with its interval.
+
+    Attributes:
+        estimate: mean over conditions of ``(err_B - err_A) / err_B`` with a paired
+            bootstrap interval (replications resampled within each condition).
+        per_condition: the point value of each condition, in input order.
+        conditions: how many conditions entered the mean (those where B makes errors).
+    """
+
+    estimate: Estimate
+    per_condition: list[float] = field(default_factory=list)
+    conditions: int = 0
+
+
+def error_reduction_ci(pairs: Mapping[object, tuple[Sequence[float], Sequence[float]]]
+                       | Sequence[tuple[Sequence[float], Sequence[float]]], *,
+                       level: float = LEVEL, n_boot: int = N_BOOT,
+                       seed: int = 0) -> ErrorReduction:
+    """Mean relative error reduction of A over B with a paired bootstrap interval.
+
+    ``pairs`` holds, per condition, ``(acc_A, acc_B)``: the two methods' accuracies over
+    the *same* replications of that condition. The point value is
+    ``mean_c (err_B,c - err_A,c) / err_B,c`` with ``err = 1 - mean accuracy`` of the
+    condition; a resample draws each condition's replications with replacement (the same
+    draw for A and B) and recomputes it. Conditions where B makes no error are skipped.
+    (Adapted Deep Embeddings' 34%; :func:`dml_kit.metrics.error_reduction` is the point
+    value.)
+    """
+    items = list(pairs.values()) if isinstance(pairs, Mapping) else list(pairs)
+    if not items:
+        raise ValueError("pairs is empty: the error reduction needs at least one condition")
+    conds = []
+    for i, (acc_a, acc_b) in enumerate(items):
+        a, b = _values(f"pairs[{i}] A", acc_a), _values(f"pairs[{i}] B", acc_b)
+        if a.shape != b.shape:
+            raise ValueError(f"pairs[{i}]: A and B must pair up replication by replication, "
+                             f"got {a.size} and {b.size} values")
+        if ((a < 0) | (a > 1) | (b < 0) | (b > 1)).any():
+            raise ValueError(f"pairs[{i}] must hold accuracies between 0 and 1")
+        conds.append((a, b))
+
+    def reduction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        err_a, err_b = 1 - a.mean(axis=-1), 1 - b.mean(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(err_b > 0, (err_b - err_a) / np.where(err_b > 0, err_b, 1), np.nan)
+
+    point = np.array([float(reduction(a, b)) for a, b in conds])
+    keep = ~np.isnan(point)
+    if not keep.any():
+        raise ValueError("B makes no error in any condition: error reduction is undefined")
+    mean = float(point[keep].mean())
+    n_rep = min(a.size for a, _ in conds)
+    if all(a.size == 1 for a, _ in conds):
+        est = Estimate(mean, math.nan, math.nan, 1, "none", level)
+    else:
+        rng = np.random.default_rng(seed)
+        boot = np.zeros((n_boot, len(conds)))
+        for c, (a, b) in enumerate(conds):
+            idx = rng.integers(0, a.size, size=(n_boot, a.size))
+            boot[:, c] = reduction(a[idx], b[idx])
+        means = np.nanmean(boot[:, keep], axis=1)
+        low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+        est = Estimate(mean, float(low), float(high), n_rep, "bootstrap", level)
+    return ErrorReduction(est, point.tolist(), int(keep.sum()))
+
+
+def spearman(x: Iterable[float], y: Iterable[float]) -> float:
+    """Spearman's rank correlation of ``x`` and ``y`` (ties get their mean rank)."""
+    from scipy.stats import spearmanr
+
+    xa, ya = _values("x", x), _values("y", y)
+    if xa.size != ya.size or xa.size < 3:
+        raise ValueError(f"x and y must have the same length, at least 3; got {xa.size} "
+                         f"and {ya.size}")
+    return float(spearmanr(xa, ya).statistic)
+
+
+# ---- tables: a results frame in, estimates and verdicts out -------------------------------
+#: columns that identify a replication in the kit's results frames (those present are used)
+REPLICATION_COLUMNS = ("seed", "task")
+
+
+def _unit(frame, unit: Sequence[str] | None) -> list[str]:
+    cols = [c for c in (REPLICATION_COLUMNS if unit is None else unit) if c in frame.columns]
+    if not cols:
+        wanted = list(unit or REPLICATION_COLUMNS)
+        raise ValueError(f"the frame has none of the replication columns {wanted}; it has: "
+                         f"{', '.join(map(str, frame.columns))}")
+    return cols
+
+
+def summarise(frame, *, by: Sequence[str] = ("method",), value: str = "accuracy",
+              unit: Sequence[str] | None = None):
+    """Mean and interval of ``value`` per group of ``by`` (one row per replication in
+    ``frame``; replications identified by ``unit``, default the ``seed``/``task`` columns
+    present). Returns a DataFrame with ``by``, ``mean``, ``low``, ``high``, ``n`` and
+    ``estimate`` (``"0.862 [0.841, 0.880]"``)."""
+    import pandas as pd
+
+    _unit(frame, unit)
+    rows = []
+    for key, part in frame.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        est = mean_ci(part[value].to_numpy(), name=f"{value} of {dict(zip(by, key, strict=True))}")
+        rows.append({**dict(zip(by, key, strict=True)), "mean": est.mean, "low": est.low,
+                     "high": est.high, "n": est.n, "estimate": est.format()})
+    return pd.DataFrame(rows)
+
+
+def paired_values(frame, a: str, b: str, *, column: str = "method", value: str = "accuracy",
+                  unit: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The values of ``a`` and ``b`` (rows where ``column`` equals them) on the
+    replications both have, aligned replication by replication."""
+    cols = _unit(frame, unit)
+    wide = frame[frame[column].isin([a, b])].pivot_table(index=cols, columns=column,
+                                                         values=value, aggfunc="mean")
+    for name in (a, b):
+        if name not in wide.columns:
+            raise ValueError(f"no rows with {column} == {name!r} in the frame")
+    wide = wide[[a, b]].dropna()
+    if wide.empty:
+        raise ValueError(f"{a!r} and {b!r} share no replication ({', '.join(cols)})")
+    return wide[a].to_numpy(), wide[b].to_numpy()
+
+
+def paired_table(frame, a: str, b: str, *, by: Sequence[str] = ("k",), column: str = "method",
+                 value: str = "accuracy", unit: Sequence[str] | None = None,
+                 threshold: float = 0.0):
+    """"``a`` beats ``b``" checked per group of ``by``, paired on the replications.
+
+    Returns a DataFrame with ``by``, the two means, ``difference`` (the mean paired
+    difference ``a - b`` with its interval, as text), ``low``/``high`` of that interval,
+    ``n`` and ``verdict`` (:func:`verdict` against ``threshold``)."""
+    import pandas as pd
+
+    rows = []
+    groups = frame.groupby(list(by), sort=True) if by else [((), frame)]
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        va, vb = paired_values(part, a, b, column=column, value=value, unit=unit)
+        v = compare(va, vb, threshold)
+        rows.append({**dict(zip(by, key, strict=True)), a: float(va.mean()), b: float(vb.mean()),
+                     "difference": v.estimate.format(), "low": v.estimate.low,
+                     "high": v.estimate.high, "n": v.estimate.n, "verdict": v.label})
+    return pd.DataFrame(rows)
