@@ -2,7 +2,7 @@
 
 ``import dml_kit as dk`` gives the light modules at once (``dk.data``, ``dk.models``,
 ``dk.metrics``, ``dk.losses``, ``dk.regularizers``); the heavier ones (``dk.methods``,
-``dk.experiments``, ``dk.viz``, ``dk.widgets``, ``dk.exercises``) load on first use, so
+``dk.experiments``, ``dk.stats``, ``dk.viz``, ``dk.widgets``, ``dk.exercises``) load on first use, so
 that importing the kit stays fast and does not start plotly or numba.
 """
 
@@ -17,7 +17,7 @@ from dml_kit.device import default_device, seed_everything
 __version__ = "0.1.0"
 
 _LAZY = ("losses", "regularizers", "training", "callbacks", "methods", "experiments", "viz",
-         "compare", "widgets", "exercises")
+         "compare", "stats", "widgets", "exercises")
 
 __all__ = ["data", "models", "metrics", "settings", "default_device", "seed_everything",
            "__version__", *_LAZY]
