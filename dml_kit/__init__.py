@@ -2,8 +2,8 @@
 
 ``import dml_kit as dk`` gives the light modules at once (``dk.data``, ``dk.models``,
 ``dk.metrics``, ``dk.losses``, ``dk.regularizers``); the heavier ones (``dk.methods``,
-``dk.experiments``, ``dk.stats``, ``dk.viz``, ``dk.widgets``, ``dk.exercises``) load on first use, so
-that importing the kit stays fast and does not start plotly or numba.
+``dk.experiments``, ``dk.stats``, ``dk.viz``, ``dk.widgets``, ``dk.exercises``) load on
+first use, so that importing the kit stays fast and does not start plotly or numba.
 """
 
 from __future__ import annotations
