@@ -1,0 +1,196 @@
+"""dml_kit.stats against hand-computed intervals, paired differences and verdict rules."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dml_kit import stats
+
+T_975_DF2 = 4.302652729911275   # Student t, 97.5% quantile, 2 degrees of freedom
+T_975_DF3 = 3.182446305284263   # ... 3 degrees of freedom
+
+
+def test_t_interval_by_hand():
+    # values 1, 2, 3: mean 2, s = 1, half width t_{0.975,2} * 1 / sqrt(3)
+    est = stats.mean_ci([1.0, 2.0, 3.0])
+    half = T_975_DF2 / math.sqrt(3)
+    assert est.method == "t" and est.n == 3
+    assert est.mean == pytest.approx(2.0)
+    assert (est.low, est.high) == pytest.approx((2 - half, 2 + half))
+    assert str(est) == f"2.000 [{2 - half:.3f}, {2 + half:.3f}]"
+
+
+def test_t_interval_uses_sample_sd_not_population_sd():
+    # 0, 0, 0, 4: mean 1, sample sd 2 (ddof=1); the population sd would be sqrt(3)
+    est = stats.mean_ci([0.0, 0.0, 0.0, 4.0])
+    assert est.half_width == pytest.approx(T_975_DF3 * 2 / 2)
+
+
+def test_percent_format():
+    est = stats.Estimate(0.8625, 0.8412, 0.8801, 5)
+    assert est.format(percent=True) == "86.2 [84.1, 88.0]"
+
+
+def test_one_value_has_no_interval_and_no_verdict():
+    est = stats.mean_ci([0.7])
+    assert est.n == 1 and math.isnan(est.low) and "no interval" in str(est)
+    v = stats.verdict(est)
+    assert v.label == stats.UNRESOLVED and "n = 1" in v.text()
+
+
+def test_constant_values_give_a_zero_width_interval():
+    est = stats.mean_ci([0.5] * 4)
+    assert (est.low, est.high) == (0.5, 0.5)
+
+
+def test_bootstrap_from_twenty_replications_is_seeded_and_close_to_t():
+    values = np.random.default_rng(1).normal(0.8, 0.05, size=40)
+    a = stats.mean_ci(values)
+    b = stats.mean_ci(values)
+    assert a.method == "bootstrap" and a == b
+    t_half = stats.t_quantile(40) * values.std(ddof=1) / math.sqrt(40)
+    # the percentile bootstrap of a mean is close to the t-interval (a bit narrower)
+    assert a.half_width == pytest.approx(t_half, rel=0.2)
+    assert a.low < values.mean() < a.high
+    assert stats.mean_ci(values[:19]).method == "t"
+
+
+def test_non_finite_and_empty_input_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"values holds 1 non-finite.*position\(s\) \[1\]"):
+        stats.mean_ci([0.5, float("nan"), 0.7])
+    with pytest.raises(ValueError, match="values is empty"):
+        stats.mean_ci([])
+    with pytest.raises(ValueError, match="b holds 1 non-finite"):
+        stats.paired_difference([1.0, 2.0], [1.0, float("inf")])
+
+
+def test_paired_difference_by_hand_and_unpaired_lengths():
+    # differences 0.1, 0.0, 0.1: mean 1/15, sd 0.057735
+    est = stats.paired_difference([0.9, 0.8, 0.7], [0.8, 0.8, 0.6])
+    half = T_975_DF2 * 0.05773502691896258 / math.sqrt(3)
+    assert est.mean == pytest.approx(1 / 15)
+    assert (est.low, est.high) == pytest.approx((1 / 15 - half, 1 / 15 + half))
+    with pytest.raises(ValueError, match="pair up"):
+        stats.paired_difference([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def test_pairing_matters():
+    # a constant offset of +0.01 over very different tasks: paired it is certain,
+    # the two unpaired intervals overlap almost entirely
+    b = np.array([0.5, 0.9, 0.6, 0.8, 0.7])
+    a = b + 0.01
+    assert stats.compare(a, b).label == stats.HOLDS
+    ea, eb = stats.mean_ci(a), stats.mean_ci(b)
+    assert ea.low < eb.high
+
+
+@pytest.mark.parametrize("low, high, label", [
+    (0.01, 0.05, stats.HOLDS), (-0.05, -0.01, stats.FAILS), (-0.01, 0.05, stats.UNRESOLVED),
+    (0.0, 0.05, stats.UNRESOLVED),   # touching the threshold is not above it
+])
+def test_verdict_rule(low, high, label):
+    v = stats.verdict(stats.Estimate((low + high) / 2, low, high, 5))
+    assert v.label == label
+    assert v.resolved == (label != stats.UNRESOLVED)
+    assert v.text().startswith(label)
+
+
+def test_verdict_against_a_named_threshold():
+    est = stats.Estimate(0.30, 0.25, 0.35, 8)
+    assert stats.verdict(est, threshold=0.2).label == stats.HOLDS
+    assert stats.verdict(est, threshold=0.34).label == stats.UNRESOLVED
+    assert stats.verdict(est, threshold=0.4).label == stats.FAILS
+    assert "(n = 8)" in stats.verdict(est, threshold=0.34).text()
+    assert stats.verdict(est, 0.2).text(percent=True) == "holds: +30.0 [+25.0, +35.0] vs +20.0"
+
+
+def test_combine_is_all_of():
+    h = stats.Verdict(stats.HOLDS, stats.Estimate(1, 0.5, 1.5, 3))
+    f = stats.Verdict(stats.FAILS, stats.Estimate(-1, -1.5, -0.5, 3))
+    u = stats.Verdict(stats.UNRESOLVED, stats.Estimate(0, -1, 1, 3))
+    assert stats.combine([h, h]) == stats.HOLDS
+    assert stats.combine([h, u]) == stats.UNRESOLVED
+    assert stats.combine([h, u, f]) == stats.FAILS
+    with pytest.raises(ValueError, match="empty"):
+        stats.combine([])
+
+
+def test_error_reduction_by_hand():
+    # condition 1: err_B 0.2, err_A 0.1 -> 0.5; condition 2: equal -> 0; mean 0.25
+    er = stats.error_reduction_ci({(5, 5): ([0.9, 0.9], [0.8, 0.8]),
+                                   (5, 10): ([0.5, 0.6], [0.5, 0.6])})
+    assert er.per_condition == pytest.approx([0.5, 0.0])
+    assert er.estimate.mean == pytest.approx(0.25) and er.conditions == 2
+    # every resample of identical replications gives the same value
+    assert (er.estimate.low, er.estimate.high) == pytest.approx((0.25, 0.25))
+
+
+def test_error_reduction_uses_condition_means_and_pairs_the_resample():
+    # per replication A is exactly B + 0.05; B's errors 0.5 and 0.3 (mean 0.4) -> ER 0.125
+    b = [0.5, 0.7]
+    a = [0.55, 0.75]
+    er = stats.error_reduction_ci([(a, b)], n_boot=2000)
+    assert er.estimate.mean == pytest.approx(0.05 / 0.4)
+    # resamples: both replications 1 -> 0.05/0.5, both 2 -> 0.05/0.3; paired, never A of
+    # one replication against B of another
+    assert er.estimate.low == pytest.approx(0.1, abs=1e-9)
+    assert er.estimate.high == pytest.approx(0.05 / 0.3, abs=1e-9)
+
+
+def test_error_reduction_skips_perfect_baselines_and_checks_range():
+    er = stats.error_reduction_ci([([1.0, 1.0], [1.0, 1.0]), ([0.9, 0.9], [0.8, 0.8])])
+    assert er.conditions == 1 and er.estimate.mean == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no error in any condition"):
+        stats.error_reduction_ci([([1.0], [1.0])])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        stats.error_reduction_ci([([1.2], [0.5])])
+    with pytest.raises(ValueError, match=r"pairs\[0\] A holds 1 non-finite"):
+        stats.error_reduction_ci([([float("nan")], [0.5])])
+
+
+def test_spearman_by_hand():
+    assert stats.spearman([1, 2, 3, 4], [0.9, 0.8, 0.7, 0.1]) == pytest.approx(-1.0)
+    # ranks x: 1 2 3 4, y: 1 3 2 4 -> 1 - 6 * 2 / (4 * 15) = 0.8
+    assert stats.spearman([1, 2, 3, 4], [10, 30, 20, 40]) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="at least 3"):
+        stats.spearman([1, 2], [1, 2])
+
+
+def _frame():
+    rows = []
+    for seed, (a, b) in enumerate([(0.9, 0.8), (0.8, 0.7), (0.95, 0.8), (0.9, 0.85)]):
+        rows += [{"method": "a", "seed": seed, "k": 1, "accuracy": a},
+                 {"method": "b", "seed": seed, "k": 1, "accuracy": b},
+                 {"method": "a", "seed": seed, "k": 5, "accuracy": 0.9},
+                 {"method": "b", "seed": seed, "k": 5, "accuracy": 0.9 + 0.01 * seed - 0.015}]
+    return pd.DataFrame(rows)
+
+
+def test_paired_table_by_k():
+    table = stats.paired_table(_frame(), "a", "b", by=("k",))
+    k1 = table.set_index("k").loc[1]
+    # differences 0.1, 0.1, 0.15, 0.05: mean 0.1, sd 0.0408248
+    half = T_975_DF3 * 0.04082482904638631 / 2
+    assert k1["a"] == pytest.approx(0.8875) and k1["n"] == 4
+    assert (k1["low"], k1["high"]) == pytest.approx((0.1 - half, 0.1 + half))
+    assert k1["verdict"] == stats.HOLDS
+    assert table.set_index("k").loc[5, "verdict"] == stats.UNRESOLVED
+
+
+def test_paired_values_align_replications_and_name_missing_methods():
+    frame = _frame().sample(frac=1.0, random_state=0)       # shuffled rows
+    a, b = stats.paired_values(frame[frame["k"] == 1], "a", "b")
+    assert a.tolist() == [0.9, 0.8, 0.95, 0.9] and b.tolist() == [0.8, 0.7, 0.8, 0.85]
+    with pytest.raises(ValueError, match="no rows with method == 'c'"):
+        stats.paired_values(frame, "c", "b")
+    with pytest.raises(ValueError, match="replication columns"):
+        stats.paired_values(frame.drop(columns="seed"), "a", "b")
+
+
+def test_summarise():
+    table = stats.summarise(_frame()[lambda f: f["k"] == 1], by=("method",))
+    row = table.set_index("method").loc["a"]
+    assert row["mean"] == pytest.approx(0.8875) and row["n"] == 4
+    assert row["estimate"] == stats.Estimate(row["mean"], row["low"], row["high"], 4).format()
