@@ -10,7 +10,13 @@ between draws. Ready-made rules:
 * :func:`embedding_1nn`: 1-NN in a trained embedding (Adapted Deep Embeddings' test rule);
 * :func:`nearest_prototype`: the nearest class mean (prototypical networks, Snell et al.
   2017);
-* :func:`method_rule`: one of the six methods of :mod:`dml_kit.methods`.
+* :func:`method_rule`: one of the six methods of :mod:`dml_kit.methods`;
+* :func:`without_bn_recalibration`: a method rule with the batch-norm statistics left as
+  training left them (the ablation that shows what recomputing them on the support does).
+
+Then :func:`exceeds` checks "a rule's accuracy is above a level" (chance) per k, and
+:func:`dml_kit.stats.paired_table` checks "rule A beats rule B" on the same tasks.
+:func:`sec_weight_study` repeats notebook 06's with/without-SEC training over seeds.
 
 Example (notebook 01)::
 
@@ -21,18 +27,19 @@ Example (notebook 01)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from unittest import mock
 
 import pandas as pd
 import torch
 
-from dml_kit import metrics
+from dml_kit import metrics, stats
 from dml_kit._validation import check_choice, check_int, check_seed
 from dml_kit.data.core import Dataset
 
 __all__ = ["Rule", "compare_on_tasks", "pixel_1nn", "embedding_1nn", "nearest_prototype",
-           "method_rule"]
+           "method_rule", "without_bn_recalibration", "exceeds", "sec_weight_study"]
 
 #: ``rule(task) -> accuracy`` (a float, or a result with ``accuracy`` and ``notes``)
 Rule = Callable[[Any], Any]
@@ -134,3 +141,89 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
                 rows.append({"method": name, "n": n_way, "k": k, "seed": seed,
                              "accuracy": acc, "note": getattr(out, "notes", "") or ""})
     return pd.DataFrame(rows, columns=["method", "n", "k", "seed", "accuracy", "note"])
+
+
+def without_bn_recalibration(rule: Rule) -> Rule:
+    """``rule`` run with :func:`dml_kit.methods.common.recalibrate_batchnorm` replaced by a
+    no-op: scratch and weight transfer then score their queries in eval mode with the
+    running batch-norm statistics training left, ``mu <- (1 - m) mu + m mean_batch(h)``
+    (``m = 0.1``), which a few one-step epochs on the support barely move from their
+    start (0 and 1 for a fresh network). An ablation for teaching: it shows how much of
+    a classifier's target accuracy comes from normalising with the support's statistics.
+    Methods that never recompute them (the embedding methods) are unaffected."""
+    from dml_kit.methods import common
+
+    def rule_(task: Any) -> Any:
+        with mock.patch.object(common, "recalibrate_batchnorm", lambda *a, **k: 0):
+            return rule(task)
+
+    return rule_
+
+
+def exceeds(frame: pd.DataFrame, method: str, level: float, *, by: Sequence[str] = ("k",),
+            column: str = "method", value: str = "accuracy") -> pd.DataFrame:
+    """"``method``'s mean ``value`` is above ``level``" checked per group of ``by``.
+
+    Per group the replications' values ``v_1 .. v_n`` (one per seed/task row) give the mean
+    and its 95% interval (:func:`dml_kit.stats.mean_ci`: Student's t,
+    ``mean +- t_{0.975, n-1} s / sqrt(n)``, below 20 replications); the verdict is
+    :func:`dml_kit.stats.verdict` against ``level``: the whole interval above ->
+    ``stats.HOLDS``, below -> ``stats.FAILS``, straddling it -> ``stats.UNRESOLVED``.
+    Typical use: ``level = 1 / n`` (chance on n-way tasks).
+
+    Returns:
+        A DataFrame with ``by``, ``method``, ``estimate`` (``"0.862 [0.841, 0.880]"``),
+        ``level``, ``n`` and ``verdict``.
+    """
+    part = frame[frame[column] == method]
+    if part.empty:
+        names = ", ".join(map(str, frame[column].unique()))
+        raise ValueError(f"no rows with {column} == {method!r}; the frame has: {names}")
+    rows = []
+    for key, group in part.groupby(list(by), sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        v = stats.verdict(stats.mean_ci(group[value].to_numpy(), name=f"{method} {key}"),
+                          level)
+        rows.append({**dict(zip(by, key, strict=True)), column: method,
+                     "estimate": v.estimate.format(), "level": level, "n": v.estimate.n,
+                     "verdict": v.label})
+    return pd.DataFrame(rows)
+
+
+def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[float],
+                     seeds: Iterable[int], config: Any, n_way: int = 5,
+                     k_shot: int = 5) -> pd.DataFrame:
+    """Notebook 06's with/without-SEC comparison repeated over SEC weights and seeds.
+
+    For every seed ``s`` one target task ``kshot_task(target, n_way, k_shot, seed=s)`` is
+    drawn and, for every weight ``w`` (0: no regularizer), the ``metric`` method trains
+    on ``source`` with ``L = L_metric + w L_sec`` (Zhang et al., NeurIPS 2020,
+    ``L_sec = (1/N) sum_i (||f_i|| - mu)^2``) and seed ``s``, then classifies the task by
+    1-NN. The norms of the task's support and query embeddings give the coefficient of
+    variation ``cv = std / mean`` (as :class:`dml_kit.widgets.SECExplorer` shows it).
+    Runs at the same seed share data, initial weights and batches: they are paired.
+
+    Returns:
+        A DataFrame with ``weight``, ``seed``, ``cv``, ``norm_mean`` and ``accuracy``.
+    """
+    import torch
+
+    from dml_kit import data, methods
+
+    ws = [float(w) for w in weights]
+    seed_list = [check_seed(s) for s in seeds]
+    if not ws or not seed_list:
+        raise ValueError("weights and seeds must each hold at least one value")
+    if min(ws) < 0:
+        raise ValueError(f"weights must be >= 0, got {ws}")
+    rows = []
+    for seed in seed_list:
+        task = data.kshot_task(target, n_way, k_shot, seed=seed)
+        for w in ws:
+            cfg = config.replace(regularizer="sec" if w > 0 else None, regularizer_weight=w)
+            run = methods.run("metric", task, source, cfg, seed=seed)
+            norms = metrics.norm_stats(metrics.embed(run.model, torch.cat(
+                [task.support_x, task.query_x])))
+            rows.append({"weight": w, "seed": seed, "cv": norms["cv"],
+                         "norm_mean": norms["mean"], "accuracy": float(run.accuracy)})
+    return pd.DataFrame(rows, columns=["weight", "seed", "cv", "norm_mean", "accuracy"])

@@ -85,3 +85,54 @@ def test_method_rule_runs_the_method():
                                      k_values=[1], seeds=[0], n_way=3)
     assert 0.0 <= frame.accuracy.min() and frame.accuracy.max() <= 1.0
     assert list(frame.method) == ["scratch", "pixels"]
+
+
+def _frame(values: dict[int, list[float]], method: str = "m"):
+    import pandas as pd
+
+    return pd.DataFrame([{"method": method, "k": k, "seed": s, "accuracy": v}
+                         for k, vs in values.items() for s, v in enumerate(vs)])
+
+
+def test_exceeds_by_hand():
+    from dml_kit import stats
+
+    # values 0.5, 0.7, 0.6: mean 0.6, s = 0.1, t_{0.975, 2} = 4.3027,
+    # half width 4.3027 * 0.1 / sqrt(3) = 0.2484 -> [0.3516, 0.8484]
+    frame = _frame({1: [0.5, 0.7, 0.6], 5: [0.1, 0.3, 0.2]})
+    table = compare.exceeds(frame, "m", 0.2)
+    assert list(table.columns) == ["k", "method", "estimate", "level", "n", "verdict"]
+    assert table.loc[0, "estimate"] == "0.600 [0.352, 0.848]"
+    assert list(table["verdict"]) == [stats.HOLDS, stats.UNRESOLVED]   # k=5: 0.2 +- 0.25
+    assert compare.exceeds(frame[frame.k == 1], "m", 0.4).loc[0, "verdict"] == stats.UNRESOLVED
+    assert compare.exceeds(frame[frame.k == 1], "m", 0.9).loc[0, "verdict"] == stats.FAILS
+    assert compare.exceeds(_frame({1: [0.5]}), "m", 0.2).loc[0, "verdict"] == stats.UNRESOLVED
+    with pytest.raises(ValueError, match="'other'"):
+        compare.exceeds(frame, "other", 0.2)
+
+
+def test_without_bn_recalibration_patches_only_inside_the_rule():
+    from dml_kit.methods import common
+
+    def rule(task):
+        return common.recalibrate_batchnorm(torch.nn.BatchNorm1d(2), torch.ones(3, 2))
+
+    assert rule(None) == 1                                        # one layer recomputed
+    assert compare.without_bn_recalibration(rule)(None) == 0      # a no-op inside
+    assert rule(None) == 1                                        # restored afterwards
+
+
+def test_sec_weight_study_pairs_runs_by_seed():
+    from dml_kit.methods.config import MethodConfig
+
+    digits = data.domain_split(data.load("digits"), seed=0)
+    config = MethodConfig(source_epochs=1, batches_per_epoch=2, loss="triplet")
+    frame = compare.sec_weight_study(digits.source, digits.target, weights=[0, 1.0],
+                                     seeds=[0, 1], config=config, n_way=3, k_shot=2)
+    assert list(frame.columns) == ["weight", "seed", "cv", "norm_mean", "accuracy"]
+    assert [(w, s) for w, s in zip(frame.weight, frame.seed, strict=True)] == [
+        (0.0, 0), (1.0, 0), (0.0, 1), (1.0, 1)]
+    assert (frame.cv > 0).all() and frame.accuracy.between(0, 1).all()
+    with pytest.raises(ValueError, match="weights"):
+        compare.sec_weight_study(digits.source, digits.target, weights=[-1], seeds=[0],
+                                 config=config)
