@@ -202,9 +202,12 @@ def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[floa
     1-NN. The norms of the task's support and query embeddings give the coefficient of
     variation ``cv = std / mean`` (as :class:`dml_kit.widgets.SECExplorer` shows it).
     Runs at the same seed share data, initial weights and batches: they are paired.
+    ``best_epoch`` is the source epoch early stopping restored (runs that stop at
+    different epochs are compared at different training lengths).
 
     Returns:
-        A DataFrame with ``weight``, ``seed``, ``cv``, ``norm_mean`` and ``accuracy``.
+        A DataFrame with ``weight``, ``seed``, ``cv``, ``norm_mean``, ``accuracy`` and
+        ``best_epoch``.
     """
     import torch
 
@@ -224,6 +227,9 @@ def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[floa
             run = methods.run("metric", task, source, cfg, seed=seed)
             norms = metrics.norm_stats(metrics.embed(run.model, torch.cat(
                 [task.support_x, task.query_x])))
+            best = getattr(getattr(run.source, "train", None), "best_epoch", None)
             rows.append({"weight": w, "seed": seed, "cv": norms["cv"],
-                         "norm_mean": norms["mean"], "accuracy": float(run.accuracy)})
-    return pd.DataFrame(rows, columns=["weight", "seed", "cv", "norm_mean", "accuracy"])
+                         "norm_mean": norms["mean"], "accuracy": float(run.accuracy),
+                         "best_epoch": best})
+    return pd.DataFrame(rows, columns=["weight", "seed", "cv", "norm_mean", "accuracy",
+                                       "best_epoch"])

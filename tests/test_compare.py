@@ -129,7 +129,9 @@ def test_sec_weight_study_pairs_runs_by_seed():
     config = MethodConfig(source_epochs=1, batches_per_epoch=2, loss="triplet")
     frame = compare.sec_weight_study(digits.source, digits.target, weights=[0, 1.0],
                                      seeds=[0, 1], config=config, n_way=3, k_shot=2)
-    assert list(frame.columns) == ["weight", "seed", "cv", "norm_mean", "accuracy"]
+    assert list(frame.columns) == ["weight", "seed", "cv", "norm_mean", "accuracy",
+                                   "best_epoch"]
+    assert (frame.best_epoch == 1).all()                  # one source epoch, restored
     assert [(w, s) for w, s in zip(frame.weight, frame.seed, strict=True)] == [
         (0.0, 0), (1.0, 0), (0.0, 1), (1.0, 1)]
     assert (frame.cv > 0).all() and frame.accuracy.between(0, 1).all()

@@ -142,7 +142,7 @@ print(exceeds(baselines, "scratch", 1 / 5).to_string(index=False))
 # %%
 # verdict: scratch beats 1-NN on pixels, per k
 table = dk.stats.paired_table(baselines, "scratch", "1-NN on pixels")
-print(table.drop(columns=["low", "high"]).to_string(index=False))
+print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
 # ### Why is scratch this strong here?
@@ -172,7 +172,7 @@ print(table.drop(columns=["low", "high"]).to_string(index=False))
 # %%
 # verdict: recomputing batch norm on the support raises scratch's accuracy, per k
 table = dk.stats.paired_table(baselines, "scratch", "scratch, BN not recomputed")
-print(table.drop(columns=["low", "high"]).to_string(index=False))
+print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
 # **What this means for the comparisons to come.** A transfer method must beat *this*

@@ -122,7 +122,7 @@ dk.viz.accuracy_vs_k(results, chance=1 / 5,
 # %%
 # verdict: full fine-tuning beats scratch, per k
 table = dk.stats.paired_table(results, "transfer: full", "scratch")
-print(table.drop(columns=["low", "high"]).to_string(index=False))
+print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
 # **Claim 2: full fine-tuning beats training the head only.** Letting every weight move
@@ -136,7 +136,7 @@ print(table.drop(columns=["low", "high"]).to_string(index=False))
 # %%
 # verdict: fine-tuning all weights beats training the head only, per k
 table = dk.stats.paired_table(results, "transfer: full", "transfer: head only")
-print(table.drop(columns=["low", "high"]).to_string(index=False))
+print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
 # **Claim 3: at small k, the source features alone do at least as well as fine-tuning.**
@@ -151,7 +151,7 @@ print(table.drop(columns=["low", "high"]).to_string(index=False))
 # %%
 # verdict: 1-NN on the source features beats full fine-tuning, per k
 table = dk.stats.paired_table(results, "1-NN on source features", "transfer: full")
-print(table.drop(columns=["low", "high"]).to_string(index=False))
+print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
 # ## Play: fine-tune with the runner

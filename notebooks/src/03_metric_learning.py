@@ -185,7 +185,7 @@ kshot = compare_on_tasks(split.target, {"histogram embedding": embedding_1nn(emb
                                         "raw pixels": pixel_1nn},
                          n_way=5, k_values=[1, 5], seeds=range(pick(10, 3)))
 table = dk.stats.paired_table(kshot, "histogram embedding", "raw pixels")
-print(table.drop(columns=["low", "high"]).to_string(index=False))
+print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
 # ## Losses side by side
