@@ -225,3 +225,27 @@ def shift_splits(data: Dataset, n_splits: int = 6, *,
         raise ValueError("could not find splits of strictly increasing distance; "
                          "lower n_splits")
     return ladder
+
+
+def fewer_train_classes(data: Dataset, split: ShiftSplit, n_train: int, *,
+                        features: str | nn.Module | torch.Tensor = "pixels",
+                        feature_dim: int = 16, seed: int = 0) -> ShiftSplit:
+    """A control for the class-count confound of the ladder: ``split``'s test classes
+    against a seeded random ``n_train`` of its train classes.
+
+    ooDML's class-removal phase deletes classes from both sides, so the hard rungs train
+    on fewer classes *and* test on classes further away. Training on the easy rung's
+    classes cut to the hard rung's count separates the two: the control keeps the easy
+    test classes and changes only the count. Its distance is the Fréchet distance of
+    the class means (:func:`class_mean_features` with ``features``, ``feature_dim`` and
+    ``seed``: pass the ladder's, so the distance is on the ladder's scale).
+    """
+    n_train = check_int("n_train", n_train, 2, len(split.train_classes),
+                        hint=f"the split has {len(split.train_classes)} train classes")
+    seed = check_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(split.train_classes), generator=g)[:n_train].tolist()
+    train = tuple(sorted(split.train_classes[i] for i in pick))
+    means = class_mean_features(data, features, dim=feature_dim, seed=seed)
+    fd = frechet_distance(means[list(train)], means[list(split.test_classes)])
+    return ShiftSplit(train, split.test_classes, fd, split.step)

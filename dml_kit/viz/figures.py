@@ -687,11 +687,15 @@ def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "d
     ``setting`` and ``k`` columns), a long table (``distance``, ``value``, optional
     ``method`` and ``shots``, 0 meaning zero-shot) or a wide one with ``zero_shot`` and
     ``few_shot`` value columns; :func:`shift_curve_frame` reads all three. Several rows
-    per point (seeds, episodes) are averaged with a ± std error bar.
+    per point (seeds, episodes) are averaged, with a bar for the 95% interval of the mean
+    (:func:`dml_kit.stats.mean_ci`: ``mean +- t_{0.975, n-1} s / sqrt(n)``; none for a
+    single row).
     """
     import pandas as pd
 
     df = shift_curve_frame(df, value=value, distance=distance, method=method, shots=shots)
+    from dml_kit.stats import mean_ci
+
     dc, vc = distance, value
     methods = list(dict.fromkeys(df[method]))
     colors = palette(len(methods))
@@ -701,13 +705,16 @@ def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "d
             rows = df[(df[method] == m) & (df[shots] == s)]
             if len(rows) == 0:
                 continue
-            g = rows.groupby(dc)[vc].agg(["mean", "std"]).reset_index().sort_values(dc)
+            est = {d: mean_ci(part[vc].to_numpy()) for d, part in rows.groupby(dc)}
+            g = pd.DataFrame([{dc: d, "mean": e.mean, "up": e.high - e.mean,
+                               "down": e.mean - e.low} for d, e in est.items()]).sort_values(dc)
             kind = "zero-shot" if s == 0 else f"{s}-shot"
             name = f"{m} ({kind})" if m != "" else kind
             fig.add_trace(go.Scatter(
                 x=g[dc], y=g["mean"], mode="lines+markers", name=name,
-                error_y=dict(type="data", array=g["std"].fillna(0)) if pd.notna(
-                    g["std"]).any() else None,
+                error_y=dict(type="data", array=g["up"].fillna(0),
+                             arrayminus=g["down"].fillna(0)) if pd.notna(g["up"]).any()
+                else None,
                 line=dict(color=colors[m_i], dash="solid" if s == 0 else "dash"),
                 marker=dict(symbol="circle" if s == 0 else "diamond"),
                 hovertemplate=f"{name}<br>FD %{{x:.3g}}<br>{value} %{{y:.3f}}<extra></extra>"))
