@@ -94,3 +94,39 @@ def test_ladder_and_distance_are_exported_from_data():
     import dml_kit as dk
 
     assert dk.data.shift_splits is shift_splits and dk.data.frechet_distance is frechet_distance
+
+
+def test_fewer_train_classes_keeps_the_test_side_and_recomputes_the_distance(make_blobs):
+    from dml_kit.data.shift import fewer_train_classes
+
+    d = make_blobs()
+    split = ShiftSplit(tuple(range(20)), tuple(range(20, 40)), 1.0, 3)
+    control = fewer_train_classes(d, split, 8, features=d.x, seed=1)
+    assert control.test_classes == split.test_classes and control.step == 3
+    assert len(control.train_classes) == 8 and set(control.train_classes) < set(range(20))
+    assert list(control.train_classes) == sorted(control.train_classes)
+    # the distance is the FD of the class-mean features of the two sides
+    means = class_mean_features(d, d.x)
+    want = frechet_distance(means[list(control.train_classes)], means[20:40])
+    assert control.distance == pytest.approx(want, rel=1e-12)
+    again = fewer_train_classes(d, split, 8, features=d.x, seed=1)
+    assert again == control                                            # seeded
+    assert fewer_train_classes(d, split, 8, features=d.x, seed=2) != control
+    with pytest.raises(ValueError, match="n_train"):
+        fewer_train_classes(d, split, 21, features=d.x)
+
+
+def test_notebook_ladder_on_glyphs_rises_while_both_sides_shrink_equally():
+    """The default ladder of notebook 07 (every 8th glyph class, 4 rungs): strictly rising
+    distances; the class-removal phase shrinks both sides by the same count."""
+    from dml_kit.data import load
+
+    glyphs = load("glyphs")
+    data = glyphs.select_classes(range(0, glyphs.n_classes, 8))
+    ladder = shift_splits(data, n_splits=4, seed=0)
+    fds = [s.distance for s in ladder]
+    assert all(b > a for a, b in zip(fds, fds[1:], strict=False))
+    counts = [(len(s.train_classes), len(s.test_classes)) for s in ladder]
+    assert all(tr == te for tr, te in counts)
+    assert [tr for tr, _ in counts] == sorted((tr for tr, _ in counts), reverse=True)
+    assert counts[0] == (80, 80) and counts[-1][0] < 80                 # 160 classes, halved
