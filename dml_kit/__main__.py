@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--n", nargs="+", type=int, default=None, help="ways (target classes)")
     grid.add_argument("--seeds", type=int, default=None,
                       help="number of seeds (seeds 0..s-1; default: the preset's)")
+    grid.add_argument("--tasks", type=int, default=None,
+                      help="target tasks per seed and (k, n), sharing the seed's source "
+                           "models (default: the preset's)")
+    grid.add_argument("--compare-losses", nargs="*", default=None,
+                      help="embedding losses run for 'metric' beside the histogram loss, "
+                           "for conclusion 3 (default: the preset's; none: --compare-losses)")
     grid.add_argument("--preset", default="classroom", choices=sorted(PRESETS))
     grid.add_argument("--source", default=None, choices=SOURCE_KINDS,
                       help="'split': T1 = the whole source part (default); "
@@ -65,7 +71,8 @@ def _grid(args: argparse.Namespace) -> int:
                      preset=args.preset, source=args.source, store=args.store,
                      force=args.force, executor=args.executor, max_workers=args.workers,
                      ray_address=args.ray_address, progress=not args.no_progress,
-                     download=args.download)
+                     download=args.download, tasks=args.tasks,
+                     compare_losses=args.compare_losses)
     seconds = time.perf_counter() - start
     print(report(frame).to_text())
     print(f"\n{len(frame)} runs in the grid; finished in {seconds:.1f} s")

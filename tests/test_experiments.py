@@ -271,11 +271,75 @@ def test_report_winners_and_error_reduction():
     assert rep.winner.loc[(5, 5)] == "adapted_metric"
     assert rep.comparison.loc[(5, 5), "best_non_adapted"] == "protonet"
     expected = error_reduction([0.7, 0.82], [0.7, 0.9])
-    assert rep.error_reduction == pytest.approx(expected)
-    assert rep.facts["embedding_beats_baselines"] == (2, 2)
-    assert rep.facts["adapted_at_least_best"] == (2, 2)
+    assert rep.error_reduction.estimate.mean == pytest.approx(expected)
+    # k > 1 only: (0.18 - 0.10) / 0.18
+    assert rep.error_reduction_adapting.estimate.mean == pytest.approx(0.08 / 0.18)
+    # two replications, +-0.01 each: t-interval 0.9 +- t(0.975, 1) * 0.01414 / sqrt(2)
+    assert rep.high.loc[(5, 5), "adapted_metric"] - 0.9 == pytest.approx(12.7062047 * 0.01)
+    assert rep.replications.loc[(5, 5), "metric"] == 2
     text = rep.to_text()
     assert "mean error reduction" in text and "adapted_metric" in text and "34%" in text
+    assert "Deep embeddings are far superior" in text and "conclusion 3: not checked" in text
+
+
+def _replicated(diff: dict[str, float], spread: float, reps: int = 6) -> pd.DataFrame:
+    """Paired records: method m = 0.6 + diff[m] + noise_r (the same noise for every
+    method of a replication) + its own small jitter."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in (1, 5):
+        for r in range(reps):
+            shared = rng.normal(0, 0.05)
+            for m, d in diff.items():
+                loss = "histogram"
+                if m.startswith("metric:"):
+                    m, loss = "metric", m.split(":")[1]
+                acc = 0.6 + d + shared + rng.normal(0, spread)
+                if k == 1 and METHODS_PARENT.get(m):
+                    acc = None          # filled from the parent below
+                rows.append({"dataset": "glyphs", "method": m, "loss": loss, "k": k, "n": 5,
+                             "seed": r // 2, "task": r % 2, "accuracy": acc,
+                             "config_hash": f"{m}{loss}{k}{r}", "created": 0.0})
+    frame = pd.DataFrame(rows)
+    for child, parent in METHODS_PARENT.items():
+        mask = (frame["k"] == 1) & (frame["method"] == child)
+        src = frame[(frame["k"] == 1) & (frame["method"] == parent)
+                    & (frame["loss"] == "histogram")]
+        frame.loc[mask, "accuracy"] = src["accuracy"].to_numpy()
+    return frame
+
+
+METHODS_PARENT = {"adapted_metric": "metric", "adapted_protonet": "protonet"}
+
+
+def test_report_verdicts_follow_the_paired_evidence():
+    clear = {"scratch": -0.2, "weight_transfer": 0.0, "metric": 0.15, "protonet": 0.10,
+             "adapted_metric": 0.20, "adapted_protonet": 0.12, "metric:triplet": 0.05,
+             "metric:contrastive": 0.0}
+    rep = report(_replicated(clear, spread=0.005))
+    assert [c.verdict for c in rep.claims] == ["holds", "holds", "holds"]
+    c1 = rep.claim(1).comparisons.set_index("comparison")
+    # per replication metric - weight_transfer = 0.15 + jitter: the pooled mean is close
+    assert c1.loc["metric - weight_transfer", "mean"] == pytest.approx(0.15, abs=0.01)
+    assert c1.loc["metric - weight_transfer", "n"] == 6        # 3 seeds x 2 tasks
+    c2 = rep.claim(2)
+    assert set(c2.per_condition["k"]) == {5}                     # k = 1 left out
+    assert any("equal their parents" in line for line in c2.evidence)
+    assert set(rep.claim(3).comparisons["comparison"]) == {"histogram - triplet",
+                                                           "histogram - contrastive"}
+    # the histogram rows of metric, not the other losses, fill the accuracy table
+    assert rep.accuracy.loc[(5, 5), "metric"] == pytest.approx(0.75, abs=0.05)
+
+    reversed_ = dict(clear, metric=-0.1, protonet=-0.1, adapted_metric=-0.08,
+                     adapted_protonet=-0.09, **{"metric:triplet": 0.1})
+    rep = report(_replicated(reversed_, spread=0.005))
+    assert [c.verdict for c in rep.claims] == ["fails", "holds", "fails"]
+
+    noisy = dict(clear, metric=0.005, protonet=0.0, adapted_metric=0.01,
+                 adapted_protonet=0.0, **{"metric:triplet": 0.0, "metric:contrastive": 0.0})
+    rep = report(_replicated(noisy, spread=0.08))
+    assert "not resolved at this sample size" in {c.verdict for c in rep.claims}
+    assert "not resolved at this sample size (n = 6)" in rep.to_text()
 
 
 def test_report_errors(tmp_path):
@@ -294,3 +358,78 @@ def test_default_store_lives_in_the_data_folder(tmp_path, monkeypatch):
     assert experiments.default_path() == tmp_path / "results.sqlite"
     assert ResultsStore().path == tmp_path / "results.sqlite"
     assert os.path.exists(tmp_path / "results.sqlite")
+
+
+# ---- schema migration and tasks per seed -------------------------------------------------
+V1_COLUMNS = ("config_hash TEXT PRIMARY KEY, dataset TEXT NOT NULL, method TEXT NOT NULL, "
+              "loss TEXT, regularizer TEXT, regularizer_weight REAL, k INTEGER NOT NULL, "
+              "n INTEGER NOT NULL, seed INTEGER NOT NULL, accuracy REAL NOT NULL, "
+              "metrics TEXT, notes TEXT, train_seconds REAL, source_seconds REAL, "
+              "target_seconds REAL, preset TEXT, source TEXT, config TEXT, version TEXT, "
+              "created REAL")
+
+
+def test_a_store_of_the_first_schema_migrates_and_reports(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    con = sqlite3.connect(path)
+    con.execute(f"CREATE TABLE runs ({V1_COLUMNS})")
+    con.execute("CREATE INDEX runs_cell ON runs (dataset, method, k, n, seed)")
+    for row in _frame().itertuples():
+        con.execute("INSERT INTO runs (config_hash, dataset, method, loss, k, n, seed, "
+                    "accuracy, metrics, notes, preset, created) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, '{}', '', ?, ?)",
+                    (row.config_hash, row.dataset, row.method, "histogram", row.k, row.n,
+                     row.seed, row.accuracy, row.preset, row.created))
+    con.execute("PRAGMA user_version=1")
+    con.commit()
+    con.close()
+
+    store = ResultsStore(path)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert len(store) == 24 and set(store.to_frame()["task"]) == {0}
+    assert store.add(_record(99, task=3))
+    assert store.get("h99").task == 3
+    rep = report(store, dataset="glyphs")
+    assert rep.accuracy.loc[(5, 5), "adapted_metric"] == pytest.approx(0.9)
+    ResultsStore(path)                                    # opening again changes nothing
+    assert len(ResultsStore(path)) == 25
+
+
+def test_a_store_from_a_newer_kit_is_refused(tmp_path):
+    path = tmp_path / "future.sqlite"
+    ResultsStore(path)
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA user_version=99")
+    con.commit()
+    con.close()
+    with pytest.raises(ValueError, match="schema version 99, newer"):
+        ResultsStore(path)
+
+
+def test_tasks_per_seed_share_the_source_and_draw_distinct_tasks(tmp_path):
+    spec = GridSpec.create("digits", ["metric", "scratch"], [1], [5], [0, 1], tasks=3,
+                           compare_losses=["contrastive"], **TINY)
+    cells = grid_module.grid_cells(spec)
+    assert spec.n_cells == len(cells) == 3 * 2 * 3   # (2 methods + 1 loss) x seeds x tasks
+    assert len({c.config_hash for c in cells}) == len(cells)  # task and seed enter the hash
+    jobs = grid_module.plan_jobs(spec, cells)
+    # per seed: one histogram embedding, one contrastive embedding, one scratch job
+    assert sorted((str(j.source_kind), j.config.loss, len(j.cells)) for j in jobs
+                  if j.seed == 0) == [("None", "histogram", 3),
+                                      ("embedding", "contrastive", 3),
+                                      ("embedding", "histogram", 3)]
+    assert grid_module.task_seed(4, 0) == 4 and grid_module.task_seed(4, 2) == 4 + 2 * 10_007
+    task0 = grid_module.target_task("digits", spec.source, 0, 5, 1)
+    task1 = grid_module.target_task("digits", spec.source, 0, 5, 1, task=1)
+    assert not torch_equal(task0.support_x, task1.support_x)
+    frame = run_grid("digits", ["metric"], [1], [5], [0], tasks=2, compare_losses=[],
+                     store=tmp_path / "r.sqlite", executor="serial", progress=False, **TINY)
+    assert sorted(frame["task"]) == [0, 1] and frame["accuracy"].nunique() == 2
+    with pytest.raises(ValueError, match="tasks=101 is out of range"):
+        GridSpec.create("digits", "metric", [1], [5], 1, tasks=101)
+    with pytest.raises(ValueError, match="unknown compare_losses 'hist'"):
+        GridSpec.create("digits", "metric", [1], [5], 1, compare_losses=["hist"])
+
+
+def torch_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())

@@ -79,7 +79,14 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named bundle: dataset, grid values and training lengths."""
+    """A named bundle: dataset, grid values and training lengths.
+
+    ``tasks`` is the number of target tasks per (seed, n, k): each seed trains its source
+    models once and every task reuses them, so a replication is a (seed, task) pair.
+    ``compare_losses`` are embedding losses run beside the preset's own (``config.loss``)
+    for the ``metric`` method, on the same tasks: Adapted Deep Embeddings' third
+    conclusion compares the histogram loss with other losses.
+    """
 
     name: str
     description: str
@@ -89,6 +96,8 @@ class Preset:
     seeds: int
     config: MethodConfig
     source: SourceSpec = field(default_factory=SourceSpec)
+    tasks: int = 1
+    compare_losses: tuple[str, ...] = ()
 
 
 CLASSROOM = Preset(
@@ -165,6 +174,22 @@ def resolve_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def resolve_losses(losses: str | Sequence[str], main_loss: str) -> tuple[str, ...]:
+    """Extra embedding losses for the ``metric`` method: registered loss names other than
+    ``main_loss`` (the config's own, already run), refused by name when unknown."""
+    from dml_kit import losses as loss_registry
+
+    if isinstance(losses, str):
+        losses = [losses]
+    known = loss_registry.available()
+    out = []
+    for name in losses:
+        check_choice("compare_losses", name, known)
+        if name != main_loss and name not in out:
+            out.append(name)
+    return tuple(out)
+
+
 def resolve_seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
     """An int ``s`` means seeds ``0..s-1``; a list is taken as it is."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -194,6 +219,8 @@ class GridSpec:
     config: MethodConfig
     source: SourceSpec
     preset: str = ""
+    tasks: int = 1
+    compare_losses: tuple[str, ...] = ()
 
     @classmethod
     def create(cls, dataset: str | None = None, methods: str | Sequence[str] = "all",
@@ -201,8 +228,13 @@ class GridSpec:
                n_values: Iterable[int] | int | None = None,
                seeds: int | Sequence[int] | None = None, *, preset: str = "classroom",
                config: MethodConfig | None = None, source: SourceSpec | str | None = None,
+               tasks: int | None = None, compare_losses: Sequence[str] | None = None,
                **config_overrides: Any) -> GridSpec:
-        """Fill unset values from ``preset`` and validate everything."""
+        """Fill unset values from ``preset`` and validate everything.
+
+        ``tasks``: target tasks per (seed, n, k) (default: the preset's);
+        ``compare_losses``: extra embedding losses for the ``metric`` method (default:
+        the preset's when ``methods`` include ``metric``; ``()`` for none)."""
         p = get_preset(preset)
         from dml_kit import data
 
@@ -216,14 +248,21 @@ class GridSpec:
         cfg = config or p.config
         if config_overrides:
             cfg = cfg.replace(**config_overrides)
-        return cls(dataset=dataset, methods=resolve_methods(methods),
+        names = resolve_methods(methods)
+        return cls(dataset=dataset, methods=names,
                    k_values=_int_tuple("k_values", p.k_values if k_values is None else k_values,
                                        1),
                    n_values=_int_tuple("n_values", p.n_values if n_values is None else n_values,
                                        2),
                    seeds=resolve_seeds(p.seeds if seeds is None else seeds),
-                   config=cfg, source=source or p.source, preset=p.name)
+                   config=cfg, source=source or p.source, preset=p.name,
+                   tasks=check_int("tasks", p.tasks if tasks is None else tasks, 1, 100),
+                   compare_losses=resolve_losses(
+                       (p.compare_losses if "metric" in names else ())
+                       if compare_losses is None else compare_losses, cfg.loss))
 
     @property
     def n_cells(self) -> int:
-        return len(self.methods) * len(self.k_values) * len(self.n_values) * len(self.seeds)
+        per_condition = len(self.methods) + len(self.compare_losses)
+        return (per_condition * len(self.k_values) * len(self.n_values) * len(self.seeds)
+                * self.tasks)

@@ -47,21 +47,45 @@ from dml_kit.experiments.store import ResultsStore, RunRecord, records_frame
 from dml_kit.methods import METHODS, RECIPE_VERSION
 from dml_kit.methods.config import MethodConfig
 
-#: version of the hash payload's layout (2: data fingerprint and recipe version added)
-HASH_VERSION = 2
+#: version of the hash payload's layout (2: data fingerprint and recipe version added;
+#: 3: the task index within a seed)
+HASH_VERSION = 3
+#: the seed of task t of grid seed s is s + TASK_SEED_STRIDE * t (:func:`task_seed`)
+TASK_SEED_STRIDE = 10_007
 #: examples whose pixel bytes enter a dataset fingerprint (evenly spaced over the set)
 FINGERPRINT_SAMPLES = 256
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One (method, k, n, seed) run of a grid and its config hash."""
+    """One (method, k, n, seed, task) run of a grid and its config hash.
+
+    ``task`` indexes the seed's target tasks (:func:`task_seed`); ``loss`` is set for the
+    extra-loss cells of ``GridSpec.compare_losses`` (``None``: the config's loss)."""
 
     method: str
     k: int
     n: int
     seed: int
     config_hash: str
+    task: int = 0
+    loss: str | None = None
+
+
+def task_seed(seed: int, task: int) -> int:
+    """The seed of task ``task`` of grid seed ``seed``: the seed itself for task 0 (so a
+    one-task grid draws the tasks it always drew), ``seed + 10_007 * task`` after (at
+    most 100 tasks, so that per-epoch seeds ``seed * 1000 + epoch`` stay below 2**32).
+    It seeds the k-shot draw (classes, support, queries) and the target phase."""
+    return seed + TASK_SEED_STRIDE * task
+
+
+def cell_config(config: MethodConfig, loss: str | None) -> MethodConfig:
+    """The config of a cell: ``config`` itself, or with another embedding ``loss`` (and
+    that loss's default parameters)."""
+    if loss is None or loss == config.loss:
+        return config
+    return config.replace(loss=loss, loss_params={})
 
 
 @dataclass
@@ -100,27 +124,31 @@ def dataset_fingerprint(data: Dataset, samples: int = FINGERPRINT_SAMPLES) -> st
 
 
 def cell_hash(dataset: str, method: str, k: int, n: int, seed: int, config: MethodConfig,
-              source: SourceSpec, *, fingerprint: str) -> str:
+              source: SourceSpec, *, fingerprint: str, task: int = 0) -> str:
     """sha256 of everything that determines a cell's result: the dataset's name and
-    content ``fingerprint`` (:func:`dataset_fingerprint`), the cell, every
-    result-changing setting, the source spec and the recipe version (not the library
-    version, not the device, not the progress bar)."""
+    content ``fingerprint`` (:func:`dataset_fingerprint`), the cell (with its task
+    index), every result-changing setting, the source spec and the recipe version (not
+    the library version, not the device, not the progress bar)."""
     payload = {"v": HASH_VERSION, "recipe": RECIPE_VERSION, "dataset": dataset,
                "data": fingerprint, "method": method, "k": k, "n": n, "seed": seed,
-               "config": config.hash_dict(), "source": asdict(source)}
+               "task": task, "config": config.hash_dict(), "source": asdict(source)}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def grid_cells(spec: GridSpec, download: bool = False) -> list[Cell]:
-    """Every cell of ``spec`` with its hash, in (seed, n, k, method) order. Loads the
+    """Every cell of ``spec`` with its hash, in (seed, n, k, task, method) order, the
+    ``metric`` cells of ``spec.compare_losses`` after each condition's methods. Loads the
     dataset (once per process) for its fingerprint; ``download`` as in
     :func:`dml_kit.data.load`."""
     fp = _fingerprint(spec.dataset, spec.source.data_seed, download)
-    return [Cell(m, k, n, s, cell_hash(spec.dataset, m, k, n, s, spec.config, spec.source,
-                                       fingerprint=fp))
+    runs: list[tuple[str, str | None]] = [(m, None) for m in spec.methods]
+    runs += [("metric", loss) for loss in spec.compare_losses]
+    return [Cell(m, k, n, s, cell_hash(spec.dataset, m, k, n, s,
+                                       cell_config(spec.config, loss), spec.source,
+                                       fingerprint=fp, task=t), task=t, loss=loss)
             for s in spec.seeds for n in spec.n_values for k in spec.k_values
-            for m in spec.methods]
+            for t in range(spec.tasks) for m, loss in runs]
 
 
 def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> list[Job]:
@@ -129,13 +157,14 @@ def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> 
     jobs: dict[tuple[Any, ...], Job] = {}
     for c in cells:
         entry = METHODS[c.method]
+        config = cell_config(spec.config, c.loss)
         source_n = c.n if spec.source.kind == "paper" else None
         # equal source keys (kind + settings, and n-way k-shot for protonets) share a model
-        key = (c.seed, source_n, entry.source_key(spec.config, c.n, c.k))
+        key = (c.seed, source_n, entry.source_key(config, c.n, c.k))
         train_n, train_k = c.n, c.k
         if key not in jobs:
             jobs[key] = Job(spec.dataset, c.seed, entry.source_kind, source_n, train_n,
-                            train_k, config=spec.config, source=spec.source,
+                            train_k, config=config, source=spec.source,
                             preset=spec.preset, download=download)
         jobs[key].cells.append(c)
     weight = {None: 0, "classifier": 1, "protonet": 2, "embedding": 3}
@@ -183,13 +212,14 @@ def source_data(dataset: str, source: SourceSpec, seed: int, n: int | None,
 
 
 def target_task(dataset: str, source: SourceSpec, seed: int, n: int, k: int,
-                download: bool = False):
-    """The T2 k-shot task of a cell, drawn from the target part of the split."""
+                download: bool = False, task: int = 0):
+    """The T2 k-shot task of a cell, drawn from the target part of the split of ``seed``
+    with :func:`task_seed` ``(seed, task)``."""
     from dml_kit import data
 
     target = _split(dataset, source, seed, download).target
     return data.kshot_task(target, n_way=n, k_shot=k, n_query=source.n_query,
-                           n_val=source.n_val, seed=seed)
+                           n_val=source.n_val, seed=task_seed(seed, task))
 
 
 def check_grid_fits(spec: GridSpec, download: bool = False) -> None:
@@ -244,8 +274,10 @@ def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
     records = []
     charged = False
     for cell in job.cells:
-        task = target_task(job.dataset, job.source, cell.seed, cell.n, cell.k, job.download)
-        result = methods.run(cell.method, task, source_model, config, seed=cell.seed)
+        task = target_task(job.dataset, job.source, cell.seed, cell.n, cell.k, job.download,
+                           cell.task)
+        result = methods.run(cell.method, task, source_model, config,
+                             seed=task_seed(cell.seed, cell.task))
         if result.interrupted:
             raise KeyboardInterrupt
         # the source time is charged to the first cell that used the model
@@ -254,7 +286,7 @@ def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
         embedding = METHODS[cell.method].embedding
         records.append(RunRecord(
             dataset=job.dataset, method=cell.method, k=cell.k, n=cell.n, seed=cell.seed,
-            accuracy=result.accuracy, config_hash=cell.config_hash,
+            task=cell.task, accuracy=result.accuracy, config_hash=cell.config_hash,
             loss=_loss_name(cell.method, config),
             regularizer=config.regularizer if embedding and config.regularized else None,
             regularizer_weight=config.regularizer_weight if embedding else 0.0,
@@ -291,8 +323,10 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
              store: ResultsStore | str | os.PathLike[str] | None = None, force: bool = False,
              executor: str = "process", max_workers: int | None = None,
              ray_address: str | None = None, progress: bool = True, download: bool = False,
+             tasks: int | None = None, compare_losses: Sequence[str] | None = None,
              **config_overrides: Any) -> pd.DataFrame:
-    """Run ``methods x k_values x n_values x seeds`` on ``dataset`` and return the records.
+    """Run ``methods x k_values x n_values x seeds x tasks`` on ``dataset`` and return the
+    records.
 
     Args:
         dataset: a :func:`dml_kit.data.available` name (default: the preset's, glyphs).
@@ -311,13 +345,18 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
             starts a local Ray.
         progress: show a tqdm bar over cells.
         download: let real datasets download (see :func:`dml_kit.data.load`).
+        tasks: target tasks per (seed, n, k), all served by the seed's source models
+            (default: the preset's; the classroom preset uses several).
+        compare_losses: embedding losses run for ``metric`` beside the config's own, on
+            the same tasks (default: the preset's, when ``methods`` include ``metric``).
 
     Returns:
         One row per cell of the grid (stored earlier or just run), the columns of
         :func:`~dml_kit.experiments.store.records_frame`.
     """
     spec = GridSpec.create(dataset, methods, k_values, n_values, seeds, preset=preset,
-                           config=config, source=source, **config_overrides)
+                           config=config, source=source, tasks=tasks,
+                           compare_losses=compare_losses, **config_overrides)
     if ray_address is not None:
         executor = "ray"
     check_choice("executor", executor, EXECUTORS)

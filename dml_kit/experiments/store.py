@@ -31,7 +31,11 @@ from typing import Any
 import pandas as pd
 
 DEFAULT_FILENAME = "results.sqlite"
-SCHEMA_VERSION = 1
+#: columns each schema version added, and how (``ALTER TABLE`` on open migrates old files)
+_MIGRATIONS = {2: ["ALTER TABLE runs ADD COLUMN task INTEGER NOT NULL DEFAULT 0"]}
+#: schema of the ``runs`` table (SQLite ``user_version``). 1: first release; 2: a ``task``
+#: column (the task index within a seed: several tasks per trained source model).
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 60.0
 
 _COLUMNS = (
@@ -44,6 +48,7 @@ _COLUMNS = (
     ("k", "INTEGER NOT NULL"),
     ("n", "INTEGER NOT NULL"),
     ("seed", "INTEGER NOT NULL"),
+    ("task", "INTEGER NOT NULL DEFAULT 0"),
     ("accuracy", "REAL NOT NULL"),
     ("metrics", "TEXT"),
     ("notes", "TEXT"),
@@ -64,6 +69,8 @@ class RunRecord:
 
     Attributes:
         dataset, method, k, n, seed: the cell.
+        task: which of the seed's target tasks (0, 1, ...; one source model per seed
+            serves them all): a replication is a (seed, task) pair.
         loss: the embedding loss (``"cross_entropy"`` for the classifiers,
             ``"prototypical"`` for protonets).
         regularizer, regularizer_weight: the norm regularizer of embedding methods.
@@ -87,6 +94,7 @@ class RunRecord:
     seed: int
     accuracy: float
     config_hash: str
+    task: int = 0
     loss: str | None = None
     regularizer: str | None = None
     regularizer_weight: float = 0.0
@@ -134,11 +142,39 @@ class ResultsStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                self._create_or_migrate(con)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _create_or_migrate(self, con: sqlite3.Connection) -> None:
+        """Create the table, or bring an older file up to :data:`SCHEMA_VERSION` (one
+        transaction: a failed migration leaves the file as it was)."""
+        version = int(con.execute("PRAGMA user_version").fetchone()[0])
+        exists = con.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                             "AND name='runs'").fetchone() is not None
+        if exists and version > SCHEMA_VERSION:
+            raise ValueError(f"store {self.path} has schema version {version}, newer than "
+                             f"this dml_kit's {SCHEMA_VERSION}: upgrade dml_kit or use "
+                             "another store file")
+        if exists and version == SCHEMA_VERSION:
+            return
+        if not exists:
             cols = ", ".join(f"{name} {kind}" for name, kind in _COLUMNS)
-            con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
-            con.execute("CREATE INDEX IF NOT EXISTS runs_cell ON runs "
-                        "(dataset, method, k, n, seed)")
-            con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            con.execute(f"CREATE TABLE runs ({cols})")
+        else:
+            have = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for sql in _MIGRATIONS.get(step, []):
+                    column = sql.split("ADD COLUMN ")[1].split()[0]
+                    if column not in have:
+                        con.execute(sql)
+        con.execute("DROP INDEX IF EXISTS runs_cell")
+        con.execute("CREATE INDEX runs_cell ON runs (dataset, method, k, n, seed, task)")
+        con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def __repr__(self) -> str:
         return f"ResultsStore({str(self.path)!r}, {len(self)} runs)"
@@ -243,6 +279,7 @@ def records_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     cols = [name for name, _ in _COLUMNS if name != "metrics"]
     frame = pd.DataFrame(rows, columns=None if rows else cols)
     if rows:
-        frame = frame.sort_values(["dataset", "k", "n", "method", "seed"], kind="stable")
+        frame = frame.sort_values(["dataset", "k", "n", "method", "seed", "task"],
+                                  kind="stable")
         frame = frame.reset_index(drop=True)
     return frame
