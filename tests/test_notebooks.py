@@ -6,6 +6,7 @@ what updates, and that check its numbers make sense; a failing assertion fails h
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -60,6 +61,46 @@ def test_code_cells_are_short(path):
         "the machinery into dml_kit and call it" for i, n in long)
 
 
+#: a verdict cell: its first line is "# verdict: <the claim>" (see docs/architecture.md)
+VERDICT_MARK = "# verdict"
+VERDICT_LABELS = ("holds", "fails", "not resolved")
+#: what a printed verdict looks like: a label from dml_kit.stats, then a figure
+VERDICT_PRINTED = re.compile(r"(holds|fails|not resolved at this sample size)\b.*?[-+]?\d",
+                             re.S)
+
+
+def verdict_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
+    return [(i, c) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and c.source.lstrip().startswith(VERDICT_MARK)]
+
+
+def cell_text(cell) -> str:
+    """Everything a cell showed as text: streams and the plain-text form of results."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif "data" in out:
+            parts.append(out["data"].get("text/plain", ""))
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.stem.startswith("00")],
+                         ids=[p.stem for p in NOTEBOOKS if not p.stem.startswith("00")])
+def test_claims_are_verdict_cells_computed_from_the_run(path):
+    """Every notebook after the tour states what its run shows in verdict cells, whose
+    label comes from dml_kit.stats, never from a string written in advance."""
+    nb = nbformat.read(path, as_version=4)
+    cells = verdict_cells(nb)
+    assert cells, f"{path.name} has no verdict cell ('{VERDICT_MARK}: <claim>' first line)"
+    for i, cell in cells:
+        body = cell.source.split("\n", 1)[1] if "\n" in cell.source else ""
+        for label in VERDICT_LABELS:
+            assert label not in body.lower(), (
+                f"{path.name} cell {i} writes the verdict {label!r} itself: print the label "
+                "dml_kit.stats computes from the numbers")
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):
@@ -77,4 +118,8 @@ def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+    for i, cell in verdict_cells(nb):
+        shown = cell_text(cell)
+        assert VERDICT_PRINTED.search(shown), (
+            f"{path.name} verdict cell {i} printed no verdict with its figures: {shown!r}")
     assert os.path.getsize(out) > 0
