@@ -175,13 +175,15 @@ class Verdict:
 
 def verdict(estimate: Estimate, threshold: float = 0.0) -> Verdict:
     """Decide "the mean exceeds ``threshold``" from ``estimate``'s interval: the whole
-    interval above -> holds, the whole interval below -> fails, otherwise (or with no
-    interval, n = 1) -> not resolved at this sample size."""
+    interval above -> holds, the whole interval below (or every replication exactly at
+    the threshold, e.g. two methods that are equal by construction) -> fails, otherwise
+    (or with no interval, n = 1) -> not resolved at this sample size."""
     if math.isnan(estimate.low):
         return Verdict(UNRESOLVED, estimate, threshold)
     if estimate.low > threshold:
         return Verdict(HOLDS, estimate, threshold)
-    if estimate.high < threshold:
+    if estimate.high < threshold or estimate.low == estimate.high == threshold:
+        # below, or exactly at the threshold in every replication: not above it
         return Verdict(FAILS, estimate, threshold)
     return Verdict(UNRESOLVED, estimate, threshold)
 

@@ -89,6 +89,7 @@ def test_pairing_matters():
 @pytest.mark.parametrize("low, high, label", [
     (0.01, 0.05, stats.HOLDS), (-0.05, -0.01, stats.FAILS), (-0.01, 0.05, stats.UNRESOLVED),
     (0.0, 0.05, stats.UNRESOLVED),   # touching the threshold is not above it
+    (0.0, 0.0, stats.FAILS),         # exactly equal in every replication: not above
 ])
 def test_verdict_rule(low, high, label):
     v = stats.verdict(stats.Estimate((low + high) / 2, low, high, 5))
