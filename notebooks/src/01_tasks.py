@@ -177,8 +177,9 @@ print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 # %% [markdown]
 # **What this means for the comparisons to come.** A transfer method must beat *this*
 # scratch and the pixel rule on the same tasks, and on `glyphs` both set a high bar,
-# highest at large $k$, where $nk$ support images already pin down the templates. Expect
-# the advantage of transfer to be largest at $k = 1$ and to shrink with $k$; on
+# highest at large $k$, where $nk$ support images already pin down the templates. The
+# room left for transfer is largest at small $k$; whether a method uses it is what the
+# next notebooks check, task by task. On
 # handwriting (`omniglot`), where one class's images do not overlap pixel for pixel, the
 # baselines should be weaker (try it). Notice also the spread in the figure: single tasks
 # differ by tens of points, which is why every claim in this course is checked over

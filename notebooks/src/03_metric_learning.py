@@ -1,8 +1,9 @@
 # %% [markdown]
 # # 03 · Deep metric learning: learn a distance, not a classifier
 #
-# > Notebook 02 ended with a hint: the 1-NN rule on the source *features* did as well as
-# > fine-tuning. What if we train those features **for** comparing examples?
+# > Notebook 02 asked whether the 1-NN rule on the source *features*, with no training
+# > on the target at all, can match fine-tuning. What if we train those features **for**
+# > comparing examples?
 #
 # A **deep metric learning** (DML) network $f_\theta$ maps an image to an embedding
 # vector so that examples of the same class land close together and examples of
