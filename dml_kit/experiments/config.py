@@ -10,7 +10,10 @@ per seed then serves every n and k. Both are one argument away.
 
 **Presets** (:data:`PRESETS`):
 
-* ``classroom``: glyphs, k in {1, 5, 10}, n in {5, 10}, 3 seeds, a 16-filter Conv-4 and
+* ``classroom``: glyphs, k in {1, 5, 10}, n in {5, 10}, 4 seeds x 5 tasks (20 paired
+  replications per cell, enough to resolve each of Adapted Deep Embeddings' three
+  conclusions on glyphs; 3 seeds x 1 task left most unresolved), ``metric`` also with
+  the contrastive, semi-hard triplet and N-pair losses (conclusion 3), a 16-filter Conv-4 and
   short source training (at most 6 epochs of 40 balanced batches or 40 episodes, patience
   2, Adam 2e-3, validation on 100 held-out classes), sized for the 6 methods x 18 cells on
   2 CPU cores. Target phase: scratch and weight transfer train for up to 150 one- or
@@ -102,11 +105,14 @@ class Preset:
 
 CLASSROOM = Preset(
     name="classroom",
-    description="glyphs, k in {1,5,10}, n in {5,10}, 3 seeds: a few minutes on 2 CPU cores",
+    description="glyphs, k in {1,5,10}, n in {5,10}, 4 seeds x 5 tasks, 3 extra losses for "
+                "metric: a few minutes on 2 CPU cores",
     dataset="glyphs",
     k_values=(1, 5, 10),
     n_values=(5, 10),
-    seeds=3,
+    seeds=4,
+    tasks=5,
+    compare_losses=("contrastive", "triplet_semi_hard", "npair"),
     config=MethodConfig(
         embedding_dim=64, channels=16,
         source_epochs=6, source_patience=2, source_lr=2e-3, val_fraction=0.15, val_classes=100,

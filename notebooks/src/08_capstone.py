@@ -55,15 +55,13 @@ STUDY = dict(
     methods=["weight_transfer", "metric", "adapted_metric"],
     k_values=[1, 5, 10],
     n_values=[5],                           # digits has 5 target classes
-    seeds=pick(3, 2),
+    seeds=pick(3, 2), tasks=pick(3, 1),     # tasks per seed share the seed's source model
+    compare_losses=[],                      # no extra losses (05 uses them)
 )
-VARIANTS = {                                # name -> MethodConfig changes
-    "plain": {},
-    "SEC": {"regularizer": "sec", "regularizer_weight": 1.0},
-}
+VARIANTS = {"plain": {}, "SEC": {"regularizer": "sec", "regularizer_weight": 1.0}}
 TRAINING = dict(source_epochs=pick(4, 1), target_epochs=pick(30, 10))  # short, for class
 n_cells = len(VARIANTS) * len(STUDY["methods"]) * len(STUDY["k_values"]) * len(
-    STUDY["n_values"]) * STUDY["seeds"]
+    STUDY["n_values"]) * STUDY["seeds"] * STUDY["tasks"]
 print(f"{n_cells} runs")
 
 # %% [markdown]
@@ -82,35 +80,42 @@ for variant, changes in VARIANTS.items():
                                  progress=False, **TRAINING, **changes)
     frames.append(frame.assign(variant=variant))
 results = pd.concat(frames, ignore_index=True)
-results[["variant", "method", "k", "n", "seed", "accuracy"]].head()
+results[["variant", "method", "k", "n", "seed", "task", "accuracy"]].head()
 
 # %% [markdown]
 # ## Step 4: report
 #
-# First the table a paper would print: mean accuracy ± standard deviation over seeds.
+# First the table a paper would print: the mean accuracy with its **95% interval** over
+# the replications (`dk.stats.summarise`; a replication is a (seed, task) pair).
 
 # %%
-summary = results.groupby(["method", "variant", "k"])["accuracy"].agg(["mean", "std"])
-(100 * summary).round(1).unstack("k")
+summary = dk.stats.summarise(results, by=["method", "variant", "k"])
+summary.pivot_table(index=["method", "variant"], columns="k", values="estimate",
+                    aggfunc="first")
 
 # %% [markdown]
-# A difference of means is only news when it is larger than the seed-to-seed spread.
-# Because both variants see the **same** tasks for a given seed, we can pair them: the
-# per-seed difference (SEC − plain), its mean, and in how many seeds SEC was ahead.
+# A difference of means is only news when its interval excludes zero. Because both
+# variants see the **same** tasks, we pair them: the per-replication difference
+# (SEC − plain), its mean and 95% interval, and the verdict `dk.stats`
+# draws from it (**holds**: SEC ahead; **fails**: SEC behind; **not resolved**: the
+# interval contains 0, so this many replications cannot tell).
 
 # %%
-paired = results.pivot_table(index=["method", "k", "seed"], columns="variant",
-                             values="accuracy")
-paired["diff"] = paired[list(VARIANTS)[1]] - paired[list(VARIANTS)[0]]
-effect = paired.groupby(["method", "k"])["diff"].agg(
-    mean="mean", std="std", ahead=lambda d: f"{(d > 0).sum()}/{len(d)}")
-effect.round(3)
+# verdict: SEC changes the accuracy of each method, at each k
+effect = pd.concat([dk.stats.paired_table(results[results["method"] == m], "SEC", "plain",
+                                          by=("k",), column="variant").assign(method=m)
+                    for m in STUDY["methods"]], ignore_index=True)
+effect[["method", "k", "SEC", "plain", "difference", "n", "verdict"]]
 
 # %% [markdown]
-# Look at `weight_transfer`: its difference is exactly 0 in every seed. SEC acts on
-# embeddings, and weight transfer trains none, so it is the study's built-in **control**:
-# had it moved, something other than SEC would differ between the variants. A good
-# design has such a control.
+# Look at `weight_transfer`: SEC acts on embeddings, and weight transfer trains none, so
+# its difference should be exactly 0 on every task (the next line checks it). It is the
+# study's built-in **control**: had it moved, something other than SEC would differ
+# between the variants. A good design has such a control.
+
+# %%
+control = effect[effect["method"] == "weight_transfer"]
+print(f"weight transfer, SEC - plain per k: {control['difference'].tolist()}")
 #
 # The same runs in the grid browser: filter methods, switch the heatmap to error
 # reduction. Each method appears once per variant (`method · variant`).
@@ -156,17 +161,18 @@ except NotImplementedError:
 # %% [markdown]
 # ## Step 6: your conclusion
 #
-# Answer your question in two sentences, with numbers, and say how sure you are (how
-# many seeds agreed?). Then ask what would make the answer stronger: more seeds, the
-# `glyphs` dataset, larger k, longer training, another loss.
+# Answer your question in two sentences, with the numbers and verdicts above, and say
+# how sure you are (was it resolved at this many seeds?). Then ask what would make the
+# answer stronger: more seeds or tasks, the `glyphs` dataset, larger k, longer
+# training, another loss.
 #
 # ## What the three papers teach together
 #
-# | paper | finding | where you saw it |
+# | paper | what it reports | where your run checks it |
 # |---|---|---|
-# | *Adapted Deep Embeddings* (Scott, Ridgeway & Mozer, 2018) | start new classes from an **embedding**, not a classifier, and **adapt** it on the k examples | 05: the hybrids win at every k; weight transfer trails at small k |
-# | *Spherical Embedding Constraint* (Zhang, Li & Zhang, 2020) | under angular losses the **norm** sets the step size; keep norms equal with one cheap term | 06: gradient ∝ 1/‖f‖, narrower norm histograms with SEC |
-# | *ooDML* (Milbich, Roth et al., 2021) | "unseen classes" vary in **how far** they are; measure it (FD) and test along a ladder | 07: Recall@1 falls with FD; a few labels help most where the shift is largest |
+# | *Adapted Deep Embeddings* (Scott, Ridgeway & Mozer, 2018) | start new classes from an **embedding**, not a classifier, and **adapt** it on the k examples; histogram loss the most robust | 05: the verdicts on its three conclusions (at k = 1 the hybrids *are* their parents, so only k > 1 can show adaptation) |
+# | *Spherical Embedding Constraint* (Zhang, Li & Zhang, 2020) | under angular losses the **norm** sets the step size; keep norms equal with one cheap term | 06: gradient ∝ 1/‖f‖ (exact), and the verdict on the norm spread with and without SEC |
+# | *ooDML* (Milbich, Roth et al., 2021) | "unseen classes" vary in **how far** they are; measure it (FD) and test along a ladder | 07: the verdicts on Recall@1 along the ladder and on what a few labels recover |
 #
 # Read together, they describe one pipeline for new classes with few labels:
 #
@@ -175,7 +181,8 @@ except NotImplementedError:
 # 3. **measure** how far the new classes are from the old ones before trusting
 #    zero-shot numbers;
 # 4. when you get k labelled examples of the new classes, **adapt** the embedding on
-#    them; the further the shift, the more those k examples are worth.
+#    them; ooDML reports that those k examples are worth more the further the shift
+#    (07 tests it on your run).
 #
 # ### Check (the course runs these cells in CI)
 
@@ -191,12 +198,13 @@ assert browser.error is None, browser.error
 print("the browser follows its filters")
 
 # %%
-assert len(results) == n_cells, (len(results), n_cells)
-assert results["accuracy"].between(0, 1).all()
-k1 = paired.xs(1, level="k")
-assert (k1.loc["adapted_metric"] == k1.loc["metric"]).all().all()  # k=1: the hybrid is its parent
+assert len(results) == n_cells and results["accuracy"].between(0, 1).all(), len(results)
+k1 = results[results["k"] == 1].pivot_table(index=["variant", "seed", "task"],
+                                            columns="method", values="accuracy")
+assert (k1["adapted_metric"] == k1["metric"]).all()                 # k=1: the hybrid is its parent
+assert (control["SEC"] == control["plain"]).all(), control          # the control did not move
 chance = 1 / max(STUDY["n_values"])
-metric_acc = summary.loc["metric"]["mean"]
+metric_acc = summary.set_index("method").loc["metric", "mean"]
 assert (metric_acc > chance + 0.2).all(), summary                  # well above chance
 assert 0 <= library_r1 <= 1 and run.accuracy > chance
 print(f"{len(results)} runs; metric accuracy {metric_acc.min():.2f}-{metric_acc.max():.2f} "
