@@ -14,7 +14,8 @@ from dml_kit.experiments import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ["grid", "--dataset", "digits", "--methods", "metric", "adapted_metric", "scratch",
-        "--k", "1", "3", "--n", "5", "--seeds", "1", "--executor", "serial", "--no-progress"]
+        "--k", "1", "3", "--n", "5", "--seeds", "1", "--tasks", "2", "--executor", "serial",
+        "--no-progress"]
 
 
 def test_grid_then_report(tmp_path, capsys):
@@ -22,10 +23,10 @@ def test_grid_then_report(tmp_path, capsys):
     assert main([*GRID, "--store", str(store)]) == 0
     out = capsys.readouterr().out
     assert "adapted_metric" in out and "winner" in out and "mean error reduction" in out
-    assert len(ResultsStore(store)) == 6
+    assert len(ResultsStore(store)) == 12          # 3 methods x 2 k x 2 tasks
     assert main(["report", "--store", str(store)]) == 0
     out = capsys.readouterr().out
-    assert "6 runs" in out and "mean error reduction" in out
+    assert "12 runs" in out and "mean error reduction" in out and "1 seeds x 2 tasks" in out
 
 
 @pytest.mark.parametrize("args, name", [
@@ -68,7 +69,7 @@ def test_report_takes_each_dataset_of_the_store_in_turn(tmp_path, capsys):
         for k in (1, 5) for seed in (0, 1)])
     # a shift-study record shares the store but is no grid cell: left out
     store.add(RunRecord(dataset="digits", method="metric", k=0, n=20, seed=0, accuracy=0.9,
-                        config_hash="study", notes="shift study, rung 0"))
+                        config_hash="study", kind="shift_study", metric="recall@1"))
     assert main(["report", "--store", str(store.path)]) == 0
     out = capsys.readouterr().out
     assert "2 datasets in the store, reported in turn: digits, glyphs" in out

@@ -70,13 +70,14 @@ def test_run_grid_rejects_cells_the_data_cannot_fill(tmp_path):
 def test_spec_defaults_come_from_the_preset():
     spec = GridSpec.create(preset="classroom")
     assert spec.dataset == "glyphs" and spec.k_values == (1, 5, 10)
-    assert spec.n_values == (5, 10) and spec.seeds == (0, 1, 2)
-    assert len(spec.methods) == 6
-    assert spec.n_cells == 6 * 3 * 2 * 3
+    assert spec.n_values == (5, 10) and spec.seeds == (0, 1, 2, 3) and spec.tasks == 5
+    assert len(spec.methods) == 6 and len(spec.compare_losses) == 3
+    assert spec.n_cells == (6 + 3) * 3 * 2 * 4 * 5
+    assert GridSpec.create(preset="classroom", methods=["metric"]).compare_losses == ()
 
 
 def test_jobs_share_source_models():
-    spec = GridSpec.create("digits", "all", [1, 5], [3, 5], 2, **TINY)
+    spec = GridSpec.create("digits", "all", [1, 5], [3, 5], 2, compare_losses=[], **TINY)
     jobs = grid_module.plan_jobs(spec, grid_module.grid_cells(spec))
     kinds = pd.Series([j.source_kind for j in jobs]).value_counts(dropna=False)
     # per seed: 1 classifier, 1 embedding, 1 scratch group; protonets per (seed, n, k)
@@ -85,7 +86,8 @@ def test_jobs_share_source_models():
     assert sum(len(j.cells) for j in jobs) == spec.n_cells
     emb = [j for j in jobs if j.source_kind == "embedding"][0]
     assert {c.method for c in emb.cells} == {"metric", "adapted_metric"}
-    paper = GridSpec.create("digits", "all", [1, 5], [3, 5], 2, source="paper", **TINY)
+    paper = GridSpec.create("digits", "all", [1, 5], [3, 5], 2, source="paper",
+                            compare_losses=[], **TINY)
     jobs = grid_module.plan_jobs(paper, grid_module.grid_cells(paper))
     assert sum(j.source_kind == "embedding" for j in jobs) == 2 * 2  # per (seed, n)
 
@@ -112,7 +114,7 @@ def test_config_hashes_follow_the_data_content_and_the_recipe_version(monkeypatc
                digits.select_classes(range(9))]
     assert len({base, *map(fingerprint, changed)}) == 1 + len(changed)
 
-    spec = GridSpec.create("digits", "metric", [1], [5], 1, **TINY)
+    spec = GridSpec.create("digits", "metric", [1], [5], 1, tasks=1, **TINY)
 
     def cell(fp):
         return grid_module.cell_hash("digits", "metric", 1, 5, 0, spec.config, spec.source,
@@ -201,8 +203,8 @@ def test_concurrent_writers_do_not_lose_records(tmp_path):
 # ---- grid ------------------------------------------------------------------------------
 def test_grid_runs_stores_and_does_not_retrain(tmp_path, monkeypatch):
     store = ResultsStore(tmp_path / "r.sqlite")
-    frame = run_grid("digits", "all", [1, 3], [5], 1, store=store, executor="serial",
-                     progress=False, **TINY)
+    frame = run_grid("digits", "all", [1, 3], [5], 1, store=store, executor="serial", tasks=1,
+                     compare_losses=[], progress=False, **TINY)
     assert len(frame) == 12 and len(store) == 12
     assert set(frame["method"]) == set(experiments.grid.METHODS)
     assert (frame["accuracy"] > 0.3).all(), frame[["method", "k", "accuracy"]]
@@ -217,17 +219,17 @@ def test_grid_runs_stores_and_does_not_retrain(tmp_path, monkeypatch):
         raise AssertionError("a stored cell was retrained")
 
     monkeypatch.setattr(grid_module, "run_job", boom)
-    again = run_grid("digits", "all", [1, 3], [5], 1, store=store, executor="serial",
-                     progress=False, **TINY)
+    again = run_grid("digits", "all", [1, 3], [5], 1, store=store, executor="serial", tasks=1,
+                     compare_losses=[], progress=False, **TINY)
     pd.testing.assert_frame_equal(again, frame)
     with pytest.raises(AssertionError, match="retrained"):
-        run_grid("digits", ["metric"], [1], [5], 1, store=store, executor="serial",
+        run_grid("digits", ["metric"], [1], [5], 1, store=store, executor="serial", tasks=1,
                  progress=False, force=True, **TINY)
 
 
 def test_process_executor_matches_serial(tmp_path):
     kw = {"methods": ["metric", "adapted_protonet", "scratch"], "k_values": [2],
-          "n_values": [5], "seeds": [3], "progress": False, **TINY}
+          "n_values": [5], "seeds": [3], "tasks": 2, "progress": False, **TINY}
     serial = run_grid("digits", store=tmp_path / "a.sqlite", executor="serial", **kw)
     procs = run_grid("digits", store=tmp_path / "b.sqlite", executor="process",
                      max_workers=2, **kw)
@@ -240,7 +242,7 @@ def test_ray_executor(tmp_path):
     """Ray (optional extra) with a local ray.init(); about a minute on 2 busy cores."""
     ray = pytest.importorskip("ray")
     kw = {"methods": ["metric", "scratch"], "k_values": [2], "n_values": [5], "seeds": [0],
-          "progress": False, **TINY}
+          "tasks": 1, "progress": False, **TINY}
     serial = run_grid("digits", store=tmp_path / "a.sqlite", executor="serial", **kw)
     try:
         via_ray = run_grid("digits", store=tmp_path / "b.sqlite", ray_address="local",
@@ -384,15 +386,27 @@ def test_a_store_of_the_first_schema_migrates_and_reports(tmp_path):
     con.commit()
     con.close()
 
+    con = sqlite3.connect(path)     # a shift-study row, marked only by its notes in v1
+    con.execute("INSERT INTO runs (config_hash, dataset, method, k, n, seed, accuracy, "
+                "notes) VALUES ('s1', 'glyphs', 'metric', 5, 20, 0, 0.4, 'shift study: x')")
+    con.commit()
+    con.close()
+
     store = ResultsStore(path)
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
-    assert len(store) == 24 and set(store.to_frame()["task"]) == {0}
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
+    frame = store.to_frame()
+    assert len(store) == 25 and set(frame["task"]) == {0}
+    assert frame.groupby("kind")["metric"].unique().to_dict() == {
+        "grid": ["accuracy"], "shift_study": ["recall@1"]}
     assert store.add(_record(99, task=3))
     assert store.get("h99").task == 3
     rep = report(store, dataset="glyphs")
     assert rep.accuracy.loc[(5, 5), "adapted_metric"] == pytest.approx(0.9)
+    assert rep.records["kind"].eq("grid").all()          # the shift row is not a grid cell
     ResultsStore(path)                                    # opening again changes nothing
-    assert len(ResultsStore(path)) == 25
+    assert len(ResultsStore(path)) == 26
+    with pytest.raises(ValueError, match="unknown record kind 'sec'"):
+        store.add(_record(100, kind="sec"))
 
 
 def test_a_store_from_a_newer_kit_is_refused(tmp_path):

@@ -240,7 +240,8 @@ class GridSpec:
 
         ``tasks``: target tasks per (seed, n, k) (default: the preset's);
         ``compare_losses``: extra embedding losses for the ``metric`` method (default:
-        the preset's when ``methods`` include ``metric``; ``()`` for none)."""
+        the preset's when the grid runs all six methods, the paper's comparison;
+        otherwise none)."""
         p = get_preset(preset)
         from dml_kit import data
 
@@ -264,7 +265,7 @@ class GridSpec:
                    config=cfg, source=source or p.source, preset=p.name,
                    tasks=check_int("tasks", p.tasks if tasks is None else tasks, 1, 100),
                    compare_losses=resolve_losses(
-                       (p.compare_losses if "metric" in names else ())
+                       (p.compare_losses if set(names) == set(METHODS) else ())
                        if compare_losses is None else compare_losses, cfg.loss))
 
     @property

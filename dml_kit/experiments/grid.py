@@ -43,7 +43,7 @@ import torch
 from dml_kit._validation import check_choice, check_int
 from dml_kit.data.core import Dataset
 from dml_kit.experiments.config import EXECUTORS, GridSpec, SourceSpec
-from dml_kit.experiments.store import ResultsStore, RunRecord, records_frame
+from dml_kit.experiments.store import ResultsStore, RunRecord, records_frame, stable_hash
 from dml_kit.methods import METHODS, RECIPE_VERSION
 from dml_kit.methods.config import MethodConfig
 
@@ -129,11 +129,10 @@ def cell_hash(dataset: str, method: str, k: int, n: int, seed: int, config: Meth
     content ``fingerprint`` (:func:`dataset_fingerprint`), the cell (with its task
     index), every result-changing setting, the source spec and the recipe version (not
     the library version, not the device, not the progress bar)."""
-    payload = {"v": HASH_VERSION, "recipe": RECIPE_VERSION, "dataset": dataset,
-               "data": fingerprint, "method": method, "k": k, "n": n, "seed": seed,
-               "task": task, "config": config.hash_dict(), "source": asdict(source)}
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return stable_hash({"v": HASH_VERSION, "recipe": RECIPE_VERSION, "dataset": dataset,
+                        "data": fingerprint, "method": method, "k": k, "n": n, "seed": seed,
+                        "task": task, "config": config.hash_dict(),
+                        "source": asdict(source)})
 
 
 def grid_cells(spec: GridSpec, download: bool = False) -> list[Cell]:
@@ -348,7 +347,7 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
         tasks: target tasks per (seed, n, k), all served by the seed's source models
             (default: the preset's; the classroom preset uses several).
         compare_losses: embedding losses run for ``metric`` beside the config's own, on
-            the same tasks (default: the preset's, when ``methods`` include ``metric``).
+            the same tasks (default: the preset's when ``methods`` are all six).
 
     Returns:
         One row per cell of the grid (stored earlier or just run), the columns of

@@ -34,7 +34,6 @@ from typing import Any
 import pandas as pd
 
 from dml_kit import stats
-from dml_kit.experiments.shift_study import STUDY_NOTE
 from dml_kit.experiments.store import ResultsStore
 from dml_kit.methods import METHODS
 
@@ -175,16 +174,16 @@ Results = pd.DataFrame | ResultsStore | str | os.PathLike[str] | None
 
 
 def _grid_records(results: Results, preset: str | None) -> pd.DataFrame:
-    """The grid records of ``results`` (a frame, a store or a store path), of ``preset``
-    when given; shift-study records (:mod:`~dml_kit.experiments.shift_study`), which
-    share stores but are not grid cells, are left out."""
+    """The grid records (``kind == "grid"``) of ``results`` (a frame, a store or a store
+    path), of ``preset`` when given; other record kinds, such as the shift study's,
+    share stores but are not grid cells."""
     if isinstance(results, pd.DataFrame):
         frame = results
     else:
         store = results if isinstance(results, ResultsStore) else ResultsStore(results)
         frame = store.to_frame()
-    if "notes" in frame:
-        frame = frame[~frame["notes"].fillna("").str.startswith(STUDY_NOTE)]
+    if "kind" in frame:           # other record kinds (the shift study) share stores
+        frame = frame[frame["kind"] == "grid"]
     if frame.empty:
         raise ValueError("no records to report: run a grid first "
                          "(python -m dml_kit grid ...)")

@@ -32,7 +32,6 @@ drives the methods directly, not ``run_grid``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -51,7 +50,7 @@ from dml_kit.data.shift import ShiftSplit
 from dml_kit.data.tasks import kshot_task
 from dml_kit.experiments.config import get_preset
 from dml_kit.experiments.grid import dataset_fingerprint
-from dml_kit.experiments.store import ResultsStore, RunRecord
+from dml_kit.experiments.store import ResultsStore, RunRecord, stable_hash
 from dml_kit.methods import RECIPE_VERSION, train_source
 from dml_kit.methods import get as get_method
 from dml_kit.methods import run as run_method
@@ -60,8 +59,11 @@ from dml_kit.metrics import embed, map_at_r, recall_at_k
 STUDY_METHODS = {"metric": ("adapted_metric", "cosine"),
                  "protonet": ("adapted_protonet", "sqeuclidean")}
 SETTINGS = ("zero-shot", "few-shot")
-#: how a study record's ``notes`` begin (the grid report leaves these records out)
+#: how a study record's ``notes`` begin (its kind is ``"shift_study"``; stores of schema 1-2
+#: knew study records only by this prefix, and migrate them by it)
 STUDY_NOTE = "shift study"
+#: the store's record kind of a study row, and what its ``accuracy`` column holds
+RECORD_KIND, RECORD_METRIC = "shift_study", "recall@1"
 COLUMNS = ["split", "distance", "seed", "setting", "method", "k", "n_test_classes",
            "recall@1", "map@r", "train_classes", "seconds"]
 
@@ -69,13 +71,12 @@ COLUMNS = ["split", "distance", "seed", "setting", "method", "k", "n_test_classe
 def _study_hash(data: Dataset, fingerprint: str, split: ShiftSplit, method: str, setting: str,
                 k_shot: int, seed: int, max_test_classes: int, eval_draws: int,
                 config: Any) -> str:
-    payload = {"study": "shift-v2", "recipe": RECIPE_VERSION, "dataset": data.name,
-               "data": fingerprint, "n": len(data),
-               "train": list(split.train_classes), "test": list(split.test_classes),
-               "method": method, "setting": setting, "k": k_shot, "seed": seed,
-               "max_test_classes": max_test_classes, "eval_draws": eval_draws,
-               "config": config.hash_dict()}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return stable_hash({"study": "shift-v2", "recipe": RECIPE_VERSION, "dataset": data.name,
+                        "data": fingerprint, "n": len(data),
+                        "train": list(split.train_classes), "test": list(split.test_classes),
+                        "method": method, "setting": setting, "k": k_shot, "seed": seed,
+                        "max_test_classes": max_test_classes, "eval_draws": eval_draws,
+                        "config": config.hash_dict()})
 
 
 def _row(record: RunRecord) -> dict[str, Any]:
@@ -199,6 +200,7 @@ def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method:
                     k=k_shot if setting == "few-shot" else 0,
                     n=min(max_test_classes, test.n_classes),
                     seed=seed, accuracy=metrics["recall@1"], config_hash=hashes[setting],
+                    kind=RECORD_KIND, metric=RECORD_METRIC,
                     loss=config.loss if method == "metric" else "prototypical",
                     regularizer=config.regularizer,
                     regularizer_weight=config.regularizer_weight, metrics=metrics,

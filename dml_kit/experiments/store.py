@@ -19,6 +19,7 @@ by default (the kit's data folder, see :mod:`dml_kit.data.paths`):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -31,83 +32,90 @@ from typing import Any
 import pandas as pd
 
 DEFAULT_FILENAME = "results.sqlite"
-#: columns each schema version added, and how (``ALTER TABLE`` on open migrates old files)
-_MIGRATIONS = {2: ["ALTER TABLE runs ADD COLUMN task INTEGER NOT NULL DEFAULT 0"]}
 #: schema of the ``runs`` table (SQLite ``user_version``). 1: first release; 2: a ``task``
-#: column (the task index within a seed: several tasks per trained source model).
-SCHEMA_VERSION = 2
+#: column (the task index within a seed); 3: ``kind`` (what produced the record) and
+#: ``metric`` (what ``accuracy`` holds: "accuracy" for grid cells, "recall@1" for the
+#: shift study).
+SCHEMA_VERSION = 3
+#: what each schema version adds to an older file (run in order, in one transaction)
+_MIGRATIONS = {
+    2: ["ALTER TABLE runs ADD COLUMN task INTEGER NOT NULL DEFAULT 0"],
+    3: ["ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'grid'",
+        "ALTER TABLE runs ADD COLUMN metric TEXT NOT NULL DEFAULT 'accuracy'",
+        # before schema 3 the shift study marked its records only by a notes prefix
+        "UPDATE runs SET kind = 'shift_study', metric = 'recall@1' "
+        "WHERE notes LIKE 'shift study%'"],
+}
 BUSY_TIMEOUT_S = 60.0
+#: the kinds of record a store holds, and the metric each stores in ``accuracy``
+RECORD_KINDS = {"grid": "accuracy", "shift_study": "recall@1"}
 
-_COLUMNS = (
-    ("config_hash", "TEXT PRIMARY KEY"),
-    ("dataset", "TEXT NOT NULL"),
-    ("method", "TEXT NOT NULL"),
-    ("loss", "TEXT"),
-    ("regularizer", "TEXT"),
-    ("regularizer_weight", "REAL"),
-    ("k", "INTEGER NOT NULL"),
-    ("n", "INTEGER NOT NULL"),
-    ("seed", "INTEGER NOT NULL"),
-    ("task", "INTEGER NOT NULL DEFAULT 0"),
-    ("accuracy", "REAL NOT NULL"),
-    ("metrics", "TEXT"),
-    ("notes", "TEXT"),
-    ("train_seconds", "REAL"),
-    ("source_seconds", "REAL"),
-    ("target_seconds", "REAL"),
-    ("preset", "TEXT"),
-    ("source", "TEXT"),
-    ("config", "TEXT"),
-    ("version", "TEXT"),
-    ("created", "REAL"),
-)
+
+def stable_hash(payload: dict[str, Any]) -> str:
+    """sha256 (hex) of ``payload`` as sorted JSON: the one way records are keyed (grid
+    cells, shift-study rows). Anything not JSON-native is written with ``str``."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _col(sql: str, **kw: Any) -> Any:
+    """A dataclass field that also declares its SQLite column type."""
+    return field(metadata={"sql": sql}, **kw)
 
 
 @dataclass
 class RunRecord:
-    """One finished run, as stored.
+    """One finished run, as stored (one row of the ``runs`` table; the table's columns
+    are these fields, in this order, with the SQL types their metadata declares).
 
     Attributes:
         dataset, method, k, n, seed: the cell.
+        accuracy: the record's headline value, named by :attr:`metric` (target query
+            accuracy for grid cells).
+        config_hash: sha256 of the cell and every setting that determines it
+            (:func:`stable_hash`).
         task: which of the seed's target tasks (0, 1, ...; one source model per seed
             serves them all): a replication is a (seed, task) pair.
+        kind: what produced the record, a key of :data:`RECORD_KINDS` (``"grid"``,
+            ``"shift_study"``).
+        metric: what :attr:`accuracy` holds (``"accuracy"``, ``"recall@1"``).
         loss: the embedding loss (``"cross_entropy"`` for the classifiers,
             ``"prototypical"`` for protonets).
         regularizer, regularizer_weight: the norm regularizer of embedding methods.
-        accuracy: target query accuracy.
         metrics: other numbers (both classification rules, norm statistics, epochs ...).
         notes: remarks such as ``"k=1: no adaptation (as in the paper)"``.
         train_seconds: source (this cell's share: the full time when trained for it, 0
             when reused) + target seconds.
         source_seconds, target_seconds: the two parts.
-        config_hash: sha256 of the cell and every setting that determines it.
         preset, source: preset name and source-task description.
         config: the settings as JSON.
         version: ``dml_kit.__version__`` that produced it.
         created: UNIX time of the insert.
     """
 
-    dataset: str
-    method: str
-    k: int
-    n: int
-    seed: int
-    accuracy: float
-    config_hash: str
-    task: int = 0
-    loss: str | None = None
-    regularizer: str | None = None
-    regularizer_weight: float = 0.0
-    metrics: dict[str, float] = field(default_factory=dict)
-    notes: str = ""
-    train_seconds: float = 0.0
-    source_seconds: float = 0.0
-    target_seconds: float = 0.0
-    preset: str = ""
-    source: str = ""
-    config: str = ""
-    version: str = ""
-    created: float = 0.0
+    dataset: str = _col("TEXT NOT NULL")
+    method: str = _col("TEXT NOT NULL")
+    k: int = _col("INTEGER NOT NULL")
+    n: int = _col("INTEGER NOT NULL")
+    seed: int = _col("INTEGER NOT NULL")
+    accuracy: float = _col("REAL NOT NULL")
+    config_hash: str = _col("TEXT PRIMARY KEY")
+    task: int = _col("INTEGER NOT NULL DEFAULT 0", default=0)
+    kind: str = _col("TEXT NOT NULL DEFAULT 'grid'", default="grid")
+    metric: str = _col("TEXT NOT NULL DEFAULT 'accuracy'", default="accuracy")
+    loss: str | None = _col("TEXT", default=None)
+    regularizer: str | None = _col("TEXT", default=None)
+    regularizer_weight: float = _col("REAL", default=0.0)
+    metrics: dict[str, float] = _col("TEXT", default_factory=dict)
+    notes: str = _col("TEXT", default="")
+    train_seconds: float = _col("REAL", default=0.0)
+    source_seconds: float = _col("REAL", default=0.0)
+    target_seconds: float = _col("REAL", default=0.0)
+    preset: str = _col("TEXT", default="")
+    source: str = _col("TEXT", default="")
+    config: str = _col("TEXT", default="")
+    version: str = _col("TEXT", default="")
+    created: float = _col("REAL", default=0.0)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -120,6 +128,10 @@ class RunRecord:
         data["metrics"] = json.loads(data.get("metrics") or "{}")
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+#: the ``runs`` table's columns, derived from :class:`RunRecord`
+_COLUMNS = tuple((f.name, f.metadata["sql"]) for f in fields(RunRecord))
 
 
 def default_path() -> Path:
@@ -169,9 +181,9 @@ class ResultsStore:
             have = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
             for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
                 for sql in _MIGRATIONS.get(step, []):
-                    column = sql.split("ADD COLUMN ")[1].split()[0]
-                    if column not in have:
-                        con.execute(sql)
+                    if "ADD COLUMN" in sql and sql.split("ADD COLUMN ")[1].split()[0] in have:
+                        continue
+                    con.execute(sql)
         con.execute("DROP INDEX IF EXISTS runs_cell")
         con.execute("CREATE INDEX runs_cell ON runs (dataset, method, k, n, seed, task)")
         con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -195,6 +207,9 @@ class ResultsStore:
     def add(self, record: RunRecord, *, replace: bool = False) -> bool:
         """Insert one record in its own transaction. With an existing hash the old row is
         kept (returns ``False``) unless ``replace=True``."""
+        if record.kind not in RECORD_KINDS:
+            raise ValueError(f"unknown record kind {record.kind!r}; choose one of: "
+                             f"{', '.join(RECORD_KINDS)}")
         row = record.to_row()
         if not row["created"]:
             row["created"] = time.time()
