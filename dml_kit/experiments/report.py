@@ -266,21 +266,9 @@ def _claim(number: int, test: str, parts: list[tuple[dict[str, Any], list[dict[s
                  evidence + (extra or []))
 
 
-def report(results: Results = None, *, dataset: str | None = None,
-           preset: str | None = None, loss: str = MAIN_LOSS) -> Report:
-    """Build a :class:`Report` from a grid DataFrame, a store, or a store path (``None``:
-    the default store).
-
-    Args:
-        dataset: which dataset (required when the records hold several; or use
-            :func:`report_datasets` for one report each).
-        preset: keep only records of this preset.
-        loss: the embedding loss of the paper's ``metric`` and ``adapted_metric`` (the
-            histogram loss); ``metric`` records of other losses feed conclusion 3.
-
-    When the records hold several runs of one (method, loss, k, n, seed, task) cell
-    (different settings), the newest is used. Shift-study records are left out.
-    """
+def _dataset_records(results: Results, dataset: str | None, preset: str | None,
+                     ) -> tuple[str, pd.DataFrame]:
+    """The newest record of each (method, loss, k, n, seed, task) of one dataset."""
     frame = _grid_records(results, preset)
     datasets = sorted(frame["dataset"].unique())
     if dataset is None:
@@ -294,110 +282,160 @@ def report(results: Results = None, *, dataset: str | None = None,
     frame = frame[frame["dataset"] == dataset]
     if "created" in frame:
         frame = frame.sort_values("created")
-    frame = frame.drop_duplicates(["method", "loss", "k", "n", "seed", "task"], keep="last")
+    return dataset, frame.drop_duplicates(["method", "loss", "k", "n", "seed", "task"],
+                                          keep="last")
+
+
+Conditions = list[tuple[int, int]]
+
+
+def _wide(frame: pd.DataFrame, conditions: Conditions, columns: str,
+          order: list[str] | None = None) -> dict[tuple[int, int], pd.DataFrame]:
+    """Per condition, a replication x ``columns`` table of accuracies."""
+    out = {}
+    for c in conditions:
+        table = frame[(frame["k"] == c[0]) & (frame["n"] == c[1])].pivot_table(
+            index=REPLICATION, columns=columns, values="accuracy")
+        out[c] = table.reindex(columns=order) if order is not None else table
+    return out
+
+
+def _estimates(wide: dict[tuple[int, int], pd.DataFrame], order: list[str]
+               ) -> dict[str, pd.DataFrame]:
+    """Mean, low, high and replications per condition (rows) and method (columns)."""
+    conditions = list(wide)
+    est = {c: {m: stats.mean_ci(wide[c][m].dropna().to_numpy(), name=f"{m} at (k, n) = {c}")
+               for m in order if wide[c][m].notna().any()} for c in conditions}
+    index = pd.MultiIndex.from_tuples(conditions, names=["k", "n"])
+    return {attr: pd.DataFrame([[getattr(est[c][m], attr) if m in est[c] else float("nan")
+                                 for m in order] for c in conditions],
+                               index=index, columns=order)
+            for attr in ("mean", "low", "high", "n")}
+
+
+def _best_comparison(accuracy: pd.DataFrame, adapted: list[str], plain: list[str]
+                     ) -> pd.DataFrame:
+    """Per condition: the best adapted and best non-adapted method and their error
+    reduction (point values from the means)."""
+    comparison = pd.DataFrame(index=accuracy.index)
+    comparison["best_adapted"] = accuracy[adapted].idxmax(axis=1)
+    comparison["best_adapted_acc"] = accuracy[adapted].max(axis=1)
+    comparison["best_non_adapted"] = accuracy[plain].idxmax(axis=1)
+    comparison["best_non_adapted_acc"] = accuracy[plain].max(axis=1)
+    err_a = 1 - comparison["best_adapted_acc"]
+    err_b = 1 - comparison["best_non_adapted_acc"]
+    comparison["error_reduction"] = ((err_b - err_a) / err_b.where(err_b > 0)).fillna(0.0)
+    return comparison
+
+
+def _error_reduction(comparison: pd.DataFrame, wide: dict[tuple[int, int], pd.DataFrame],
+                     conditions: Conditions) -> stats.ErrorReduction | None:
+    """The best adapted vs best non-adapted method's error reduction over ``conditions``,
+    paired on each condition's replications."""
+    if not conditions:
+        return None
+    pairs = []
+    for c in conditions:
+        a, b = comparison.loc[c, "best_adapted"], comparison.loc[c, "best_non_adapted"]
+        w = wide[c][[a, b]].dropna()
+        pairs.append((w[a].to_numpy(), w[b].to_numpy()))
+    return stats.error_reduction_ci(pairs)
+
+
+def _conclusion_2(wide: dict[tuple[int, int], pd.DataFrame], accuracy: pd.DataFrame,
+                  adapted: list[str], embeddings: list[str], conditions: Conditions,
+                  reductions: dict[str, stats.ErrorReduction | None]) -> Claim:
+    adapting = [c for c in conditions if c[0] > 1]
+    best = {c: accuracy.loc[c, adapted].idxmax() for c in adapting}
+    parts = [_compare(wide, {c: (best[c], m) for c in adapting}, f"best hybrid - {m}")
+             for m in embeddings]
+    extra = []
+    k1 = [c for c in conditions if c[0] == 1]
+    if k1:
+        extra.append(f"k = 1 ({len(k1)} condition(s)) left out: the hybrids equal their "
+                     "parents there by construction")
+    for label, er in reductions.items():
+        if er is not None:
+            v = stats.verdict(er.estimate)
+            vp = stats.verdict(er.estimate, PAPER_ERROR_REDUCTION)
+            extra.append(f"mean error reduction of the best hybrid over the best "
+                         f"non-hybrid, {label}: {er.estimate.format(percent=True)}%; "
+                         f"above 0: {v.label}; reaches the paper's 34%: {vp.label}")
+    return _claim(2, "the better hybrid of each condition beats each DML and few-shot "
+                     "method, paired, averaged over the conditions with k > 1", parts, extra)
+
+
+def _conclusion_3(frame: pd.DataFrame, loss: str, conditions: Conditions) -> Claim:
+    others = sorted(set(frame.loc[(frame["method"] == "metric") & (frame["loss"] != loss)
+                                  & frame["loss"].notna(), "loss"]))
+    test = (f"metric with the {loss} loss beats metric with each other loss, paired on the "
+            "same tasks, averaged over all conditions")
+    if not others or not (frame["method"] == "metric").any():
+        return Claim(3, CONCLUSIONS[3], test, None, evidence=[
+            "no metric records with another loss: run the grid with compare_losses "
+            "(python -m dml_kit grid --compare-losses triplet_semi_hard ...)"])
+    loss_wide = _wide(frame[frame["method"] == "metric"], conditions, "loss")
+    parts = [_compare(loss_wide, {c: (loss, other) for c in conditions
+                                  if other in loss_wide[c]}, f"{loss} - {other}")
+             for other in others]
+    return _claim(3, test, parts)
+
+
+def report(results: Results = None, *, dataset: str | None = None,
+           preset: str | None = None, loss: str = MAIN_LOSS) -> Report:
+    """Build a :class:`Report` from a grid DataFrame, a store, or a store path (``None``:
+    the default store).
+
+    Args:
+        dataset: which dataset (required when the records hold several; or use
+            :func:`report_datasets` for one report each).
+        preset: keep only records of this preset.
+        loss: the embedding loss of the paper's ``metric`` and ``adapted_metric`` (the
+            histogram loss); ``metric`` records of other losses feed conclusion 3.
+
+    When the records hold several runs of one (method, loss, k, n, seed, task) cell
+    (different settings), the newest is used. Records of other kinds (the shift study)
+    are left out.
+    """
+    dataset, frame = _dataset_records(results, dataset, preset)
     main = _main_records(frame, loss)
     if main.empty:
         raise ValueError(f"no records of the paper's methods with loss {loss!r} for "
                          f"dataset {dataset!r}")
-
     order = [m for m in METHODS if m in set(main["method"])]
     conditions = sorted({(int(k), int(n)) for k, n in zip(main["k"], main["n"], strict=True)})
-    wide = {c: main[(main["k"] == c[0]) & (main["n"] == c[1])]
-            .pivot_table(index=REPLICATION, columns="method", values="accuracy")
-            .reindex(columns=order) for c in conditions}
-    index = pd.MultiIndex.from_tuples(conditions, names=["k", "n"])
-    est = {c: {m: stats.mean_ci(wide[c][m].dropna().to_numpy(), name=f"{m} at (k, n) = {c}")
-               for m in order if wide[c][m].notna().any()} for c in conditions}
-
-    def grid_of(attr: str) -> pd.DataFrame:
-        return pd.DataFrame([[getattr(est[c][m], attr) if m in est[c] else float("nan")
-                              for m in order] for c in conditions], index=index, columns=order)
-
-    accuracy, low, high = grid_of("mean"), grid_of("low"), grid_of("high")
-    replications = grid_of("n").fillna(0).astype(int)
-    winner = accuracy.idxmax(axis=1).rename("winner")
+    wide = _wide(main, conditions, "method", order)
+    tables = _estimates(wide, order)
+    accuracy = tables["mean"]
 
     adapted = [m for m in order if METHODS[m].adapted]
     plain = [m for m in order if not METHODS[m].adapted]
-    comparison = pd.DataFrame(index=index)
-    er_all = er_adapting = None
-    facts: dict[str, Any] = {}
+    embeddings = [m for m in ("metric", "protonet") if m in order]
+    comparison = pd.DataFrame(index=accuracy.index)
+    reductions: dict[str, stats.ErrorReduction | None] = {"all conditions": None, "k > 1": None}
     if adapted and plain:
-        comparison["best_adapted"] = accuracy[adapted].idxmax(axis=1)
-        comparison["best_adapted_acc"] = accuracy[adapted].max(axis=1)
-        comparison["best_non_adapted"] = accuracy[plain].idxmax(axis=1)
-        comparison["best_non_adapted_acc"] = accuracy[plain].max(axis=1)
-        err_a = 1 - comparison["best_adapted_acc"]
-        err_b = 1 - comparison["best_non_adapted_acc"]
-        comparison["error_reduction"] = ((err_b - err_a) / err_b.where(err_b > 0)).fillna(0.0)
-
-        def paired(conds: list[tuple[int, int]]) -> list[tuple[Any, Any]]:
-            out = []
-            for c in conds:
-                a, b = comparison.loc[c, "best_adapted"], comparison.loc[c, "best_non_adapted"]
-                w = wide[c][[a, b]].dropna()
-                out.append((w[a].to_numpy(), w[b].to_numpy()))
-            return out
-
-        er_all = stats.error_reduction_ci(paired(conditions))
-        adapting = [c for c in conditions if c[0] > 1]
-        if adapting:
-            er_adapting = stats.error_reduction_ci(paired(adapting))
-        facts["error_reduction"] = er_all.estimate.mean
-        facts["error_reduction_adapting"] = (er_adapting.estimate.mean
-                                             if er_adapting else float("nan"))
+        comparison = _best_comparison(accuracy, adapted, plain)
+        reductions = {"all conditions": _error_reduction(comparison, wide, conditions),
+                      "k > 1": _error_reduction(comparison, wide,
+                                                [c for c in conditions if c[0] > 1])}
 
     claims: list[Claim] = []
-    # (1) plain deep embeddings vs weight transfer, every condition
-    embeddings = [m for m in ("metric", "protonet") if m in order]
     if embeddings and "weight_transfer" in order:
         parts = [_compare(wide, {c: (m, "weight_transfer") for c in conditions},
                           f"{m} - weight_transfer") for m in embeddings]
         claims.append(_claim(1, "each plain deep embedding (the DML and few-shot methods, "
                                 "no adaptation) beats weight transfer, paired on the same "
                                 "tasks, averaged over all conditions", parts))
-    # (2) the better hybrid vs every DML / few-shot method, where hybrids adapt (k > 1)
-    adapting = [c for c in conditions if c[0] > 1]
-    if adapted and embeddings and adapting:
-        best = {c: accuracy.loc[c, adapted].idxmax() for c in adapting}
-        parts = [_compare(wide, {c: (best[c], m) for c in adapting}, f"best hybrid - {m}")
-                 for m in embeddings]
-        extra = []
-        k1 = [c for c in conditions if c[0] == 1]
-        if k1:
-            extra.append(f"k = 1 ({len(k1)} condition(s)) left out: the hybrids equal their "
-                         "parents there by construction")
-        for label, er in (("all conditions", er_all), ("k > 1", er_adapting)):
-            if er is not None:
-                v = stats.verdict(er.estimate)
-                vp = stats.verdict(er.estimate, PAPER_ERROR_REDUCTION)
-                extra.append(f"mean error reduction of the best hybrid over the best "
-                             f"non-hybrid, {label}: {er.estimate.format(percent=True)}%; "
-                             f"above 0: {v.label}; reaches the paper's 34%: {vp.label}")
-        claims.append(_claim(2, "the better hybrid of each condition beats each DML and "
-                                "few-shot method, paired, averaged over the conditions "
-                                "with k > 1", parts, extra))
-    # (3) the histogram loss vs the other losses run for ``metric`` on the same tasks
-    others = sorted(set(frame.loc[(frame["method"] == "metric") & (frame["loss"] != loss)
-                                  & frame["loss"].notna(), "loss"]))
-    test3 = (f"metric with the {loss} loss beats metric with each other loss, paired on the "
-             "same tasks, averaged over all conditions")
-    if "metric" in order and others:
-        metric = frame[frame["method"] == "metric"]
-        loss_wide = {c: metric[(metric["k"] == c[0]) & (metric["n"] == c[1])]
-                     .pivot_table(index=REPLICATION, columns="loss", values="accuracy")
-                     for c in conditions}
-        parts = [_compare(loss_wide, {c: (loss, other) for c in conditions
-                                      if other in loss_wide[c]}, f"{loss} - {other}")
-                 for other in others]
-        claims.append(_claim(3, test3, parts))
-    else:
-        claims.append(Claim(3, CONCLUSIONS[3], test3, None, evidence=[
-            "no metric records with another loss: run the grid with compare_losses "
-            "(python -m dml_kit grid --compare-losses triplet_semi_hard ...)"]))
-    for c in claims:
-        facts[f"conclusion_{c.number}"] = c.verdict
-    return Report(dataset=dataset, records=main, accuracy=accuracy, low=low, high=high,
-                  replications=replications, winner=winner, comparison=comparison,
-                  error_reduction=er_all, error_reduction_adapting=er_adapting,
-                  claims=claims, facts=facts)
+    if adapted and embeddings and any(c[0] > 1 for c in conditions):
+        claims.append(_conclusion_2(wide, accuracy, adapted, embeddings, conditions,
+                                    reductions))
+    claims.append(_conclusion_3(frame, loss, conditions))
+    facts: dict[str, Any] = {f"conclusion_{c.number}": c.verdict for c in claims}
+    for key, er in (("error_reduction", reductions["all conditions"]),
+                    ("error_reduction_adapting", reductions["k > 1"])):
+        facts[key] = er.estimate.mean if er is not None else float("nan")
+    return Report(dataset=dataset, records=main, accuracy=accuracy, low=tables["low"],
+                  high=tables["high"], replications=tables["n"].fillna(0).astype(int),
+                  winner=accuracy.idxmax(axis=1).rename("winner"), comparison=comparison,
+                  error_reduction=reductions["all conditions"],
+                  error_reduction_adapting=reductions["k > 1"], claims=claims, facts=facts)
