@@ -137,7 +137,7 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
             task = data.kshot_task(target, n_way, k, n_query=n_query, seed=seed)
             for name, rule in rules.items():
                 out = rule(task)
-                acc = float(getattr(out, "accuracy", out))
+                acc = float(getattr(out, "accuracy", out))  # type: ignore[arg-type]
                 rows.append({"method": name, "n": n_way, "k": k, "seed": seed,
                              "accuracy": acc, "note": getattr(out, "notes", "") or ""})
     return pd.DataFrame(rows, columns=["method", "n", "k", "seed", "accuracy", "note"])
@@ -225,6 +225,7 @@ def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[floa
         for w in ws:
             cfg = config.replace(regularizer="sec" if w > 0 else None, regularizer_weight=w)
             run = methods.run("metric", task, source, cfg, seed=seed)
+            assert run.model is not None, "a metric run returns its embedder"
             norms = metrics.norm_stats(metrics.embed(run.model, torch.cat(
                 [task.support_x, task.query_x])))
             best = getattr(getattr(run.source, "train", None), "best_epoch", None)

@@ -261,8 +261,8 @@ def _soften(images: np.ndarray) -> np.ndarray:
     look-alike test does not hinge on sub-pixel placement."""
     kernel = (0.25, 0.5, 0.25)
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
-    rows = sum(w * padded[:, i:i + images.shape[1]] for i, w in enumerate(kernel))
-    return sum(w * rows[:, :, i:i + images.shape[2]] for i, w in enumerate(kernel))
+    rows = np.sum([w * padded[:, i:i + images.shape[1]] for i, w in enumerate(kernel)], axis=0)
+    return np.sum([w * rows[:, :, i:i + images.shape[2]] for i, w in enumerate(kernel)], axis=0)
 
 
 def duplicate_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -495,7 +495,7 @@ def _jitter_params(n: int, generator: torch.Generator) -> dict[str, torch.Tensor
     def uniform(*shape: int, scale: float = 1.0) -> torch.Tensor:
         return (torch.rand(*shape, generator=generator) * 2 - 1) * scale
 
-    grid = JITTER["elastic_grid"]
+    grid = int(JITTER["elastic_grid"])
     return {
         "rotation": uniform(n, scale=JITTER["rotation_deg"] * np.pi / 180),
         "shear": uniform(n, scale=JITTER["shear"]),
@@ -503,7 +503,7 @@ def _jitter_params(n: int, generator: torch.Generator) -> dict[str, torch.Tensor
         "aspect": 1 + uniform(n, scale=JITTER["aspect"]),
         "shift": uniform(n, 2, scale=JITTER["shift_px"]),
         "stroke": uniform(n, scale=JITTER["stroke"]),
-        "elastic": torch.randn(n, 2, grid, grid, generator=generator) * JITTER["elastic_px"],
+        "elastic": torch.randn((n, 2, grid, grid), generator=generator) * JITTER["elastic_px"],
     }
 
 

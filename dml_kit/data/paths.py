@@ -68,7 +68,7 @@ def atomic_write_npz(path: str | os.PathLike[str], *, compress: bool = True,
     path = Path(path)
     with atomic_write(path) as handle:
         if compress:
-            np.savez_compressed(handle, **arrays)
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs
         else:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
     return path

@@ -255,8 +255,8 @@ class GridSpec:
         cfg = config or p.config
         if config_overrides:
             cfg = cfg.replace(**config_overrides)
-        names = resolve_methods(methods)
-        return cls(dataset=dataset, methods=names,
+        chosen = resolve_methods(methods)
+        return cls(dataset=dataset, methods=chosen,
                    k_values=_int_tuple("k_values", p.k_values if k_values is None else k_values,
                                        1),
                    n_values=_int_tuple("n_values", p.n_values if n_values is None else n_values,
@@ -265,7 +265,7 @@ class GridSpec:
                    config=cfg, source=source or p.source, preset=p.name,
                    tasks=check_int("tasks", p.tasks if tasks is None else tasks, 1, 100),
                    compare_losses=resolve_losses(
-                       (p.compare_losses if set(names) == set(METHODS) else ())
+                       (p.compare_losses if set(chosen) == set(METHODS) else ())
                        if compare_losses is None else compare_losses, cfg.loss))
 
     @property

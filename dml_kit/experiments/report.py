@@ -28,8 +28,9 @@ Each verdict is **holds**, **fails** or **not resolved at this sample size**
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 
@@ -170,7 +171,7 @@ class Report:
         return self.to_text()
 
 
-Results = pd.DataFrame | ResultsStore | str | os.PathLike[str] | None
+Results: TypeAlias = pd.DataFrame | ResultsStore | str | os.PathLike[str] | None
 
 
 def _grid_records(results: Results, preset: str | None) -> pd.DataFrame:
@@ -343,7 +344,7 @@ def _error_reduction(comparison: pd.DataFrame, wide: dict[tuple[int, int], pd.Da
 
 
 def _conclusion_2(wide: dict[tuple[int, int], pd.DataFrame], accuracy: pd.DataFrame,
-                  adapted: list[str], embeddings: list[str], conditions: Conditions,
+                  adapted: list[str], embeddings: Sequence[str], conditions: Conditions,
                   reductions: dict[str, stats.ErrorReduction | None]) -> Claim:
     adapting = [c for c in conditions if c[0] > 1]
     best = {c: accuracy.loc[c, adapted].idxmax() for c in adapting}
@@ -410,7 +411,7 @@ def report(results: Results = None, *, dataset: str | None = None,
 
     adapted = [m for m in order if METHODS[m].adapted]
     plain = [m for m in order if not METHODS[m].adapted]
-    embeddings = [m for m in ("metric", "protonet") if m in order]
+    embeddings: list[str] = [m for m in ("metric", "protonet") if m in order]
     comparison = pd.DataFrame(index=accuracy.index)
     reductions: dict[str, stats.ErrorReduction | None] = {"all conditions": None, "k > 1": None}
     if adapted and plain:

@@ -79,6 +79,13 @@ def _study_hash(data: Dataset, fingerprint: str, split: ShiftSplit, method: str,
                         "config": config.hash_dict()})
 
 
+def _stored(store: ResultsStore, config_hash: str) -> RunRecord:
+    record = store.get(config_hash)
+    if record is None:                     # deleted between the check and the read
+        raise KeyError(f"record {config_hash} vanished from {store.path}")
+    return record
+
+
 def _row(record: RunRecord) -> dict[str, Any]:
     m = record.metrics
     return {"split": int(m["split"]), "distance": m["distance"], "seed": record.seed,
@@ -175,15 +182,15 @@ def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method:
             hashes = {s: _study_hash(data, fingerprint, split, method, s, k_shot, seed,
                                      max_test_classes, eval_draws, config) for s in settings}
             if store is not None and not force and all(h in store for h in hashes.values()):
-                rows += [_row(store.get(h)) for h in hashes.values()]
+                rows += [_row(_stored(store, h)) for h in hashes.values()]
                 bar.update()
                 continue
             task = kshot_task(test, test.n_classes, k_shot, seed=seed)
             subsets = class_draws(test.n_classes, max_test_classes, eval_draws, seed)
             start = time.perf_counter()
-            source = train_source(get_method(method).source_kind, train, config,
+            source = train_source(str(get_method(method).source_kind), train, config,
                                   n_way=min(test.n_classes, 5), k_shot=k_shot, seed=seed)
-            models = {"zero-shot": source.model}
+            models: dict[str, Any] = {"zero-shot": source.model}
             seconds = {"zero-shot": time.perf_counter() - start}
             if few_shot:
                 start = time.perf_counter()
@@ -192,7 +199,8 @@ def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method:
             for setting, model in models.items():
                 r1, mapr = drawn_retrieval(embed(model, task.query_x), task.query_y, subsets,
                                            distance)
-                metrics = {"split": index, "distance": split.distance, "setting": setting,
+                metrics: dict[str, Any] = {"split": index, "distance": split.distance,
+                                           "setting": setting,
                            "recall@1": r1, "map@r": mapr, "train_classes": train.n_classes,
                            "test_classes": test.n_classes, "eval_draws": len(subsets)}
                 record = RunRecord(
