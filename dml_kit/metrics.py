@@ -10,13 +10,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dml_kit._validation import check_choice, check_int
+from dml_kit._validation import check_int
 from dml_kit.device import resolve_device
+from dml_kit.losses.distances import DISTANCES, class_means
+from dml_kit.losses.distances import pairwise_scores as _scores
 
-DISTANCES = ("sqeuclidean", "euclidean", "cosine")
+__all__ = ["DISTANCES", "embed", "error_reduction", "knn_accuracy", "map_at_r", "nmi",
+           "norm_stats", "pairwise_scores", "prototype_accuracy", "recall_at_k"]
 
 
 @torch.no_grad()
@@ -51,14 +53,10 @@ def _check_pair(emb: torch.Tensor, labels: torch.Tensor, what: str) -> None:
 
 
 def pairwise_scores(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
-    """Similarity scores (higher = closer) between rows of ``a`` and ``b``:
-    ``-||a_i - b_j||^2``, ``-||a_i - b_j||`` or ``cos(a_i, b_j)``."""
-    check_choice("distance", distance, DISTANCES)
-    a, b = a.double(), b.double()
-    if distance == "cosine":
-        return F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
-    sq = (a.pow(2).sum(1, keepdim=True) - 2 * a @ b.T + b.pow(2).sum(1)).clamp_min(0)
-    return -sq if distance == "sqeuclidean" else -sq.sqrt()
+    """Similarity scores (higher = closer) between rows of ``a`` and ``b``, in float64:
+    ``-||a_i - b_j||^2``, ``-||a_i - b_j||`` or ``cos(a_i, b_j)``
+    (:func:`dml_kit.losses.distances.pairwise_scores`, the losses' own distances)."""
+    return _scores(a.double(), b.double(), distance)
 
 
 def prototype_accuracy(support_emb: torch.Tensor, support_y: torch.Tensor,
@@ -69,10 +67,7 @@ def prototype_accuracy(support_emb: torch.Tensor, support_y: torch.Tensor,
     of queries classified correctly."""
     _check_pair(support_emb, support_y, "support")
     _check_pair(query_emb, query_y, "query")
-    classes, inverse = torch.unique(support_y, return_inverse=True)
-    protos = torch.zeros(len(classes), support_emb.shape[1], dtype=torch.float64)
-    protos.index_add_(0, inverse, support_emb.double())
-    protos /= torch.bincount(inverse, minlength=len(classes)).unsqueeze(1)
+    classes, protos = class_means(support_emb.double(), support_y)
     pred = classes[pairwise_scores(query_emb, protos, distance).argmax(1)]
     return float((pred == query_y).double().mean())
 

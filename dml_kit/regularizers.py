@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from dml_kit._validation import check_float
-from dml_kit.losses.registry import Registry, Spec
+from dml_kit.registry import Registry, Spec
 
 
 def _norms(embeddings: torch.Tensor) -> torch.Tensor:

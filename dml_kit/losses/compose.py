@@ -1,4 +1,8 @@
-"""Combine any loss with any norm regularizer: ``with_regularizer(loss, SEC(), weight=1.0)``."""
+"""Combine any loss with any norm regularizer: ``with_regularizer(loss, SEC(), weight=1.0)``.
+
+This is the kit's one way to add a regularizer to a loss: the methods' source and
+adaptation phases (pair, proxy and episodic losses alike) build their objective here.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,17 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from dml_kit import regularizers
 from dml_kit._validation import check_float
 
 
 class RegularizedLoss(nn.Module):
-    """``total = loss(embeddings, labels) + weight * reg(embeddings)``.
+    """``total = loss(embeddings, *targets) + weight * reg(embeddings)``.
+
+    ``targets`` are whatever the wrapped loss takes after the embeddings: the labels for
+    a pair or proxy loss, ``(support_y, query_y)`` for an
+    :class:`~dml_kit.losses.episodic.EpisodeLoss`. The regularizer sees every embedding
+    of the batch (e.g. SEC, Zhang et al. 2020: ``L = L_metric + eta * L_sec``).
 
     Both parts are submodules, so ``parameters()`` includes proxies, a learnable margin
     beta or a ring radius. After each call, ``last_parts`` holds the detached
@@ -27,8 +37,8 @@ class RegularizedLoss(nn.Module):
         self.weight = check_float("weight", weight, 0.0)
         self.last_parts: dict[str, torch.Tensor] = {}
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        main = self.loss(embeddings, labels)
+    def forward(self, embeddings: torch.Tensor, *targets: torch.Tensor) -> torch.Tensor:
+        main = self.loss(embeddings, *targets)
         reg = self.reg(embeddings)
         total = main + self.weight * reg
         self.last_parts = {"loss": main.detach(), "reg": reg.detach(), "total": total.detach()}
@@ -43,8 +53,6 @@ def with_regularizer(loss: nn.Module | Callable[..., torch.Tensor],
     ``reg`` is a regularizer module or its registry name (``"sec"``, ``"lp"``, ``"ring"``).
     """
     if isinstance(reg, str):
-        from dml_kit import regularizers
-
         reg = regularizers.get(reg)
     return RegularizedLoss(loss, reg, weight)
 

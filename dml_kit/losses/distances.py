@@ -13,6 +13,11 @@ these helpers, so the numerical care lives in one place:
   gradients;
 * cosine similarity normalises with a clamped norm (``F.normalize``), so an all-zero
   embedding gives similarity 0 instead of NaN.
+
+The evaluation side (:mod:`dml_kit.metrics`, the methods' nearest-prototype and 1-NN
+rules) uses the same functions: :func:`pairwise_scores` (higher = closer) and
+:func:`class_means` (the prototypes of Snell et al. 2017), and :data:`DISTANCES` is the
+kit's one list of distance names.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import torch.nn.functional as F
 
 from dml_kit._validation import check_choice
 
-#: Names accepted by :func:`pairwise_distance` (and by the ``distance=`` parameter of the
-#: distance-based losses).
+#: The kit's distance names: accepted by :func:`pairwise_distance`, :func:`pairwise_scores`,
+#: the ``distance=`` parameter of the distance-based losses and :mod:`dml_kit.metrics`.
 DISTANCES = ("euclidean", "sqeuclidean", "cosine")
 
 
@@ -119,3 +124,29 @@ def pairwise_distance(x: torch.Tensor, y: torch.Tensor | None = None,
         return safe_sqrt(d2) if distance == "euclidean" else d2
     d2 = _sq_euclidean_mm(x, None)
     return safe_sqrt(d2) if distance == "euclidean" else d2.clamp_min(0.0)
+
+
+def pairwise_scores(x: torch.Tensor, y: torch.Tensor | None = None,
+                    distance: str = "euclidean") -> torch.Tensor:
+    """Pairwise *scores* (higher = closer) by name: ``cos(x_i, y_j)`` for ``"cosine"``,
+    ``-||x_i - y_j||`` for ``"euclidean"`` and ``-||x_i - y_j||^2`` for ``"sqeuclidean"``
+    (the negated :func:`pairwise_distance`). Nearest neighbours and nearest prototypes
+    are the ``argmax`` of a row."""
+    check_choice("distance", distance, DISTANCES)
+    if distance == "cosine":
+        return cosine_similarity(x, y)
+    return -pairwise_distance(x, y, distance=distance)
+
+
+def class_means(embeddings: torch.Tensor,
+                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class mean embeddings, the prototypes of Snell, Swersky & Zemel (2017)::
+
+        c_j = 1/|S_j| sum_{i in S_j} f_i
+
+    Returns ``(classes, means)``: the sorted distinct labels ``(C,)`` and their means
+    ``(C, D)`` in the embeddings' dtype (one matmul with the one-hot label matrix, so it
+    is differentiable and the same in the losses and in evaluation)."""
+    classes, inverse = torch.unique(labels, return_inverse=True)  # sorted
+    onehot = F.one_hot(inverse, len(classes)).to(embeddings.dtype)  # (N, C)
+    return classes, (onehot.t() @ embeddings) / onehot.sum(0).unsqueeze(1)

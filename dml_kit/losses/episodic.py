@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from dml_kit._validation import check_choice, check_float
 from dml_kit.losses._common import check_inputs, within_class_rank, zero_loss
-from dml_kit.losses.distances import DISTANCES, pairwise_distance
+from dml_kit.losses.distances import DISTANCES, class_means, pairwise_distance
 
 
 def prototypical_loss(support_emb: torch.Tensor, support_y: torch.Tensor,
@@ -33,9 +33,7 @@ def prototypical_loss(support_emb: torch.Tensor, support_y: torch.Tensor,
         raise ValueError("the support set is empty")
     if query_emb.shape[0] == 0:
         return zero_loss(support_emb) + zero_loss(query_emb)
-    classes, inverse = torch.unique(support_y, return_inverse=True)  # sorted
-    onehot = F.one_hot(inverse, len(classes)).to(support_emb.dtype)  # (S, C)
-    prototypes = (onehot.t() @ support_emb) / onehot.sum(0).unsqueeze(1)
+    classes, prototypes = class_means(support_emb, support_y)  # classes sorted
     target = torch.searchsorted(classes, query_y).clamp_max(len(classes) - 1)
     if not bool((classes[target] == query_y).all()):
         missing = sorted(set(query_y.tolist()) - set(classes.tolist()))
@@ -78,4 +76,24 @@ class PrototypicalLoss(nn.Module):
                                  labels[query], distance=self.distance)
 
 
-__all__ = ["PrototypicalLoss", "prototypical_loss"]
+class EpisodeLoss(nn.Module):
+    """The prototypical loss of one sampled episode laid out as one batch:
+    ``loss(embeddings, support_y, query_y)`` where the first ``len(support_y)`` rows of
+    ``embeddings`` are the support set and the rest the queries (what
+    :class:`dml_kit.data.EpisodeSampler` episodes give). Then
+    :func:`prototypical_loss` (Snell et al. 2017), averaged over the queries. Wrap it with
+    :func:`dml_kit.losses.with_regularizer` to add a norm regularizer over the whole
+    episode."""
+
+    def __init__(self, distance: str = "sqeuclidean") -> None:
+        super().__init__()
+        self.distance = check_choice("distance", distance, DISTANCES)
+
+    def forward(self, embeddings: torch.Tensor, support_y: torch.Tensor,
+                query_y: torch.Tensor) -> torch.Tensor:
+        n = len(support_y)
+        return prototypical_loss(embeddings[:n], support_y, embeddings[n:], query_y,
+                                 distance=self.distance)
+
+
+__all__ = ["EpisodeLoss", "PrototypicalLoss", "prototypical_loss"]
