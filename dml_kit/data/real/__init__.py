@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._validation import check_choice, check_int
-from . import download as dl
-from .core import Dataset
-from .paths import atomic_write_npz
+from dml_kit._validation import check_choice, check_int
+from dml_kit.data import download as dl
+from dml_kit.data.core import Dataset
+from dml_kit.data.paths import atomic_write_npz
 
 __all__ = [
     "DEBIAN_FASHION_MNIST",
@@ -917,7 +917,7 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 def register_all(register: Callable[..., object] | None = None) -> None:
     """Register every real dataset with ``dml_kit.data``'s registry (done at import)."""
     if register is None:
-        from . import register as register  # noqa: PLC0415 (defined before we are imported)
+        from dml_kit.data import register as register  # noqa: PLC0415 (defined before we are imported)
     for name, loader in LOADERS.items():
         register(name, loader, replace=True)
 
