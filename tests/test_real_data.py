@@ -249,7 +249,7 @@ def test_fashion_mnist_from_debian_package_without_download(
     debian.mkdir()
     for name, body in files.items():
         (debian / name).write_bytes(body)
-    monkeypatch.setattr(real, "DEBIAN_FASHION_MNIST", debian)
+    monkeypatch.setattr(real.mnist_idx, "DEBIAN_FASHION_MNIST", debian)
     data = real.fashion_mnist(root=tmp_path / "cache", mirror=closed_port_url())
     assert len(data) == 50 and data.class_names[0] == "T-shirt/top"
     assert set(data.groups) == {"clothing", "shoes", "bag"}
@@ -334,7 +334,7 @@ def test_isolet_download_parse_and_cache(loopback: Loopback, tmp_path: Path,
 
 def test_isolet_pure_python_decoder_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without a system gzip the kit's own LZW decoder does the job."""
-    monkeypatch.setattr(real.shutil, "which", lambda name: None)
+    monkeypatch.setattr(real.lzw.shutil, "which", lambda name: None)
     body, x, _ = isolet_zip(26, 26)
     p = tmp_path / "isolet.zip"
     p.write_bytes(body)
