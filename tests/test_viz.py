@@ -140,18 +140,18 @@ def test_method_heatmap_accuracy_and_error_reduction(results):
         F.method_heatmap(results, value="error_reduction")
 
 
-def test_accuracy_vs_distance_long_and_wide():
-    long = pd.DataFrame([dict(method=m, distance=d, shots=s, **{"recall@1": 0.9 - d / 100})
-                         for m in ("a", "b") for d in (10, 30, 60) for s in (0, 5)])
-    fig = F.accuracy_vs_distance(long)
+def test_accuracy_vs_distance_draws_settings_per_method():
+    rows = pd.DataFrame([dict(method=m, distance=d, setting=st, k=k, **{"recall@1": 0.9 - d / 100})
+                         for m in ("a", "b") for d in (10, 30, 60)
+                         for st, k in (("zero-shot", 0), ("few-shot", 5))])
+    fig = F.accuracy_vs_distance(rows, marker=(30, "split 1"), ticks=[10, 30, 60])
     assert [t.name for t in fig.data] == ["a (zero-shot)", "a (5-shot)", "b (zero-shot)",
                                           "b (5-shot)"]
     assert list(fig.data[0].x) == [10, 30, 60]
     assert fig.data[1].line.dash == "dash"
-    wide = pd.DataFrame({"distance": [5, 20], "zero_shot": [0.8, 0.6],
-                         "few_shot": [0.85, 0.7]})
-    fig2 = F.accuracy_vs_distance(wide)
-    assert len(fig2.data) == 2 and list(fig2.data[1].y) == [0.85, 0.7]
+    assert fig.layout.shapes[0].x0 == 30 and list(fig.layout.xaxis.tickvals) == [10, 30, 60]
+    empty = F.empty_shift_curve(marker=(10, "split 0"), ticks=[10, 30])
+    assert not empty.data and empty.layout.shapes[0].x0 == 10
 
 
 # ---- task gallery ----------------------------------------------------------------------
@@ -320,15 +320,20 @@ def test_pair_similarity_histogram_traces_and_loss():
     assert plain.layout.title.text == "t" and plain.layout.meta["histogram_loss"] is None
 
 
-def test_prototype_scatter_prototypes_and_accuracy():
+def test_prototype_scatter_takes_prototypes_and_accuracy():
+    from dml_kit import metrics
+
     support = torch.tensor([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [10.0, 0.0, 1.0],
                             [10.0, 2.0, 1.0]])
-    support_y = torch.tensor([0, 0, 1, 1])          # prototypes (1, 0, 0) and (10, 1, 1)
+    support_y = torch.tensor([0, 0, 1, 1])
+    prototypes = torch.tensor([[1.0, 0.0, 0.0], [10.0, 1.0, 1.0]])   # the class means
     query = torch.tensor([[1.0, 1.0, 0.0], [9.0, 1.0, 0.0], [6.0, 0.0, 0.0],
                           [4.0, 0.0, 0.0]])
     query_y = torch.tensor([0, 1, 0, 1])            # the last two: 6 is nearer c_1, 4 c_0
-    fig = F.prototype_scatter(support, support_y, query, query_y, ["a", "b"])
-    assert fig.layout.meta["accuracy"] == pytest.approx(0.5)
+    accuracy = metrics.prototype_accuracy(support, support_y, query, query_y)
+    assert accuracy == pytest.approx(0.5)
+    fig = F.prototype_scatter(query, query_y, prototypes, ["a", "b"], accuracy=accuracy,
+                              k_shot=2)
     assert fig.layout.meta == {"accuracy": 0.5, "k_shot": 2, "n_way": 2}
     assert "2-shot" in fig.layout.title.text and "0.50" in fig.layout.title.text
     assert [t.name for t in fig.data] == ["a", "b", "prototypes"]
@@ -338,8 +343,12 @@ def test_prototype_scatter_prototypes_and_accuracy():
     # their order (c_1 is furthest from query 0)
     xs = np.concatenate([fig.data[0].x, fig.data[1].x])
     assert abs(stars.x[1] - stars.x[0]) > abs(xs.max() - xs.min()) * 0.7
-    with pytest.raises(ValueError, match="support_y"):
-        F.prototype_scatter(support, torch.tensor([0, 0, 2, 2]), query, query_y)
+    bare = F.prototype_scatter(query, query_y, prototypes)   # numbers only label the figure
+    assert bare.layout.meta["accuracy"] is None and "accuracy" not in bare.layout.title.text
+    with pytest.raises(ValueError, match="query_y"):
+        F.prototype_scatter(query, torch.tensor([0, 0, 2, 2]), prototypes)
+    with pytest.raises(ValueError, match="same D"):
+        F.prototype_scatter(query, query_y, prototypes[:, :2])
 
 
 def test_figure_fingerprint_tracks_data_and_optionally_layout():
@@ -391,19 +400,34 @@ def test_accuracy_vs_distance_reads_the_study_frame():
     assert list(by_map.data[0].y) == pytest.approx([0.35, 0.25])
 
 
-def test_shift_curve_frame_mixes_shapes_and_names_errors():
+def test_shift_curve_frame_reads_the_one_shape_and_names_errors():
     study = _study_frame().to_dict("records")
-    wide = {"distance": 20.0, "method": "", "zero_shot": 0.7, "few_shot": 0.75}
-    long = F.shift_curve_frame(study + [wide])
+    few_without_k = {"distance": 20.0, "setting": "few-shot", "recall@1": 0.75}
+    long = F.shift_curve_frame(study + [few_without_k])
     assert list(long.columns) == ["distance", "method", "shots", "recall@1"]
     assert sorted(set(long["shots"])) == [0, 1, 5]
-    assert long[long["method"] == ""]["recall@1"].tolist() == [0.7, 0.75]
+    assert long[long["method"] == ""]["recall@1"].tolist() == [0.75]
     with pytest.raises(ValueError, match="setting"):
         F.shift_curve_frame([{"distance": 1.0, "setting": "one-shot", "recall@1": 0.5}])
+    with pytest.raises(ValueError, match="setting"):      # the old wide/long shapes: refused
+        F.shift_curve_frame([{"distance": 1.0, "recall@1": 0.5}])
     with pytest.raises(ValueError, match="recall@1"):
         F.shift_curve_frame(pd.DataFrame({"distance": [1.0], "accuracy": [0.5]}))
     with pytest.raises(ValueError, match="empty"):
         F.shift_curve_frame(pd.DataFrame())
+
+
+def test_method_bars_class_samples_and_empty_figure():
+    from dml_kit import data
+
+    bars = F.method_bars({"scratch": 0.4, "metric": 0.9}, chance=0.25, title="t")
+    assert list(bars.data[0].x) == ["scratch", "metric"] and list(bars.data[0].y) == [0.4, 0.9]
+    assert bars.layout.shapes[0].y0 == 0.25 and bars.layout.title.text == "t"
+    digits = data.load("digits")
+    fig = F.class_samples(digits, [0, 1, 2], [7, 8], max_classes=2)
+    assert fig.layout.meta == {"train": [0, 1], "test": [7, 8]}
+    assert F.decode_image(fig.data[0].source).shape[:2] == (2 * 8 + 3, 2 * 8 + 3)
+    assert F.empty_figure("nothing").layout.title.text == "nothing"
 
 
 # ---- the cosine-gradient toy -----------------------------------------------------------------

@@ -172,14 +172,66 @@ def test_shift_explorer_slider_moves_samples_and_marker():
     assert list(zero.x) == [10.0, 35.0]
     assert list(zero.y) == pytest.approx([0.9, 0.65])
     assert any("shot" in t.name and t.line.dash == "dash" for t in se.curve.data)
+    assert {r["setting"] for r in se.results} == {"zero-shot", "few-shot"}   # the study's shape
+
+
+def test_score_rows_adapts_evaluate_scores_to_the_study_shape():
+    rows = W.score_rows({"zero_shot": 0.7, "few_shot": 0.8, "k": 5}, 12.0)
+    assert rows == [
+        {"distance": 12.0, "method": "", "setting": "zero-shot", "k": 0, "recall@1": 0.7},
+        {"distance": 12.0, "method": "", "setting": "few-shot", "k": 5, "recall@1": 0.8}]
+    with pytest.raises(ValueError, match="zero_shot"):
+        W.score_rows({"accuracy": 0.5}, 1.0)
+
+
+def test_zero_shot_evaluator_scores_through_the_library(monkeypatch):
+    from dml_kit.widgets import shift
+
+    seen = {}
+
+    def fake(data, split, config, **kwargs):
+        seen.update(kwargs, epochs=config.source_epochs)
+        return {"recall@1": 0.42, "map@r": 0.2}
+
+    monkeypatch.setattr(shift, "zero_shot_recall", fake)
+    evaluate = W.zero_shot_evaluator(epochs=2, max_test_classes=20, eval_draws=3)
+    assert evaluate(W.load_cached("digits"), _ladder()[0]) == {"zero_shot": 0.42}
+    assert seen == {"seed": 0, "eval_draws": 3, "max_test_classes": 5, "epochs": 2}
+
+
+@pytest.mark.timeout(240)
+def test_zero_shot_recall_is_a_mean_over_class_draws():
+    from dml_kit.experiments.shift_study import zero_shot_recall
+
+    digits, split = W.load_cached("digits"), _ladder()[0]
+    cfg = W._config_or_classroom(None).replace(source_epochs=1, batches_per_epoch=3,
+                                               embedding_dim=8, hidden=(16,), val_classes=2)
+    one = zero_shot_recall(digits, split, cfg, max_test_classes=3, eval_draws=4)
+    assert set(one) == {"recall@1", "map@r"} and 0.0 <= one["recall@1"] <= 1.0
+    assert zero_shot_recall(digits, split, cfg, max_test_classes=3, eval_draws=4) == one
+    with pytest.raises(ValueError, match="method"):
+        zero_shot_recall(digits, split, cfg, method="scratch")
+
+
+def test_method_controls_follow_the_method_registry():
+    from dml_kit import methods
+
+    for name, entry in methods.METHODS.items():
+        assert W.uses_loss(name) == (entry.source_kind == "embedding")
+        assert W.uses_regularizer(name) == entry.embedding
+    assert W.uses_loss("adapted_metric") and not W.uses_loss("protonet")
+    assert W.uses_regularizer("protonet") and not W.uses_regularizer("weight_transfer")
 
 
 def test_shift_explorer_takes_results_and_validates_ladder():
     digits = W.load_cached("digits")
-    results = pd.DataFrame({"distance": [10.0, 20.0, 35.0], "recall@1": [0.9, 0.8, 0.6]})
+    results = pd.DataFrame({"distance": [10.0, 20.0, 35.0], "setting": "zero-shot", "k": 0,
+                            "recall@1": [0.9, 0.8, 0.6]})
     se = W.ShiftExplorer(digits, _ladder(), results=results)
     assert se.evaluate_button.disabled
     assert list(se.curve.data[0].y) == [0.9, 0.8, 0.6]
+    with pytest.raises(ValueError, match="setting"):            # one shape of results only
+        W.ShiftExplorer(digits, _ladder(), results=results.drop(columns=["setting"]))
     with pytest.raises(ValueError, match="train_classes"):
         W.ShiftExplorer(digits, [object()])
     bad = [types.SimpleNamespace(train_classes=(0, 11), test_classes=(1,), distance=1.0)]

@@ -117,6 +117,44 @@ def drawn_retrieval(emb: torch.Tensor, labels: torch.Tensor, subsets: Sequence[t
     return float(np.mean(r1)), float(np.mean(mapr))
 
 
+def zero_shot_recall(data: Dataset, split: Any, config: Any = None, *, method: str = "metric",
+                     seed: int = 0, max_test_classes: int | None = None, eval_draws: int = 10,
+                     k_shot: int = 5) -> dict[str, float]:
+    """Zero-shot retrieval on one rung, without the study's bookkeeping: train ``method``'s
+    source model on the split's train classes, embed every image of its test classes and
+    score Recall@1 and MAP@R as the mean over ``eval_draws`` seeded draws of
+    ``max_test_classes`` test classes (:func:`class_draws`, :func:`drawn_retrieval`;
+    ``None``: all test classes, one draw).
+
+    Args:
+        data: the dataset the split was built on.
+        split: anything with ``train_classes`` and ``test_classes`` (class ids of ``data``),
+            e.g. a :class:`~dml_kit.data.ShiftSplit`.
+        config: a :class:`~dml_kit.methods.MethodConfig` (default: the ``classroom``
+            preset's).
+        method: ``"metric"`` (cosine retrieval) or ``"protonet"`` (squared Euclidean).
+        k_shot: shapes the protonet's training episodes (unused by ``"metric"``).
+
+    Returns:
+        ``{"recall@1": .., "map@r": ..}``.
+    """
+    check_choice("method", method, STUDY_METHODS)
+    distance = STUDY_METHODS[method][1]
+    train_ids = [int(c) for c in split.train_classes]
+    test_ids = [int(c) for c in split.test_classes]
+    config = get_preset("classroom").config if config is None else config
+    train = data.select_classes(train_ids, name=f"{data.name}[train]")
+    test = data.select_classes(test_ids, name=f"{data.name}[test]")
+    n_eval = test.n_classes if max_test_classes is None else check_int(
+        "max_test_classes", max_test_classes, 2)
+    source = train_source(get_method(method).source_kind, train, config,
+                          n_way=min(test.n_classes, 5), k_shot=check_int("k_shot", k_shot, 1),
+                          seed=check_seed(seed))
+    subsets = class_draws(test.n_classes, n_eval, check_int("eval_draws", eval_draws, 1), seed)
+    r1, mapr = drawn_retrieval(embed(source.model, test.x), test.y, subsets, distance)
+    return {"recall@1": r1, "map@r": mapr}
+
+
 def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method: str = "metric",
                          k_shot: int = 5, seeds: Sequence[int] | int = (0,),
                          preset: str = "classroom", max_test_classes: int | None = None,

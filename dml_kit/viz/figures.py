@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,8 @@ __all__ = [
     "norm_histogram", "projection_scatter", "learning_curves", "accuracy_vs_k",
     "method_heatmap", "accuracy_vs_distance", "shift_curve_frame", "task_gallery",
     "gallery_mosaic", "decode_image", "pair_similarities", "pair_similarity_histogram",
-    "prototype_scatter", "figure_fingerprint",
+    "prototype_scatter", "figure_fingerprint", "empty_figure", "method_bars",
+    "empty_shift_curve", "class_samples", "SHIFT_SETTINGS",
 ]
 
 # ---------------------------------------------------------------------------------------
@@ -346,40 +347,67 @@ def pair_similarity_histogram(embeddings: Any, labels: Any, *, title: str = "Pai
     return fig
 
 
-def prototype_scatter(support_emb: Any, support_y: Any, query_emb: Any, query_y: Any,
-                      class_names: Sequence[str] | None = None, *, title: str | None = None,
-                      widget: bool = False) -> go.Figure:
+def prototype_scatter(query_emb: Any, query_y: Any, prototypes: Any,
+                      class_names: Sequence[str] | None = None, *,
+                      accuracy: float | None = None, k_shot: int | None = None,
+                      title: str | None = None, widget: bool = False) -> go.Figure:
     """Queries (dots, one trace per class) and class prototypes (stars, the last trace) of a
     k-shot task in a 2-D PCA of the embedding (prototypical networks, Snell et al. 2017).
 
-    The prototype of class ``j`` is the mean of its support embeddings,
-    ``c_j = (1/k) sum_{i: y_i = j} f(x_i)``; a query is classified by the nearest
-    prototype in squared Euclidean distance. The PCA is fitted on the queries and the
-    prototypes together. ``layout.meta`` holds ``accuracy`` (nearest-prototype accuracy
-    of the queries), ``k_shot`` and ``n_way``; the default title shows both.
+    Numbers in, figure out: ``prototypes`` is ``(n_way, D)``, row ``j`` the prototype
+    ``c_j = (1/k) sum_{i: y_i = j} f(x_i)`` of class ``j``; ``accuracy`` (the queries'
+    nearest-prototype accuracy, e.g. :func:`dml_kit.metrics.prototype_accuracy`) and
+    ``k_shot`` only label the figure. The PCA is fitted on the queries and the prototypes
+    together. ``layout.meta`` holds ``accuracy``, ``k_shot`` and ``n_way``; the default
+    title shows the first two.
     """
     from dml_kit.viz.projection import pca_2d
 
-    s, q = as_numpy(support_emb), as_numpy(query_emb)
-    sy, qy = as_numpy(support_y, np.int64), as_numpy(query_y, np.int64)
-    if s.ndim != 2 or q.ndim != 2 or s.shape[1] != q.shape[1]:
-        raise ValueError(f"support_emb and query_emb must be (N, D) with the same D; got "
-                         f"{s.shape} and {q.shape}")
-    n_way = int(sy.max()) + 1
-    if set(np.unique(sy)) != set(range(n_way)):
-        raise ValueError(f"support_y must hold every class 0..{n_way - 1}")
-    protos = np.stack([s[sy == j].mean(axis=0) for j in range(n_way)])
-    d = ((q[:, None, :] - protos[None, :, :]) ** 2).sum(-1)
-    accuracy = float((d.argmin(axis=1) == qy).mean()) if len(qy) else float("nan")
-    k_shot = int(np.bincount(sy).max())
+    q, protos = as_numpy(query_emb), as_numpy(prototypes)
+    qy = as_numpy(query_y, np.int64)
+    if q.ndim != 2 or protos.ndim != 2 or q.shape[1] != protos.shape[1]:
+        raise ValueError(f"query_emb and prototypes must be (N, D) with the same D; got "
+                         f"{q.shape} and {protos.shape}")
+    n_way = len(protos)
+    if len(qy) and not set(np.unique(qy)) <= set(range(n_way)):
+        raise ValueError(f"query_y must hold classes 0..{n_way - 1} (one prototype each)")
+    shots = "" if k_shot is None else f"{k_shot}-shot "
+    scored = "" if accuracy is None else f": accuracy {accuracy:.2f}"
     xy = pca_2d(np.concatenate([q, protos]))
-    fig = projection_scatter(xy[: len(q)], qy, class_names, widget=widget, title=title or (
-        f"{k_shot}-shot prototypes (stars): accuracy {accuracy:.2f}"))
+    fig = projection_scatter(xy[: len(q)], qy, class_names, widget=widget,
+                             title=title or f"{shots}prototypes (stars){scored}")
     fig.add_trace(go.Scatter(x=xy[len(q):, 0], y=xy[len(q):, 1], mode="markers",
                              name="prototypes", marker=dict(
                                  symbol="star", size=18, color=palette(n_way),
                                  line=dict(width=1, color="#222"))))
     fig.update_layout(meta={"accuracy": accuracy, "k_shot": k_shot, "n_way": n_way})
+    return fig
+
+
+def empty_figure(title: str = "", **layout: Any) -> go.Figure:
+    """A figure with no traces in the kit's template: what a panel shows before its first
+    result or when its filters match nothing (``layout``: more ``update_layout`` keys)."""
+    fig = _new_figure(False)
+    fig.update_layout(title=title, **layout)
+    return fig
+
+
+def method_bars(values: Mapping[str, float], *, chance: float | None = None,
+                value: str = "query accuracy", title: str | None = None,
+                height: int = 360) -> go.Figure:
+    """One bar per method (``values``: ``{method: score in [0, 1]}``, in display order),
+    labelled in percent, with an optional dotted ``chance`` line (e.g. ``1 / n``)."""
+    names, scores = [str(m) for m in values], [float(v) for v in values.values()]
+    if not names:
+        raise ValueError("values must hold at least one method")
+    fig = _new_figure(False)
+    fig.add_trace(go.Bar(x=names, y=scores, text=[f"{a:.0%}" for a in scores],
+                         textposition="outside", marker_color=palette(len(names))))
+    if chance is not None:
+        fig.add_hline(y=check_float("chance", chance, 0.0, 1.0),
+                      line=dict(dash="dot", color="#666"), annotation_text="chance")
+    fig.update_layout(height=height, title=title or f"{value} by method",
+                      yaxis=dict(title=value, range=[0, 1.05]))
     return fig
 
 
@@ -620,7 +648,8 @@ def method_heatmap(df: Any, *, value: str = "accuracy", method: str = "method", 
     return fig
 
 
-_SETTINGS = {"zero-shot": 0, "zero_shot": 0, "few-shot": None, "few_shot": None}
+#: the ``setting`` values of a shift-study table (:data:`dml_kit.experiments.shift_study.SETTINGS`)
+SHIFT_SETTINGS = ("zero-shot", "few-shot")
 
 
 def _present(v: Any) -> bool:
@@ -630,19 +659,17 @@ def _present(v: Any) -> bool:
 
 
 def shift_curve_frame(df: Any, *, value: str = "recall@1", distance: str = "distance",
-                      method: str = "method", shots: str = "shots") -> Any:
-    """Shift-study results in any of the kit's three shapes -> one long table with columns
-    ``distance, method, shots, value`` (``shots`` 0 = zero-shot), what
-    :func:`accuracy_vs_distance` draws. Rows of different shapes may be mixed:
+                      method: str = "method") -> Any:
+    """A shift-study results table -> the long table :func:`accuracy_vs_distance` draws,
+    columns ``distance, method, shots, value`` (``shots`` 0 = zero-shot).
 
-    * **study** rows, as :func:`dml_kit.experiments.generalisation_study` returns them: a
-      ``setting`` column (``"zero-shot"`` or ``"few-shot"``) and ``k`` (labelled images
-      per test class; 0 on zero-shot rows), ``value`` holding the score;
-    * **long** rows: ``value`` and optionally ``shots`` (default 0);
-    * **wide** rows: ``zero_shot`` and/or ``few_shot`` score columns (few-shot at
-      ``shots``, else ``k``, else 1 shot).
-
-    ``df`` is a DataFrame or a sequence of dicts; a missing ``method`` becomes ``""``.
+    The kit's one shape of shift results is the study's own long table
+    (:func:`dml_kit.experiments.generalisation_study`): one row per score with
+    ``distance``, ``setting`` (``"zero-shot"`` or ``"few-shot"``), ``k`` (labelled images
+    per test class; a few-shot row without it counts as 1 shot), the ``value`` column and
+    optionally ``method`` (missing: ``""``); other columns are ignored. ``df`` is a
+    DataFrame or a sequence of dicts. Rows without a ``value`` are skipped; a table in
+    which no row has one is refused, naming the column.
     """
     import pandas as pd
 
@@ -653,47 +680,39 @@ def shift_curve_frame(df: Any, *, value: str = "recall@1", distance: str = "dist
     for r in records:
         if not _present(r.get(distance)):
             raise ValueError(f"every result needs a {distance!r} value; got {r}")
-        name = r.get(method)
-        base = {distance: float(r[distance]), method: name if _present(name) else ""}
-        given = next((int(r[c]) for c in (shots, "k") if _present(r.get(c)) and r[c]), 1)
-        wide = [(key, n) for key, n in (("zero_shot", 0), ("few_shot", given))
-                if _present(r.get(key))]
-        if wide:
-            rows += [{**base, shots: n, value: float(r[key])} for key, n in wide]
-            continue
         if not _present(r.get(value)):
             continue
-        setting = r.get("setting")
-        if _present(setting):
-            check_choice("setting", setting, list(_SETTINGS))
-            n = 0 if _SETTINGS[setting] == 0 else given
-        else:
-            n = int(r[shots]) if _present(r.get(shots)) else 0
-        rows.append({**base, shots: n, value: float(r[value])})
+        setting = check_choice("setting", r.get("setting"), SHIFT_SETTINGS)
+        k = int(r["k"]) if _present(r.get("k")) and r["k"] else 1
+        name = r.get(method)
+        rows.append({distance: float(r[distance]), method: name if _present(name) else "",
+                     "shots": 0 if setting == "zero-shot" else k, value: float(r[value])})
     if not rows:
-        raise ValueError(f"no result holds a {value!r} value (nor zero_shot/few_shot); "
+        raise ValueError(f"no result holds a {value!r} value; "
                          f"keys: {', '.join(map(str, records[0]))}")
-    return pd.DataFrame(rows, columns=[distance, method, shots, value])
+    return pd.DataFrame(rows, columns=[distance, method, "shots", value])
 
 
 def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "distance",
-                         method: str = "method", shots: str = "shots",
-                         title: str | None = None) -> go.Figure:
+                         method: str = "method", title: str | None = None,
+                         marker: tuple[float, str] | None = None,
+                         ticks: Sequence[float] | None = None) -> go.Figure:
     """The shift ladder (ooDML, Milbich et al. 2021): ``value`` (e.g. Recall@1) against the
     Fréchet distance of each split, zero-shot as solid lines, few-shot (``shots > 0``)
     dashed, per method.
 
-    ``df`` is the study's own table (:func:`dml_kit.experiments.generalisation_study`:
-    ``setting`` and ``k`` columns), a long table (``distance``, ``value``, optional
-    ``method`` and ``shots``, 0 meaning zero-shot) or a wide one with ``zero_shot`` and
-    ``few_shot`` value columns; :func:`shift_curve_frame` reads all three. Several rows
-    per point (seeds, episodes) are averaged, with a bar for the 95% interval of the mean
+    ``df`` is a shift-study table (:func:`dml_kit.experiments.generalisation_study`'s
+    shape: ``distance``, ``setting``, ``k``, the value; :func:`shift_curve_frame` reads
+    it). Several rows per point (seeds, episodes) are averaged, with a bar for the 95%
+    interval of the mean
     (:func:`dml_kit.stats.mean_ci`: ``mean +- t_{0.975, n-1} s / sqrt(n)``; none for a
-    single row).
+    single row). ``marker = (distance, label)`` marks one rung with a dotted line;
+    ``ticks`` puts the x ticks at the ladder's distances (and the x range around them).
     """
     import pandas as pd
 
-    df = shift_curve_frame(df, value=value, distance=distance, method=method, shots=shots)
+    shots = "shots"
+    df = shift_curve_frame(df, value=value, distance=distance, method=method)
     from dml_kit.stats import mean_ci
 
     dc, vc = distance, value
@@ -721,6 +740,31 @@ def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "d
     fig.update_layout(title=title or f"{value} along the shift ladder",
                       xaxis_title="Fréchet distance between train and test classes",
                       yaxis_title=value, legend_title_text="method")
+    _mark_ladder(fig, marker, ticks)
+    return fig
+
+
+def _mark_ladder(fig: go.Figure, marker: tuple[float, str] | None,
+                 ticks: Sequence[float] | None) -> None:
+    """A dotted line and label at ``marker = (distance, label)``; x ticks at ``ticks``."""
+    if marker is not None:
+        at, label = float(marker[0]), str(marker[1])
+        fig.add_vline(x=at, line=dict(color="#444", dash="dot", width=2))
+        fig.add_annotation(x=at, y=1, yref="paper", text=label, showarrow=False,
+                           yanchor="bottom")
+    if ticks:
+        ds = [float(d) for d in ticks]
+        span = max(ds) - min(ds) or 1.0
+        fig.update_xaxes(range=[min(ds) - 0.05 * span, max(ds) + 0.05 * span],
+                         tickvals=ds, ticktext=[f"{d:.3g}" for d in ds])
+
+
+def empty_shift_curve(*, value: str = "recall@1", marker: tuple[float, str] | None = None,
+                      ticks: Sequence[float] | None = None) -> go.Figure:
+    """The axes of :func:`accuracy_vs_distance` before any result (same marker, ticks)."""
+    fig = empty_figure(f"{value} along the shift ladder (no results yet)",
+                       xaxis_title="Fréchet distance", yaxis_title=value)
+    _mark_ladder(fig, marker, ticks)
     return fig
 
 
@@ -769,6 +813,42 @@ def gallery_mosaic(rows: Sequence[Sequence[np.ndarray | None]], *, gap: int = 2,
             if im is not None:
                 out[r * (h + gap): r * (h + gap) + h, col_x[c]: col_x[c] + w] = im
     return (out * 255).round().astype(np.uint8)
+
+
+def class_samples(data: Any, train_classes: Sequence[int], test_classes: Sequence[int], *,
+                  max_classes: int = 12, title: str | None = None,
+                  height: int = 240) -> go.Figure:
+    """One image per class (its first example) of the first ``max_classes`` classes of
+    each side of a class split: train classes in the top row, test classes in the bottom
+    row, each row labelled with its class count. ``data`` is a
+    :class:`~dml_kit.data.Dataset`; for non-image data the figure has no image.
+    ``layout.meta`` holds the class ids shown (``train``, ``test``)."""
+    max_classes = check_int("max_classes", max_classes, 1)
+    labels = as_numpy(data.y, np.int64)
+    rows: list[list[np.ndarray | None]] = []
+    shown: list[list[int]] = []
+    for ids in (train_classes, test_classes):
+        ids = [int(c) for c in list(ids)[:max_classes]]
+        row: list[np.ndarray | None] = []
+        for c in ids:
+            i = int(np.flatnonzero(labels == c)[0])
+            row.append(_as_images(data.x[i:i + 1])[0] if data.is_image else None)
+        rows.append(row + [None] * (max_classes - len(row)))
+        shown.append(ids)
+    fig = _new_figure(False)
+    if data.is_image:
+        fig.add_trace(go.Image(source=_png_uri(gallery_mosaic(rows, gap=3)),
+                               hoverinfo="skip"))
+        h = data.input_shape[-2]
+        fig.update_yaxes(tickvals=[h / 2, h + 3 + h / 2],
+                         ticktext=[f"train ({len(train_classes)})",
+                                   f"test ({len(test_classes)})"],
+                         showgrid=False, showline=False)
+        fig.update_xaxes(showticklabels=False, showgrid=False, showline=False)
+    fig.update_layout(
+        title=title or f"one image per class (first {max_classes})", height=height,
+        margin=dict(l=90, r=20, t=50, b=10), meta={"train": shown[0], "test": shown[1]})
+    return fig
 
 
 def task_gallery(task: Any, *, n_query: int = 3, invert: bool = False,

@@ -1,0 +1,174 @@
+"""ShiftExplorer: a slider over a ladder of class splits of growing distribution shift."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from dml_kit._validation import check_int
+from dml_kit.data.core import Dataset
+from dml_kit.experiments.shift_study import zero_shot_recall
+from dml_kit.viz import figures as F
+from dml_kit.widgets.base import (
+    _config_or_classroom,
+    _disabled,
+    _figure_widget,
+    _Panel,
+    _replace_figure,
+    _status,
+)
+
+__all__ = ["ShiftExplorer", "zero_shot_evaluator", "score_rows"]
+
+
+def _split_parts(split: Any) -> tuple[tuple[int, ...], tuple[int, ...], float]:
+    try:
+        return (tuple(int(c) for c in split.train_classes),
+                tuple(int(c) for c in split.test_classes), float(split.distance))
+    except AttributeError as exc:
+        raise ValueError("each ladder entry needs train_classes, test_classes and distance "
+                         f"(like dml_kit.data.shift.ShiftSplit); got {type(split).__name__}"
+                         ) from exc
+
+
+def zero_shot_evaluator(config: Any = None, *, epochs: int = 3, batches_per_epoch: int = 20,
+                        max_test_classes: int = 100, eval_draws: int = 10, seed: int = 0
+                        ) -> Callable[[Dataset, Any], dict[str, float]]:
+    """A quick ``evaluate(data, split)`` for :class:`ShiftExplorer`: a short training of
+    :func:`dml_kit.experiments.shift_study.zero_shot_recall` (``metric`` embedding,
+    ``epochs`` source epochs of ``batches_per_epoch`` batches) whose cosine Recall@1 on the
+    split's test classes (mean over ``eval_draws`` draws of ``max_test_classes`` of them;
+    ooDML's headline metric) comes back as ``{"zero_shot": r1}``."""
+    cfg = _config_or_classroom(config).replace(source_epochs=epochs,
+                                               batches_per_epoch=batches_per_epoch)
+
+    def evaluate(data: Dataset, split: Any) -> dict[str, float]:
+        n_test = len(_split_parts(split)[1])
+        scores = zero_shot_recall(data, split, cfg, seed=seed, eval_draws=eval_draws,
+                                  max_test_classes=min(max_test_classes, n_test))
+        return {"zero_shot": scores["recall@1"]}
+
+    return evaluate
+
+
+def score_rows(scores: Mapping[str, float], distance: float, *, value: str = "recall@1",
+               method: str = "") -> list[dict[str, Any]]:
+    """The adapter at this panel's edge: an ``evaluate`` callback's ``{"zero_shot": ..,
+    "few_shot": ..}`` (either key optional; ``"k"``: the few-shot shots) -> rows of the
+    kit's one shift-results shape (``distance, method, setting, k, value``, as
+    :func:`dml_kit.experiments.generalisation_study` returns them)."""
+    rows = []
+    for key, setting in (("zero_shot", "zero-shot"), ("few_shot", "few-shot")):
+        score = scores.get(key, scores.get(setting))
+        if score is not None:
+            k = 0 if setting == "zero-shot" else int(scores.get("k", 1))
+            rows.append({"distance": float(distance), "method": method, "setting": setting,
+                         "k": k, value: float(score)})
+    if not rows:
+        raise ValueError(f"evaluate returned no zero_shot/few_shot score: {dict(scores)}")
+    return rows
+
+
+class ShiftExplorer(_Panel):
+    """A slider over a ladder of class splits of growing distribution shift (ooDML).
+
+    Assumes each ladder entry has ``train_classes`` and ``test_classes`` (class ids of
+    ``data``) and ``distance`` (the Fréchet distance between the two sides), as
+    :class:`dml_kit.data.shift.ShiftSplit` from :func:`dml_kit.data.shift_splits` does.
+
+    Shows, for the selected split: its distance and class counts, sample images of its
+    train classes (top row) and test classes (bottom row), and the shift curve
+    (``value`` against distance, zero-shot solid, few-shot dashed) with the selected split
+    marked. Curve points come from ``results`` (the kit's one shape of shift results, the
+    table :func:`dml_kit.experiments.generalisation_study` returns: ``distance``,
+    ``setting``, ``k``, ``value``) and from the ``Evaluate`` button, which calls
+    ``evaluate(data, split) -> {"zero_shot": .., "few_shot": ..}`` (e.g.
+    :func:`zero_shot_evaluator`; :func:`score_rows` turns the scores into rows of that
+    shape); without ``evaluate`` the button is disabled.
+
+    Attributes: ``split`` (slider: index into the ladder), ``evaluate_button``,
+    ``samples`` (sample-image figure), ``curve`` (shift curve), ``results`` (rows so far,
+    in the study's shape).
+    """
+
+    def __init__(self, data: Dataset, ladder: Sequence[Any], *, results: Any = None,
+                 evaluate: Callable[[Dataset, Any], dict[str, float]] | None = None,
+                 value: str = "recall@1", max_classes: int = 12, index: int = 0) -> None:
+        super().__init__()
+        if not isinstance(data, Dataset):
+            raise ValueError(f"data must be a dml_kit.data.Dataset, got {type(data).__name__}")
+        if len(ladder) < 1:
+            raise ValueError("ladder must hold at least one split")
+        self.data, self.ladder = data, list(ladder)
+        self._parts = [_split_parts(s) for s in self.ladder]
+        for i, (tr, te, _) in enumerate(self._parts):
+            bad = [c for c in tr + te if not 0 <= c < data.n_classes]
+            if bad:
+                raise ValueError(f"ladder[{i}] names classes {bad[:5]} outside 0.."
+                                 f"{data.n_classes - 1} of {data.name!r}")
+        self.value = value
+        self.max_classes = check_int("max_classes", max_classes, 1, 50)
+        self._evaluate = evaluate
+        self.results: list[dict[str, Any]] = []
+        if results is not None:
+            F.shift_curve_frame(results, value=value)      # refuse an unreadable table now
+            self.results = (results.to_dict("records") if hasattr(results, "to_dict")
+                            else [dict(r) for r in results])
+        self.split = widgets.IntSlider(value=check_int("index", index, 0, len(ladder) - 1),
+                                       min=0, max=len(ladder) - 1, description="split",
+                                       continuous_update=False)
+        self.evaluate_button = widgets.Button(description="Evaluate this split",
+                                              disabled=evaluate is None, icon="play")
+        self.samples = _figure_widget(height=240)
+        self.curve = _figure_widget(height=360)
+        self.children = [widgets.HBox([self.split, self.evaluate_button]), self.status,
+                         self.samples, self.curve]
+        self.split.observe(self._guard(lambda change: self.refresh()), names="value")
+        self.evaluate_button.on_click(self._guard(self._on_evaluate))
+        self._guard(self.refresh)()
+
+    @property
+    def selected(self) -> Any:
+        """The selected ladder entry."""
+        return self.ladder[self.split.value]
+
+    def _sample_figure(self) -> go.Figure:
+        train_ids, test_ids, fd = self._parts[self.split.value]
+        return F.class_samples(self.data, train_ids, test_ids, max_classes=self.max_classes,
+                               title=f"split {self.split.value}: FD {fd:.3g} - one image per "
+                                     f"class (first {self.max_classes})")
+
+    def _curve_figure(self) -> go.Figure:
+        fd = self._parts[self.split.value][2]
+        marks = dict(marker=(fd, f"split {self.split.value}"),
+                     ticks=[p[2] for p in self._parts])
+        fig = (F.accuracy_vs_distance(self.results, value=self.value, **marks) if self.results
+               else F.empty_shift_curve(value=self.value, **marks))
+        fig.update_layout(height=360)
+        return fig
+
+    def refresh(self) -> None:
+        """Redraw for the selected split."""
+        train_ids, test_ids, fd = self._parts[self.split.value]
+        _replace_figure(self.samples, self._sample_figure())
+        _replace_figure(self.curve, self._curve_figure())
+        self.status.value = _status(
+            f"split {self.split.value} of {len(self.ladder)}: Fréchet distance {fd:.3g}, "
+            f"{len(train_ids)} train / {len(test_ids)} test classes")
+
+    def _on_evaluate(self, button: Any = None) -> None:
+        if self._evaluate is None:
+            raise ValueError("no evaluate function was given to ShiftExplorer")
+        self.status.value = _status(f"evaluating split {self.split.value} ...")
+        with _disabled(self.evaluate_button):
+            scores = dict(self._evaluate(self.data, self.selected))
+        _, _, fd = self._parts[self.split.value]
+        self.results = [r for r in self.results
+                        if not (r.get("distance") == fd and r.get("method", "") == "")]
+        self.results += score_rows(scores, fd, value=self.value)
+        self.refresh()
+
+
