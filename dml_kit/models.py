@@ -8,6 +8,7 @@ the classification baselines (scratch, weight transfer).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -133,12 +134,22 @@ class Classifier(nn.Module):
         return self.head(self.embedder(x))
 
 
+def for_shape(input_shape: Sequence[int], embedding_dim: int = 64, *, channels: int = 64,
+              hidden: Sequence[int] = (256,), normalize: bool = False) -> nn.Module:
+    """The kit's one model choice for an input of shape ``input_shape`` (one example):
+    :class:`Conv4` (``channels`` filters) for images ``(C, H, W)`` of at least 16x16
+    pixels, else an :class:`MLP` (``hidden`` widths) over the flattened input (vectors,
+    scikit-learn's 8x8 digits). Outputs are L2-normalised only with ``normalize``."""
+    shape = tuple(input_shape)
+    if len(shape) == 3 and min(shape[-2:]) >= 16:
+        return Conv4(shape[0], embedding_dim=embedding_dim, channels=channels,
+                     normalize=normalize)
+    return MLP(math.prod(shape), embedding_dim=embedding_dim, hidden=hidden,
+               normalize=normalize)
+
+
 def for_data(data: Dataset, embedding_dim: int = 64, normalize: bool = False) -> nn.Module:
-    """Pick the embedder that suits ``data``: Conv4 for images of at least 16x16 pixels,
-    an MLP for vectors and small images (scikit-learn's 8x8 digits)."""
-    if data.is_image and min(data.input_shape[-2:]) >= 16:
-        return Conv4(data.input_shape[0], embedding_dim=embedding_dim, normalize=normalize)
-    in_features = 1
-    for s in data.input_shape:
-        in_features *= s
-    return MLP(in_features, embedding_dim=embedding_dim, normalize=normalize)
+    """Pick the embedder that suits ``data`` (:func:`for_shape` with its defaults: Conv4
+    with 64 filters for images of at least 16x16 pixels, an MLP with one hidden layer of
+    256 units for vectors and small images such as scikit-learn's 8x8 digits)."""
+    return for_shape(data.input_shape, embedding_dim, normalize=normalize)

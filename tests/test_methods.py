@@ -132,7 +132,7 @@ def test_errors_name_the_problem(task, sources):
 def test_recalibrate_batchnorm_sets_the_support_statistics():
     from torch import nn
 
-    from dml_kit.methods.common import recalibrate_batchnorm
+    from dml_kit.methods.phases import recalibrate_batchnorm
 
     torch.manual_seed(0)
     conv, bn = nn.Conv2d(1, 3, kernel_size=3), nn.BatchNorm2d(3)
@@ -165,3 +165,79 @@ def test_very_short_scratch_training_beats_chance():
                           target_lr=5e-3)
     result = methods.run("scratch", task, config=config, seed=0)
     assert result.accuracy > 0.4, f"{result.accuracy:.3f} (chance 0.2)"
+
+
+def test_a_seventh_method_needs_one_new_module(tmp_path):
+    """A new method is one Method object (here a namespace standing for its module): once
+    registered, run, run_grid and report know it; nothing else changes."""
+    import types
+
+    from dml_kit.experiments import report, run_grid
+    from dml_kit.losses import class_means, pairwise_scores
+    from dml_kit.methods.phases import TargetPhase
+    from dml_kit.methods.results import RunResult
+
+    def evaluate(source, task, phase: TargetPhase, *, seed, callbacks=None):
+        """Nearest class mean on raw pixels (squared Euclidean): no training at all."""
+        classes, protos = class_means(task.support_x.flatten(1).double(), task.support_y)
+        scores = pairwise_scores(task.query_x.flatten(1).double(), protos, "sqeuclidean")
+        acc = float((classes[scores.argmax(1)] == task.query_y).double().mean())
+        return RunResult("raw_prototype", acc, task.n_way, task.k_shot, seed)
+
+    module = types.SimpleNamespace(METHOD=methods.Method(
+        "raw_prototype", "nearest class mean on raw pixels", evaluate))
+    tiny = {"embedding_dim": 32, "hidden": (64,), "source_epochs": 3, "source_patience": 2,
+            "batch_classes": 5, "batch_per_class": 8, "batches_per_epoch": 10,
+            "episodes_per_epoch": 10, "target_epochs": 5, "target_patience": 3}
+    with methods.registered(module.METHOD):
+        assert methods.available()[-1] == "raw_prototype"
+        assert module.METHOD.source_key(MethodConfig(), 5, 1) is None
+        assert module.METHOD.loss_name(MethodConfig()) == "none"
+        frame = run_grid("digits", ["raw_prototype", "scratch"], [1, 5], [5], [0], tasks=2,
+                         store=tmp_path / "r.sqlite", executor="serial", progress=False,
+                         compare_losses=[], **tiny)
+        rows = frame[frame["method"] == "raw_prototype"]
+        assert len(rows) == 4 and (rows["accuracy"] > 0.5).all()
+        assert set(rows["loss"]) == {"none"}
+        table = report(tmp_path / "r.sqlite", dataset="digits")
+        assert "raw_prototype" in table.accuracy.columns
+        assert table.accuracy.loc[(5, 5), "raw_prototype"] == pytest.approx(
+            rows[rows["k"] == 5]["accuracy"].mean())
+    assert "raw_prototype" not in methods.available()
+    with pytest.raises(ValueError, match="raw_prototype"):
+        methods.get("raw_prototype")
+    with pytest.raises(ValueError, match="already registered"):
+        methods.register(methods.get("metric"))
+
+
+def test_methods_declare_their_loss_regularizer_and_source():
+    config = MethodConfig(loss="triplet")
+    assert {m: methods.get(m).loss_name(config) for m in methods.available()} == {
+        "scratch": "cross_entropy", "weight_transfer": "cross_entropy", "metric": "triplet",
+        "protonet": "prototypical", "adapted_metric": "triplet",
+        "adapted_protonet": "prototypical"}
+    assert [m for m in methods.available() if methods.get(m).uses_regularizer] == [
+        "metric", "protonet", "adapted_metric", "adapted_protonet"]
+    assert methods.get("adapted_metric").source is methods.get("metric").source
+
+
+def test_source_keys_ignore_every_target_phase_field():
+    from dml_kit.methods.config import fields_of, phase_of
+
+    assert set(fields_of("target", "adapt")) >= {"adapt_lr", "adapt_patience", "classify"}
+    assert phase_of("loss") == ("embedding", "loss")
+    base = MethodConfig()
+    changed = base.replace(adapt_lr=0.5, adapt_patience=2, target_lr=0.1, target_epochs=3,
+                           target_patience=1, adapt_episodes_per_epoch=9, classify="prototype",
+                           head_only=True)
+    for name in methods.available():
+        entry = methods.get(name)
+        assert entry.source_key(base, 5, 5) == entry.source_key(changed, 5, 5), name
+    # the config hash (results stores) still sees them
+    assert base.hash_dict() != changed.hash_dict()
+
+
+def test_epoch_seed_is_the_one_rule():
+    from dml_kit.methods.batches import epoch_seed
+
+    assert epoch_seed(3, 7) == 3007

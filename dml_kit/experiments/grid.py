@@ -166,7 +166,7 @@ def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> 
                             train_k, config=config, source=spec.source,
                             preset=spec.preset, download=download)
         jobs[key].cells.append(c)
-    weight = {None: 0, "classifier": 1, "protonet": 2, "embedding": 3}
+    weight = {METHODS[c.method].source_kind: METHODS[c.method].source_cost for c in cells}
     return sorted(jobs.values(), key=lambda j: (-weight[j.source_kind], -len(j.cells), j.seed))
 
 
@@ -239,12 +239,7 @@ def check_grid_fits(spec: GridSpec, download: bool = False) -> None:
 
 # ---- running one job --------------------------------------------------------------------
 def _loss_name(method: str, config: MethodConfig) -> str:
-    kind = METHODS[method].source_kind
-    if kind == "embedding":
-        return config.loss
-    if kind == "protonet":
-        return "prototypical"
-    return "cross_entropy"
+    return METHODS[method].loss_name(config)
 
 
 def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:

@@ -1,7 +1,10 @@
 """The six methods of *Adapted Deep Embeddings* (Scott, Ridgeway & Mozer, NeurIPS 2018).
 
 Each method is a short recipe module over the one training loop
-(:func:`dml_kit.training.fit`); all return a :class:`RunResult`:
+(:func:`dml_kit.training.fit`) that declares one :class:`Method` (``METHOD``): its
+source trainer, whether it reads ``config.loss`` and the regularizer, its target phase.
+This package registers the six; :func:`register` adds another. All return a
+:class:`RunResult`:
 
 ================== ================ ===================================================
 name               source model     target phase
@@ -22,17 +25,17 @@ Usage::
     result = methods.run("adapted_metric", task, split.source, regularizer="sec",
                          regularizer_weight=1.0)
 
-To share one source model across tasks (what :func:`dml_kit.experiments.run_grid` does),
-train it once with :func:`train_source` and pass the :class:`SourceModel` as ``source``.
+:func:`run` splits the config into phase objects once
+(:func:`dml_kit.methods.phases.phases`). To share one source model across tasks (what
+:func:`dml_kit.experiments.run_grid` does), train it once with :func:`train_source` and
+pass the :class:`SourceModel` as ``source``.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from dml_kit.data import KShotTask
 from dml_kit.data.core import Dataset
 from dml_kit.methods import (
     adapted_metric,
@@ -42,11 +45,23 @@ from dml_kit.methods import (
     scratch,
     weight_transfer,
 )
-from dml_kit.methods.common import K1_NOTE, CallbacksArg, RunResult, SourceModel
 from dml_kit.methods.config import MethodConfig
+from dml_kit.methods.registry import (
+    METHODS,
+    Method,
+    SourceTrainer,
+    available,
+    get,
+    register,
+    registered,
+    source_trainers,
+    unregister,
+)
+from dml_kit.methods.results import K1_NOTE, CallbacksArg, RunResult, SourceModel
 
 __all__ = ["K1_NOTE", "METHODS", "RECIPE_VERSION", "Method", "MethodConfig", "RunResult",
-           "SourceModel", "available", "get", "run", "train_source"]
+           "SourceModel", "SourceTrainer", "available", "get", "register", "registered",
+           "run", "train_source", "unregister"]
 
 #: Version of the method recipes. Bump it whenever a change to a recipe (this package,
 #: the training loop, a loss) changes what a run computes for the same settings: results
@@ -55,114 +70,26 @@ __all__ = ["K1_NOTE", "METHODS", "RECIPE_VERSION", "Method", "MethodConfig", "Ru
 #: statistics on the support before scoring.
 RECIPE_VERSION = 2
 
-#: fields that only matter in the target phase (not part of a source model's identity)
-_TARGET_ONLY = ("target_epochs", "target_patience", "target_lr", "adapt_episodes_per_epoch",
-                "classify", "head_only")
-
-
-@dataclass(frozen=True)
-class Method:
-    """A registry entry.
-
-    Attributes:
-        name: registry name.
-        description: one line.
-        source_kind: ``None`` (no source data), ``"classifier"``, ``"embedding"`` or
-            ``"protonet"``: methods with the same kind (and config) share a source model.
-        adapted: fine-tunes an embedding on the target support (the hybrids).
-        embedding: classifies by distances in an embedding (metric, protonet, hybrids).
-        parent: for a hybrid, the method it adapts.
-        evaluate: the target phase ``evaluate(source, task, config, *, seed, callbacks)``.
-    """
-
-    name: str
-    description: str
-    source_kind: str | None
-    adapted: bool
-    embedding: bool
-    parent: str | None
-    evaluate: Callable[..., RunResult]
-
-    def source_key(self, config: MethodConfig, n_way: int, k_shot: int) -> str | None:
-        """A string naming the source model this method needs for an (n, k) task under
-        ``config`` (``None`` for ``scratch``). Methods and tasks with equal keys can share
-        one trained source model: classifiers and metric embeddings do not depend on the
-        task; protonets are trained with the target's n-way k-shot episodes (unless
-        ``train_way``/``train_shot`` fix them)."""
-        if self.source_kind is None:
-            return None
-        fields = {k: v for k, v in config.hash_dict().items() if k not in _TARGET_ONLY}
-        if self.source_kind != "embedding":
-            for k in ("loss", "loss_params"):
-                fields.pop(k)
-        if self.source_kind != "protonet":
-            for k in ("episodes_per_epoch", "query_per_class", "train_way", "train_shot"):
-                fields.pop(k)
-        else:
-            fields["way"] = config.train_way or n_way
-            fields["shot"] = config.train_shot or k_shot
-        if self.source_kind == "classifier":
-            for k in ("regularizer", "regularizer_params", "regularizer_weight"):
-                fields.pop(k)
-        return self.source_kind + ":" + json.dumps(fields, sort_keys=True, default=str)
-
-    def train_source(self, source: Dataset, config: MethodConfig, *, n_way: int, k_shot: int,
-                     seed: int, callbacks: CallbacksArg = None) -> SourceModel:
-        """Train the source model this method needs (see :attr:`source_kind`)."""
-        if self.source_kind is None:
-            raise ValueError(f"method {self.name!r} uses no source data")
-        return train_source(self.source_kind, source, config, n_way=n_way, k_shot=k_shot,
-                            seed=seed, callbacks=callbacks)
+for _module in (scratch, weight_transfer, metric, protonet, adapted_metric, adapted_protonet):
+    register(_module.METHOD)
+del _module
 
 
 def train_source(kind: str, source: Dataset, config: MethodConfig | None = None, *,
                  n_way: int = 5, k_shot: int = 1, seed: int = 0,
                  callbacks: CallbacksArg = None) -> SourceModel:
-    """Train a source model of ``kind`` (``"classifier"``, ``"embedding"``, ``"protonet"``)
-    on the ``source`` dataset; ``n_way``/``k_shot`` shape the protonet episodes."""
-    config = config or MethodConfig()
-    if kind == "classifier":
-        return weight_transfer.train_source(source, config, seed=seed, callbacks=callbacks)
-    if kind == "embedding":
-        return metric.train_source(source, config, seed=seed, callbacks=callbacks)
-    if kind == "protonet":
-        return protonet.train_source(source, config, n_way=n_way, k_shot=k_shot, seed=seed,
-                                     callbacks=callbacks)
-    raise ValueError(f"unknown source kind {kind!r}; choose one of: classifier, embedding, "
-                     "protonet")
+    """Train a source model of ``kind`` (``"classifier"``, ``"embedding"``, ``"protonet"``,
+    or the kind of any registered method) on the ``source`` dataset; ``n_way``/``k_shot``
+    shape the protonet episodes."""
+    trainers = source_trainers()
+    if kind not in trainers:
+        raise ValueError(f"unknown source kind {kind!r}; choose one of: "
+                         f"{', '.join(trainers)}")
+    return trainers[kind](source, config or MethodConfig(), n_way=n_way, k_shot=k_shot,
+                          seed=seed, callbacks=callbacks)
 
 
-METHODS: dict[str, Method] = {
-    m.name: m for m in (
-        Method("scratch", "classifier trained on the target support only (baseline)",
-               None, False, False, None, scratch.evaluate),
-        Method("weight_transfer", "source classifier, new head fine-tuned on the support",
-               "classifier", False, False, None, weight_transfer.evaluate),
-        Method("metric", "source metric embedding (histogram loss), 1-NN cosine",
-               "embedding", False, True, None, metric.evaluate),
-        Method("protonet", "episodic prototypical network, nearest prototype",
-               "protonet", False, True, None, protonet.evaluate),
-        Method("adapted_metric", "metric embedding fine-tuned on the support, same loss",
-               "embedding", True, True, "metric", adapted_metric.evaluate),
-        Method("adapted_protonet", "protonet fine-tuned on support episodes (75%/25%)",
-               "protonet", True, True, "protonet", adapted_protonet.evaluate),
-    )
-}
-
-
-def available() -> list[str]:
-    """Method names, in the paper's order (baselines, DML, few-shot, hybrids)."""
-    return list(METHODS)
-
-
-def get(name: str) -> Method:
-    """The registry entry of ``name``; unknown names raise ``ValueError`` listing the choices."""
-    if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
-    return METHODS[name]
-
-
-def run(method: str, task: Any, source: Dataset | SourceModel | None = None,
+def run(method: str, task: KShotTask, source: Dataset | SourceModel | None = None,
         config: MethodConfig | None = None, *, seed: int | None = None,
         callbacks: CallbacksArg = None, **overrides: Any) -> RunResult:
     """Run ``method`` on a k-shot ``task``.
@@ -185,8 +112,9 @@ def run(method: str, task: Any, source: Dataset | SourceModel | None = None,
         A :class:`RunResult`; ``source_seconds`` is 0 when a trained source was passed.
     """
     entry = get(method)
-    config = (config or MethodConfig()).replace(**overrides) if overrides else \
-        (config or MethodConfig())
+    config = config or MethodConfig()
+    if overrides:
+        config = config.replace(**overrides)
     seed = int(getattr(task, "seed", 0)) if seed is None else seed
     source_model: SourceModel | None = None
     source_seconds = 0.0

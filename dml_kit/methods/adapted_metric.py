@@ -17,46 +17,42 @@ equals its parent and the result says so (``notes``), as in the paper's code.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import torch
+
+from dml_kit.data import KShotTask
 from dml_kit.methods import metric
-from dml_kit.methods.common import (
-    CallbacksArg,
-    RunResult,
-    SourceModel,
-    adapt_embedder,
-    balanced_batches,
-    make_loss,
-    unadapted,
-)
-from dml_kit.methods.config import MethodConfig
+from dml_kit.methods.batches import balanced_batches, epoch_seed
+from dml_kit.methods.phases import TargetPhase, adapt_embedder, unadapted
+from dml_kit.methods.registry import Method
+from dml_kit.methods.results import CallbacksArg, RunResult, SourceModel
 
 NAME = "adapted_metric"
 PARENT = metric.NAME
 
 
-def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,
+def evaluate(source: SourceModel, task: KShotTask, phase: TargetPhase, *, seed: int,
              callbacks: CallbacksArg = None) -> RunResult:
     """Fine-tune the source embedding on the support (k >= 2), then classify as ``metric``."""
     if task.k_shot < 2:
-        return unadapted(metric.evaluate, NAME, source, task, config, seed=seed,
+        return unadapted(metric.evaluate, NAME, source, task, phase, seed=seed,
                          callbacks=callbacks)
-    loss_fn = make_loss(config, num_classes=task.n_way)
+    loss_fn = phase.objective.build(num_classes=task.n_way)
     sx, sy = task.support_x, task.support_y
-    one_batch = len(sy) <= config.batch_classes * config.batch_per_class
+    one_batch = len(sy) <= phase.batches.balanced_size
 
-    def batches(epoch: int):
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if one_batch:
             yield sx, sy
         else:
-            for ix in balanced_batches(sy, config, seed * 1000 + epoch):
+            for ix in balanced_batches(sy, phase.batches, epoch_seed(seed, epoch)):
                 yield sx[ix], sy[ix]
 
-    def make_step(embedder):
-        def step(batch):
-            x, y = batch
-            return loss_fn(embedder(x), y)
-        return step
+    return adapt_embedder(source, task, phase, method=NAME, rule=phase.classify,
+                          batches=batches, loss_fn=loss_fn, seed=seed, callbacks=callbacks)
 
-    return adapt_embedder(source, task, config, method=NAME, rule=config.classify,
-                          batches=batches, make_step=make_step,
-                          extra_parameters=loss_fn.parameters(), seed=seed,
-                          callbacks=callbacks)
+
+METHOD = Method(NAME, "metric embedding fine-tuned on the support, same loss", evaluate,
+                source=metric.SOURCE, adapted=True, embedding=True, parent=PARENT,
+                uses_loss=True, uses_regularizer=True)

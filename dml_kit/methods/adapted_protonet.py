@@ -17,19 +17,16 @@ With ``k = 1`` there is no query to hold out: no adaptation, the hybrid equals i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
+from dml_kit.data import KShotTask
 from dml_kit.methods import protonet
-from dml_kit.methods.common import (
-    CallbacksArg,
-    RunResult,
-    SourceModel,
-    adapt_embedder,
-    episodes,
-    make_regularizer,
-    unadapted,
-)
-from dml_kit.methods.config import MethodConfig
+from dml_kit.methods.batches import episode_batches, epoch_seed
+from dml_kit.methods.phases import TargetPhase, adapt_embedder, unadapted
+from dml_kit.methods.registry import Method
+from dml_kit.methods.results import CallbacksArg, RunResult, SourceModel
 
 NAME = "adapted_protonet"
 PARENT = protonet.NAME
@@ -43,24 +40,24 @@ def adaptation_split(k_shot: int) -> tuple[int, int]:
     return s, k_shot - s
 
 
-def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,
+def evaluate(source: SourceModel, task: KShotTask, phase: TargetPhase, *, seed: int,
              callbacks: CallbacksArg = None) -> RunResult:
     """Fine-tune the protonet on support episodes (k >= 2), then nearest prototype."""
     if task.k_shot < 2:
-        return unadapted(protonet.evaluate, NAME, source, task, config, seed=seed,
+        return unadapted(protonet.evaluate, NAME, source, task, phase, seed=seed,
                          callbacks=callbacks)
     sx, sy = task.support_x, task.support_y
     shot, query = adaptation_split(task.k_shot)
-    reg = make_regularizer(config)
 
-    def batches(epoch: int):
-        for ep in episodes(sy, task.n_way, shot, query, config.adapt_episodes_per_epoch,
-                           seed * 1000 + epoch):
-            yield (torch.cat([sx[ep.support_idx], sx[ep.query_idx]]), ep.support_y,
-                   ep.query_y)
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        yield from episode_batches(sx, sy, task.n_way, shot, query, phase.adapt_episodes,
+                                   epoch_seed(seed, epoch))
 
-    return adapt_embedder(source, task, config, method=NAME, rule="prototype",
-                          batches=batches,
-                          make_step=lambda e: protonet.episode_loss(e, config, reg),
-                          extra_parameters=reg.parameters() if reg else (), seed=seed,
+    return adapt_embedder(source, task, phase, method=NAME, rule="prototype", batches=batches,
+                          loss_fn=phase.objective.build_episodic(), seed=seed,
                           callbacks=callbacks, notes=f"episodes {shot}+{query} per class")
+
+
+METHOD = Method(NAME, "protonet fine-tuned on support episodes (75%/25%)", evaluate,
+                source=protonet.SOURCE, adapted=True, embedding=True, parent=PARENT,
+                uses_regularizer=True, loss="prototypical")

@@ -20,7 +20,7 @@ The defaults are CPU-sized (a few seconds per method on ``digits``); the presets
   ``target_patience``), ``adapt_episodes_per_epoch``. An epoch over a tiny support is one
   or two steps; scratch and weight transfer recompute Conv-4's batch-norm statistics on
   the support before scoring, so even a few epochs leave chance (see
-  :func:`dml_kit.methods.common.recalibrate_batchnorm`);
+  :func:`dml_kit.methods.phases.recalibrate_batchnorm`);
 * the embedding: ``loss`` (a :mod:`dml_kit.losses` name; histogram by default),
   ``loss_params``, ``regularizer`` (``"sec"``, ``"lp"``, ``"ring"``), ``regularizer_params``,
   ``regularizer_weight``;
@@ -28,7 +28,11 @@ The defaults are CPU-sized (a few seconds per method on ``digits``); the presets
   histogram rule; ``"prototype"``: nearest class mean), ``head_only`` (weight transfer
   fine-tunes only the new output layer).
 
-``device`` and ``progress`` do not change results and are left out of :meth:`hash_dict`.
+Each field declares its phase in its metadata (:data:`PHASES`, :func:`phase_of`,
+:func:`fields_of`): source models are keyed by the fields they depend on
+(:meth:`dml_kit.methods.Method.source_key`), and :func:`dml_kit.methods.phases.phases`
+splits a config into the objects the recipes read. ``device`` and ``progress`` (phase
+``run``) do not change results and are left out of :meth:`hash_dict`.
 """
 
 from __future__ import annotations
@@ -37,56 +41,74 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from dml_kit import regularizers
 from dml_kit._validation import check_choice, check_float, check_int
 
 CLASSIFY_RULES = ("1nn", "prototype")
-REGULARIZERS = ("sec", "lp", "ring")
-# fields that do not change what a run computes (excluded from config hashes)
-NOT_HASHED = ("device", "progress")
+
+
+#: The phases a config field can belong to, in run order: the network (``model``), the
+#: source phase T1 (``source``; ``episodes`` for the episodic source phase), the target
+#: phase T2 (``target``; ``adapt`` for the hybrids' fine-tuning), the embedding
+#: objective (``embedding``: its loss part and its regularizer part) and run-time only
+#: switches (``run``: not hashed, never change a result).
+PHASES = ("model", "source", "episodes", "target", "adapt", "embedding", "run")
+#: the phases a source model does not depend on (source models are shared across them)
+TARGET_PHASES = ("target", "adapt")
+
+
+def _f(default: Any, phase: str, part: str | None = None) -> Any:
+    """A config field of ``phase`` (``part``: ``"loss"`` or ``"regularizer"`` for the
+    embedding objective's fields); mutable defaults become factories."""
+    meta = {"phase": phase, "part": part}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """Settings shared by every method (see the module docstring for the groups)."""
+    """Settings shared by every method (see the module docstring for the groups); each
+    field's metadata names its phase (:func:`phase_of`, :func:`fields_of`)."""
 
     # model
-    embedding_dim: int = 64
-    channels: int = 32
-    hidden: tuple[int, ...] = (256,)
+    embedding_dim: int = _f(64, "model")
+    channels: int = _f(32, "model")
+    hidden: tuple[int, ...] = _f((256,), "model")
     # source phase
-    source_epochs: int = 30
-    source_patience: int = 5
-    source_lr: float = 1e-3
-    val_fraction: float = 0.2
-    val_classes: int | None = 100
-    batch_classes: int = 16
-    batch_per_class: int = 8
-    batch_size: int = 128
-    batches_per_epoch: int | None = None
+    source_epochs: int = _f(30, "source")
+    source_patience: int = _f(5, "source")
+    source_lr: float = _f(1e-3, "source")
+    val_fraction: float = _f(0.2, "source")
+    val_classes: int | None = _f(100, "source")
+    batch_classes: int = _f(16, "source")
+    batch_per_class: int = _f(8, "source")
+    batch_size: int = _f(128, "source")
+    batches_per_epoch: int | None = _f(None, "source")
     # episodes (protonets)
-    episodes_per_epoch: int = 50
-    query_per_class: int = 5
-    train_way: int | None = None
-    train_shot: int | None = None
+    episodes_per_epoch: int = _f(50, "episodes")
+    query_per_class: int = _f(5, "episodes")
+    train_way: int | None = _f(None, "episodes")
+    train_shot: int | None = _f(None, "episodes")
     # target phase
-    target_epochs: int = 50
-    target_patience: int = 10
-    target_lr: float = 1e-3
-    adapt_lr: float | None = None
-    adapt_patience: int | None = None
-    adapt_episodes_per_epoch: int = 5
+    target_epochs: int = _f(50, "target")
+    target_patience: int = _f(10, "target")
+    target_lr: float = _f(1e-3, "target")
+    adapt_lr: float | None = _f(None, "adapt")
+    adapt_patience: int | None = _f(None, "adapt")
+    adapt_episodes_per_epoch: int = _f(5, "adapt")
     # embedding loss and regularizer
-    loss: str = "histogram"
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    regularizer: str | None = None
-    regularizer_params: dict[str, Any] = field(default_factory=dict)
-    regularizer_weight: float = 0.0
+    loss: str = _f("histogram", "embedding", "loss")
+    loss_params: dict[str, Any] = _f({}, "embedding", "loss")
+    regularizer: str | None = _f(None, "embedding", "regularizer")
+    regularizer_params: dict[str, Any] = _f({}, "embedding", "regularizer")
+    regularizer_weight: float = _f(0.0, "embedding", "regularizer")
     # evaluation
-    classify: str = "1nn"
-    head_only: bool = False
+    classify: str = _f("1nn", "target")
+    head_only: bool = _f(False, "target")
     # run-time only
-    device: str | None = None
-    progress: bool = False
+    device: str | None = _f(None, "run")
+    progress: bool = _f(False, "run")
 
     def __post_init__(self) -> None:
         check_int("embedding_dim", self.embedding_dim, 1)
@@ -121,7 +143,7 @@ class MethodConfig:
         if not isinstance(self.loss, str) or not self.loss:
             raise ValueError(f"loss must be a loss name, got {self.loss!r}")
         if self.regularizer is not None:
-            check_choice("regularizer", self.regularizer, REGULARIZERS)
+            check_choice("regularizer", self.regularizer, regularizers.available())
         check_float("regularizer_weight", self.regularizer_weight, 0.0)
         check_choice("classify", self.classify, CLASSIFY_RULES)
         for name in ("loss_params", "regularizer_params"):
@@ -142,7 +164,7 @@ class MethodConfig:
     def hash_dict(self) -> dict[str, Any]:
         """The fields that change results, as a JSON-friendly dict (for config hashes)."""
         d = dataclasses.asdict(self)
-        for name in NOT_HASHED:
+        for name in fields_of("run"):
             d.pop(name, None)
         d["hidden"] = list(self.hidden)
         return d
@@ -150,3 +172,24 @@ class MethodConfig:
     @property
     def regularized(self) -> bool:
         return self.regularizer is not None and self.regularizer_weight > 0
+
+
+def phase_of(name: str) -> tuple[str, str | None]:
+    """``(phase, part)`` of the config field ``name`` (see :data:`PHASES`)."""
+    for f in dataclasses.fields(MethodConfig):
+        if f.name == name:
+            return f.metadata["phase"], f.metadata["part"]
+    raise ValueError(f"unknown config field {name!r}")
+
+
+def fields_of(*phases: str, part: str | None = None) -> tuple[str, ...]:
+    """Names of the config fields of the given ``phases`` (and ``part``, when given), in
+    declaration order: ``fields_of("target", "adapt")`` are the target-only fields."""
+    for phase in phases:
+        check_choice("phase", phase, PHASES)
+    return tuple(f.name for f in dataclasses.fields(MethodConfig)
+                 if f.metadata["phase"] in phases and (part is None or f.metadata["part"] == part))
+
+
+#: fields that do not change what a run computes (excluded from config hashes)
+NOT_HASHED = fields_of("run")

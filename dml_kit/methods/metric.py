@@ -16,59 +16,58 @@ Recipe (Adapted Deep Embeddings, "histogram loss", the DML paradigm):
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
+import torch
+
+from dml_kit.data import KShotTask
 from dml_kit.data.core import Dataset
-from dml_kit.methods.common import (
-    CallbacksArg,
-    RunResult,
-    SourceModel,
-    balanced_batches,
-    build_embedder,
-    embedding_metrics,
+from dml_kit.methods.batches import balanced_batches, epoch_seed
+from dml_kit.methods.phases import (
+    SourcePhase,
+    TargetPhase,
+    embedding_step,
     fit_source,
-    loo_1nn_accuracy,
-    make_loss,
+    score_embedding,
     source_parts,
 )
-from dml_kit.methods.config import MethodConfig
+from dml_kit.methods.registry import Method, SourceTrainer
+from dml_kit.methods.results import CallbacksArg, RunResult, SourceModel
+from dml_kit.methods.scores import loo_1nn_accuracy
 from dml_kit.metrics import embed
 
 NAME = "metric"
 
 
-def train_source(source: Dataset, config: MethodConfig, *, seed: int,
-                 callbacks: CallbacksArg = None) -> SourceModel:
+def train_source(source: Dataset, phase: SourcePhase, *, n_way: int = 0, k_shot: int = 0,
+                 seed: int, callbacks: CallbacksArg = None) -> SourceModel:
     """Source phase: metric-loss training on balanced batches, early-stopped on held-out
-    leave-one-out Recall@1 (cosine)."""
+    leave-one-out Recall@1 (cosine); the task's ``n_way``/``k_shot`` play no part."""
     start = time.perf_counter()
-    train, val, scored_ids = source_parts(source, config, seed)
-    embedder = build_embedder(source.input_shape, config)
-    loss_fn = make_loss(config, num_classes=source.n_classes)
+    train, val, scored_ids = source_parts(source, phase, seed)
+    embedder = phase.model.build(source.input_shape)
+    loss_fn = phase.objective.build(num_classes=source.n_classes)
     scored = val.select_classes(scored_ids.tolist())
 
-    def batches(epoch: int):
-        for ix in balanced_batches(train, config, seed * 1000 + epoch):
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for ix in balanced_batches(train, phase.batches, epoch_seed(seed, epoch)):
             yield train.x[ix], train.y[ix]
 
-    def step(batch):
-        x, y = batch
-        return loss_fn(embedder(x), y)
-
-    return fit_source("embedding", embedder, batches, step, config,
+    return fit_source("embedding", embedder, batches, embedding_step(embedder, loss_fn), phase,
                       validate=lambda: loo_1nn_accuracy(embed(embedder, scored.x), scored.y),
                       val=val, start=start, method=NAME, seed=seed, callbacks=callbacks,
                       parameters=[*embedder.parameters(), *loss_fn.parameters()],
-                      info={"loss": config.loss, "n_source_classes": source.n_classes})
+                      info={"loss": phase.objective.loss, "n_source_classes": source.n_classes})
 
 
-def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,
+def evaluate(source: SourceModel, task: KShotTask, phase: TargetPhase, *, seed: int,
              callbacks: CallbacksArg = None) -> RunResult:
     """Target phase: embed, then 1-NN (cosine) or nearest prototype on the support."""
-    start = time.perf_counter()
-    acc, extra = embedding_metrics(source.model, task.support_x, task.support_y,
-                                   task.query_x, task.query_y, config.classify)
-    extra.update({"source_val_score": source.val_score or 0.0,
-                  "source_epochs": source.train.epochs})
-    return RunResult(method=NAME, accuracy=acc, n_way=task.n_way, k_shot=task.k_shot,
-                     seed=seed, metrics=extra, target_seconds=time.perf_counter() - start,
-                     interrupted=source.interrupted, model=source.model)
+    return score_embedding(NAME, source, task, phase.classify, seed=seed)
+
+
+#: the metric-embedding source model (shared by ``metric`` and ``adapted_metric``)
+SOURCE = SourceTrainer("embedding", train_source, uses_loss=True, uses_regularizer=True,
+                       cost=3)
+METHOD = Method(NAME, "source metric embedding (histogram loss), 1-NN cosine", evaluate,
+                source=SOURCE, embedding=True, uses_loss=True, uses_regularizer=True)

@@ -11,32 +11,23 @@ barely move them: eval mode would otherwise sit near chance).
 
 from __future__ import annotations
 
-import time
-
-from dml_kit.device import seed_everything
-from dml_kit.methods.common import (
-    CallbacksArg,
-    RunResult,
-    SourceModel,
-    build_embedder,
-    fine_tune_classifier,
-)
-from dml_kit.methods.config import MethodConfig
+from dml_kit.data import KShotTask
+from dml_kit.methods.phases import TargetPhase, train_classifier
+from dml_kit.methods.registry import Method
+from dml_kit.methods.results import CallbacksArg, RunResult, SourceModel
 from dml_kit.models import Classifier
 
 NAME = "scratch"
 
 
-def evaluate(source: SourceModel | None, task, config: MethodConfig, *, seed: int,
+def evaluate(source: SourceModel | None, task: KShotTask, phase: TargetPhase, *, seed: int,
              callbacks: CallbacksArg = None) -> RunResult:
     """Train a classifier from scratch on ``task.support_*``; accuracy on ``task.query_*``."""
-    start = time.perf_counter()
-    seed_everything(seed)
-    model = Classifier(build_embedder(tuple(task.support_x.shape[1:]), config), task.n_way)
-    train, acc = fine_tune_classifier(model, task, config, seed=seed, method=NAME,
-                                      callbacks=callbacks)
-    return RunResult(method=NAME, accuracy=acc, n_way=task.n_way, k_shot=task.k_shot,
-                     seed=seed, metrics={"target_epochs": train.epochs,
-                                         "target_best_epoch": train.best_epoch},
-                     target_seconds=time.perf_counter() - start,
-                     interrupted=train.interrupted, model=model)
+    def build() -> Classifier:
+        return Classifier(phase.model.build(tuple(task.support_x.shape[1:])), task.n_way)
+
+    return train_classifier(NAME, build, task, phase, seed=seed, callbacks=callbacks)
+
+
+METHOD = Method(NAME, "classifier trained on the target support only (baseline)", evaluate,
+                loss="cross_entropy")

@@ -17,66 +17,63 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
 
 import torch
 
+from dml_kit.data import KShotTask
 from dml_kit.data.core import Dataset
-from dml_kit.device import seed_everything
-from dml_kit.methods.common import (
-    CallbacksArg,
-    RunResult,
-    SourceModel,
-    build_embedder,
-    classifier_accuracy,
+from dml_kit.methods.batches import epoch_seed, shuffled_batches
+from dml_kit.methods.phases import (
+    SourcePhase,
+    TargetPhase,
     cross_entropy_step,
-    fine_tune_classifier,
     fit_source,
-    shuffled_batches,
     source_parts,
+    train_classifier,
 )
-from dml_kit.methods.config import MethodConfig
+from dml_kit.methods.registry import Method, SourceTrainer
+from dml_kit.methods.results import CallbacksArg, RunResult, SourceModel
+from dml_kit.methods.scores import classifier_accuracy
 from dml_kit.models import Classifier
 
 NAME = "weight_transfer"
 
 
-def train_source(source: Dataset, config: MethodConfig, *, seed: int,
-                 callbacks: CallbacksArg = None) -> SourceModel:
+def train_source(source: Dataset, phase: SourcePhase, *, n_way: int = 0, k_shot: int = 0,
+                 seed: int, callbacks: CallbacksArg = None) -> SourceModel:
     """Source phase: a classifier over ``source``'s classes, early-stopped on held-out
-    accuracy."""
+    accuracy (the task's ``n_way``/``k_shot`` play no part)."""
     start = time.perf_counter()
-    train, val, scored = source_parts(source, config, seed)
-    model = Classifier(build_embedder(source.input_shape, config), source.n_classes)
+    train, val, scored = source_parts(source, phase, seed)
+    model = Classifier(phase.model.build(source.input_shape), source.n_classes)
     keep = torch.isin(val.y, scored)  # classifier outputs are source ids: no relabelling
     val_x, val_y = val.x[keep], val.y[keep]
 
-    def batches(epoch: int):
-        for ix in shuffled_batches(len(train), config.batch_size, seed * 1000 + epoch,
-                                   config.batches_per_epoch):
+    def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for ix in shuffled_batches(len(train), phase.batches.batch_size,
+                                   epoch_seed(seed, epoch), phase.batches.batches_per_epoch):
             yield train.x[ix], train.y[ix]
 
-    return fit_source("classifier", model, batches, cross_entropy_step(model), config,
+    return fit_source("classifier", model, batches, cross_entropy_step(model), phase,
                       validate=lambda: classifier_accuracy(model, val_x, val_y), val=val,
                       start=start, method=NAME, seed=seed, callbacks=callbacks,
                       embedder=model.embedder, info={"n_source_classes": source.n_classes})
 
 
-def evaluate(source: SourceModel, task, config: MethodConfig, *, seed: int,
+def evaluate(source: SourceModel, task: KShotTask, phase: TargetPhase, *, seed: int,
              callbacks: CallbacksArg = None) -> RunResult:
     """Target phase: fresh n-way head, fine-tune on the support, classify the queries."""
-    start = time.perf_counter()
-    seed_everything(seed)
-    model = copy.deepcopy(source.model)
-    model.replace_head(task.n_way)
-    params = list(model.head.parameters()) if config.head_only else list(model.parameters())
-    train, acc = fine_tune_classifier(model, task, config, seed=seed, method=NAME,
-                                      callbacks=callbacks, parameters=params)
-    return RunResult(method=NAME, accuracy=acc, n_way=task.n_way, k_shot=task.k_shot,
-                     seed=seed,
-                     metrics={"source_val_score": source.val_score or 0.0,
-                              "source_epochs": source.train.epochs,
-                              "target_epochs": train.epochs,
-                              "target_best_epoch": train.best_epoch},
-                     notes="head only" if config.head_only else "",
-                     target_seconds=time.perf_counter() - start,
-                     interrupted=train.interrupted or source.interrupted, model=model)
+    def build() -> Classifier:
+        model = copy.deepcopy(source.model)
+        model.replace_head(task.n_way)
+        return model
+
+    return train_classifier(NAME, build, task, phase, seed=seed, callbacks=callbacks,
+                            source=source, head_only=phase.head_only)
+
+
+#: the classifier source model (shared by every method of kind ``"classifier"``)
+SOURCE = SourceTrainer("classifier", train_source, cost=1)
+METHOD = Method(NAME, "source classifier, new head fine-tuned on the support", evaluate,
+                source=SOURCE, loss="cross_entropy")
