@@ -37,13 +37,13 @@ import torch
 from dml_kit import metrics, stats
 from dml_kit._validation import check_choice, check_int, check_seed
 from dml_kit.data.core import Dataset
+from dml_kit.losses.distances import DISTANCES
 
 __all__ = ["Rule", "compare_on_tasks", "pixel_1nn", "embedding_1nn", "nearest_prototype",
            "method_rule", "without_bn_recalibration", "exceeds", "sec_weight_study"]
 
 #: ``rule(task) -> accuracy`` (a float, or a result with ``accuracy`` and ``notes``)
 Rule = Callable[[Any], Any]
-_DISTANCES = ("cosine", "sqeuclidean", "euclidean")
 
 
 def pixel_1nn(task: Any) -> float:
@@ -65,7 +65,7 @@ def embedding_1nn(model: torch.nn.Module, *, distance: str = "cosine") -> Rule:
     query by its nearest support embedding under ``distance``
     (``cosine | sqeuclidean | euclidean``): Adapted Deep Embeddings' test rule
     (Scott et al. 2018) for its metric-learning nets."""
-    check_choice("distance", distance, _DISTANCES)
+    check_choice("distance", distance, DISTANCES)
 
     def rule(task: Any) -> float:
         s, q = _embed_task(model, task)
@@ -79,7 +79,7 @@ def nearest_prototype(model: torch.nn.Module, *, distance: str = "sqeuclidean") 
     """A rule: classify each query by the nearest class prototype
     ``c_j = (1/k) sum_{i: y_i = j} f(x_i)`` of the support embeddings under ``distance``
     (prototypical networks, Snell et al. 2017; squared Euclidean by default)."""
-    check_choice("distance", distance, _DISTANCES)
+    check_choice("distance", distance, DISTANCES)
 
     def rule(task: Any) -> float:
         s, q = _embed_task(model, task)
@@ -144,17 +144,17 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
 
 
 def without_bn_recalibration(rule: Rule) -> Rule:
-    """``rule`` run with :func:`dml_kit.methods.common.recalibrate_batchnorm` replaced by a
+    """``rule`` run with :func:`dml_kit.methods.phases.recalibrate_batchnorm` replaced by a
     no-op: scratch and weight transfer then score their queries in eval mode with the
     running batch-norm statistics training left, ``mu <- (1 - m) mu + m mean_batch(h)``
     (``m = 0.1``), which a few one-step epochs on the support barely move from their
     start (0 and 1 for a fresh network). An ablation for teaching: it shows how much of
     a classifier's target accuracy comes from normalising with the support's statistics.
     Methods that never recompute them (the embedding methods) are unaffected."""
-    from dml_kit.methods import common
+    from dml_kit.methods import phases
 
     def rule_(task: Any) -> Any:
-        with mock.patch.object(common, "recalibrate_batchnorm", lambda *a, **k: 0):
+        with mock.patch.object(phases, "recalibrate_batchnorm", lambda *a, **k: 0):
             return rule(task)
 
     return rule_

@@ -112,10 +112,10 @@ def test_exceeds_by_hand():
 
 
 def test_without_bn_recalibration_patches_only_inside_the_rule():
-    from dml_kit.methods import common
+    from dml_kit.methods import phases
 
     def rule(task):
-        return common.recalibrate_batchnorm(torch.nn.BatchNorm1d(2), torch.ones(3, 2))
+        return phases.recalibrate_batchnorm(torch.nn.BatchNorm1d(2), torch.ones(3, 2))
 
     assert rule(None) == 1                                        # one layer recomputed
     assert compare.without_bn_recalibration(rule)(None) == 0      # a no-op inside

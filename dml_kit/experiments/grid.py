@@ -277,13 +277,13 @@ def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
         # the source time is charged to the first cell that used the model
         src_s = 0.0 if charged else source_seconds
         charged = True
-        embedding = METHODS[cell.method].embedding
+        uses_reg = METHODS[cell.method].uses_regularizer
         records.append(RunRecord(
             dataset=job.dataset, method=cell.method, k=cell.k, n=cell.n, seed=cell.seed,
             task=cell.task, accuracy=result.accuracy, config_hash=cell.config_hash,
             loss=_loss_name(cell.method, config),
-            regularizer=config.regularizer if embedding and config.regularized else None,
-            regularizer_weight=config.regularizer_weight if embedding else 0.0,
+            regularizer=config.regularizer if uses_reg and config.regularized else None,
+            regularizer_weight=config.regularizer_weight if uses_reg else 0.0,
             metrics={k: float(v) for k, v in result.metrics.items()}, notes=result.notes,
             train_seconds=src_s + result.target_seconds, source_seconds=src_s,
             target_seconds=result.target_seconds, preset=job.preset,

@@ -51,13 +51,31 @@ from dml_kit.data.tasks import kshot_task
 from dml_kit.experiments.config import get_preset
 from dml_kit.experiments.grid import dataset_fingerprint
 from dml_kit.experiments.store import ResultsStore, RunRecord, stable_hash
-from dml_kit.methods import RECIPE_VERSION, train_source
+from dml_kit.methods import METHODS, RECIPE_VERSION, train_source
 from dml_kit.methods import get as get_method
 from dml_kit.methods import run as run_method
 from dml_kit.metrics import embed, map_at_r, recall_at_k
 
-STUDY_METHODS = {"metric": ("adapted_metric", "cosine"),
-                 "protonet": ("adapted_protonet", "sqeuclidean")}
+#: the distance each source kind's embedding is retrieved with (cosine for metric
+#: embeddings, squared Euclidean for protonets, as their classification rules use)
+RETRIEVAL_DISTANCE = {"embedding": "cosine", "protonet": "sqeuclidean"}
+
+
+def check_study_method(method: str) -> tuple[str, str]:
+    """``(adapted child, retrieval distance)`` of ``method``; unknown ones are refused."""
+    choices = study_methods()
+    check_choice("method", method, choices)
+    return choices[method]
+
+
+def study_methods() -> dict[str, tuple[str, str]]:
+    """The methods the study can run, from the method registry: each plain embedding
+    method that has an adapted child, mapped to ``(adapted child, retrieval distance)``
+    (``{"metric": ("adapted_metric", "cosine"), "protonet": ("adapted_protonet",
+    "sqeuclidean")}`` for the six methods of the paper)."""
+    return {m.parent: (m.name, RETRIEVAL_DISTANCE[m.source_kind])
+            for m in METHODS.values()
+            if m.adapted and m.parent and m.source_kind in RETRIEVAL_DISTANCE}
 SETTINGS = ("zero-shot", "few-shot")
 #: how a study record's ``notes`` begin (its kind is ``"shift_study"``; stores of schema 1-2
 #: knew study records only by this prefix, and migrate them by it)
@@ -138,8 +156,7 @@ def zero_shot_recall(data: Dataset, split: Any, config: Any = None, *, method: s
     Returns:
         ``{"recall@1": .., "map@r": ..}``.
     """
-    check_choice("method", method, STUDY_METHODS)
-    distance = STUDY_METHODS[method][1]
+    distance = check_study_method(method)[1]
     train_ids = [int(c) for c in split.train_classes]
     test_ids = [int(c) for c in split.test_classes]
     config = get_preset("classroom").config if config is None else config
@@ -190,8 +207,7 @@ def generalisation_study(data: Dataset, ladder: Sequence[ShiftSplit], *, method:
         (``n_test_classes``: classes per scoring draw). :func:`ladder_table` summarises
         it with intervals over seeds.
     """
-    check_choice("method", method, STUDY_METHODS)
-    adapted, distance = STUDY_METHODS[method]
+    adapted, distance = check_study_method(method)
     if not ladder:
         raise ValueError("ladder is empty: build one with dml_kit.data.shift_splits(data)")
     seeds = tuple(range(check_int("seeds", seeds, 1))) if isinstance(seeds, int) else \
