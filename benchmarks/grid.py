@@ -5,9 +5,10 @@ Usage::
     python benchmarks/grid.py [--store PATH] [--keep]
 
 Runs ``python -m dml_kit grid --preset classroom`` (glyphs, all six methods, k 1 5 10, n 5
-10, the preset's seeds, tasks and extra losses) into a fresh store (a temporary file unless ``--store``), prints the
-report, the wall time and the machine load before and after, then runs the same command
-again (every cell is stored: no training) and times that. Not a test: the numbers depend
+10, the preset's seeds, tasks and extra losses) into a fresh store (a temporary file
+unless ``--store``), prints the report, the wall time and the machine load before and
+after, then runs the same command again (every cell is stored: no training) and times
+that. Not a test: the numbers depend
 on the machine and on what else runs on it.
 """
 

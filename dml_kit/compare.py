@@ -34,10 +34,11 @@ from unittest import mock
 import pandas as pd
 import torch
 
-from dml_kit import metrics, stats
+from dml_kit import data, methods, metrics, stats
 from dml_kit._validation import check_choice, check_int, check_seed
 from dml_kit.data.core import Dataset
 from dml_kit.losses.distances import DISTANCES
+from dml_kit.methods import phases
 
 __all__ = ["Rule", "compare_on_tasks", "pixel_1nn", "embedding_1nn", "nearest_prototype",
            "method_rule", "without_bn_recalibration", "exceeds", "sec_weight_study"]
@@ -94,7 +95,6 @@ def method_rule(name: str, source: Any = None, config: Any = None, **overrides: 
     (seeded by the task's seed) and returns its :class:`~dml_kit.methods.RunResult`.
     Pass a trained :class:`~dml_kit.methods.SourceModel` as ``source`` to share it across
     tasks (it is never modified)."""
-    from dml_kit import methods
 
     check_choice("name", name, methods.available())
 
@@ -120,7 +120,6 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
         ``accuracy`` and ``note`` (a run's notes, else ``""``), the shape
         :func:`dml_kit.viz.accuracy_vs_k` and :func:`dml_kit.viz.method_heatmap` take.
     """
-    from dml_kit import data
 
     if not rules:
         raise ValueError("rules must name at least one rule, e.g. {'1-NN on pixels': "
@@ -151,7 +150,6 @@ def without_bn_recalibration(rule: Rule) -> Rule:
     start (0 and 1 for a fresh network). An ablation for teaching: it shows how much of
     a classifier's target accuracy comes from normalising with the support's statistics.
     Methods that never recompute them (the embedding methods) are unaffected."""
-    from dml_kit.methods import phases
 
     def rule_(task: Any) -> Any:
         with mock.patch.object(phases, "recalibrate_batchnorm", lambda *a, **k: 0):
@@ -209,9 +207,7 @@ def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[floa
         A DataFrame with ``weight``, ``seed``, ``cv``, ``norm_mean``, ``accuracy`` and
         ``best_epoch``.
     """
-    import torch
 
-    from dml_kit import data, methods
 
     ws = [float(w) for w in weights]
     seed_list = [check_seed(s) for s in seeds]

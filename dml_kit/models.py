@@ -117,7 +117,7 @@ class Classifier(nn.Module):
         self.embedder = embedder
         if not hasattr(embedder, "embedding_dim"):
             raise ValueError("embedder must have an embedding_dim attribute (MLP, Conv4)")
-        self.embedding_dim = int(embedder.embedding_dim)
+        self.embedding_dim = int(embedder.embedding_dim)  # type: ignore[arg-type]
         self.head = nn.Linear(self.embedding_dim, check_int("n_classes", n_classes, 1))
 
     @property

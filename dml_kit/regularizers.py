@@ -23,6 +23,8 @@ def _norms(embeddings: torch.Tensor) -> torch.Tensor:
 
 
 class SEC(nn.Module):
+    running_mean_norm: torch.Tensor   # buffers (declared for type checkers)
+    initialised: torch.Tensor
     """Spherical embedding constraint (Zhang, Li & Zhang, "Deep Metric Learning with
     Spherical Embedding", NeurIPS 2020)::
 
@@ -90,6 +92,7 @@ class LpNormPenalty(nn.Module):
 
 
 class RingLoss(nn.Module):
+    initialised: torch.Tensor         # a buffer (declared for type checkers)
     """Ring loss (Zheng, Pal & Savvides, "Ring loss: Convex Feature Normalization for Face
     Recognition", CVPR 2018)::
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.callbacks import (
@@ -136,7 +137,7 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def fit(
+def fit(  # noqa: C901 (the one training loop: each branch is a documented option)
     model: nn.Module,
     batches: Callable[[int], Iterable[Any]],
     step_loss: Callable[[Any], torch.Tensor],
@@ -209,7 +210,6 @@ def fit(
     bar = None
     interrupt: KeyboardInterrupt | None = None
     if progress:
-        from tqdm.auto import tqdm
         bar = tqdm(total=config.max_epochs, desc=f"{method or 'train'} [{phase}]", leave=False)
     try:
         for epoch in range(1, config.max_epochs + 1):

@@ -34,6 +34,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dml_kit import data
+from dml_kit import losses as loss_registry
 from dml_kit._validation import check_choice, check_float, check_int, check_seed
 from dml_kit.methods import METHODS
 from dml_kit.methods.config import MethodConfig
@@ -183,7 +185,6 @@ def resolve_methods(methods: str | Sequence[str]) -> tuple[str, ...]:
 def resolve_losses(losses: str | Sequence[str], main_loss: str) -> tuple[str, ...]:
     """Extra embedding losses for the ``metric`` method: registered loss names other than
     ``main_loss`` (the config's own, already run), refused by name when unknown."""
-    from dml_kit import losses as loss_registry
 
     if isinstance(losses, str):
         losses = [losses]
@@ -243,7 +244,6 @@ class GridSpec:
         the preset's when the grid runs all six methods, the paper's comparison;
         otherwise none)."""
         p = get_preset(preset)
-        from dml_kit import data
 
         dataset = p.dataset if dataset is None else dataset
         names = data.available()

@@ -39,7 +39,10 @@ from typing import Any
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
+import dml_kit
+from dml_kit import data, methods
 from dml_kit._validation import check_choice, check_int
 from dml_kit.data.core import Dataset
 from dml_kit.experiments.config import EXECUTORS, GridSpec, SourceSpec
@@ -173,7 +176,6 @@ def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> 
 # ---- data for a job ---------------------------------------------------------------------
 @lru_cache(maxsize=4)
 def _load(dataset: str, data_seed: int, download: bool):
-    from dml_kit import data
 
     return data.load(dataset, seed=data_seed, download=download)
 
@@ -184,7 +186,6 @@ def _fingerprint(dataset: str, data_seed: int, download: bool) -> str:
 
 
 def _split(dataset: str, source: SourceSpec, seed: int, download: bool):
-    from dml_kit import data
 
     full = _load(dataset, source.data_seed, download)
     return data.domain_split(full, target_fraction=source.target_fraction, by=source.by,
@@ -195,7 +196,6 @@ def source_data(dataset: str, source: SourceSpec, seed: int, n: int | None,
                 download: bool = False):
     """The T1 dataset of a cell: the source part of the split, or ``n`` random classes of
     it (``source.kind == "paper"``)."""
-    import torch
 
     part = _split(dataset, source, seed, download).source
     if source.kind == "paper":
@@ -214,7 +214,6 @@ def target_task(dataset: str, source: SourceSpec, seed: int, n: int, k: int,
                 download: bool = False, task: int = 0):
     """The T2 k-shot task of a cell, drawn from the target part of the split of ``seed``
     with :func:`task_seed` ``(seed, task)``."""
-    from dml_kit import data
 
     target = _split(dataset, source, seed, download).target
     return data.kshot_task(target, n_way=n, k_shot=k, n_query=source.n_query,
@@ -247,10 +246,7 @@ def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
 
     Raises ``KeyboardInterrupt`` when a run was interrupted (nothing partial is returned).
     """
-    import torch
 
-    import dml_kit
-    from dml_kit import methods
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -294,7 +290,6 @@ def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
 
 
 def _worker_init() -> None:
-    import torch
 
     torch.set_num_threads(1)
 
@@ -371,7 +366,6 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
 
 def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: int | None,
              ray_address: str | None, progress: bool, replace: bool, total: int) -> None:
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc="grid", unit="run", disable=not progress)
 
@@ -407,7 +401,7 @@ def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: i
 def _execute_ray(jobs: list[Job], ray_address: str | None, max_workers: int | None,
                  finished) -> None:
     try:
-        import ray
+        import ray  # noqa: PLC0415 (Ray is an optional extra)
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError("executor='ray' needs Ray: pip install 'dml_kit[ray]'") from err
     if not ray.is_initialized():

@@ -164,7 +164,7 @@ def zero_shot_recall(data: Dataset, split: Any, config: Any = None, *, method: s
     test = data.select_classes(test_ids, name=f"{data.name}[test]")
     n_eval = test.n_classes if max_test_classes is None else check_int(
         "max_test_classes", max_test_classes, 2)
-    source = train_source(get_method(method).source_kind, train, config,
+    source = train_source(str(get_method(method).source_kind), train, config,
                           n_way=min(test.n_classes, 5), k_shot=check_int("k_shot", k_shot, 1),
                           seed=check_seed(seed))
     subsets = class_draws(test.n_classes, n_eval, check_int("eval_draws", eval_draws, 1), seed)

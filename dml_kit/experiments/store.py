@@ -136,7 +136,7 @@ _COLUMNS = tuple((f.name, f.metadata["sql"]) for f in fields(RunRecord))
 
 def default_path() -> Path:
     """``<data folder>/results.sqlite`` (``$DML_KIT_DATA`` or the checkout's ``data/``)."""
-    from dml_kit.data.paths import data_root
+    from dml_kit.data.paths import data_root  # noqa: PLC0415 (dml_kit.data imports torch; a store needs none)
 
     return data_root() / DEFAULT_FILENAME
 

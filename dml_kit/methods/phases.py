@@ -347,7 +347,7 @@ def fine_tune_classifier(model: nn.Module, task: KShotTask, phase: TargetPhase, 
 
     train = fit(model, batches, cross_entropy_step(model), phase.train,
                 validate=validate, parameters=parameters,
-                callbacks=callbacks, probe=(sx, sy), embedder=model.embedder,
+                callbacks=callbacks, probe=(sx, sy), embedder=model.embedder,  # type: ignore[arg-type]
                 phase="adapt", method=method, seed=seed, device=phase.device,
                 progress=phase.progress)
     return train, classifier_accuracy(model, task.query_x, task.query_y)

@@ -35,8 +35,9 @@ class SourceTrain(Protocol):
 class TargetPhaseFn(Protocol):
     """A target phase: ``target(source, task, phase, *, seed, callbacks) -> RunResult``."""
 
-    def __call__(self, source: SourceModel | None, task: KShotTask, phase: TargetPhase, *,
+    def __call__(self, source: Any, task: KShotTask, phase: TargetPhase, *,
                  seed: int, callbacks: CallbacksArg = None) -> RunResult: ...
+    # ``source`` is the method's SourceModel (None for methods that use no source data)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ def evaluate(source: SourceModel, task: KShotTask, phase: TargetPhase, *, seed: 
     """Target phase: fresh n-way head, fine-tune on the support, classify the queries."""
     def build() -> Classifier:
         model = copy.deepcopy(source.model)
+        assert isinstance(model, Classifier), "a weight-transfer source is a Classifier"
         model.replace_head(task.n_way)
         return model
 

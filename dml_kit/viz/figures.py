@@ -20,12 +20,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+from PIL import Image
 from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from dml_kit._validation import check_choice, check_float, check_int
+from dml_kit.stats import mean_ci
 
 __all__ = [
     "TEMPLATE", "palette", "class_color", "as_numpy",
@@ -195,7 +198,6 @@ def norm_histogram(values: Any, labels: Any = None, class_names: Sequence[str] |
 # ---------------------------------------------------------------------------------------
 def _png_uri(rgb: np.ndarray) -> str:
     """A ``data:image/png;base64,...`` URI of a ``(H, W, 3)`` uint8 image."""
-    from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="PNG", compress_level=1)
@@ -205,7 +207,6 @@ def _png_uri(rgb: np.ndarray) -> str:
 def decode_image(source: str) -> np.ndarray:
     """The ``(H, W, 3)`` uint8 pixels of a ``data:image/png;base64,...`` URI (e.g. a
     gallery's ``fig.data[0].source``)."""
-    from PIL import Image
 
     if not source.startswith("data:image/png;base64,"):
         raise ValueError("source must be a data:image/png;base64 URI")
@@ -214,7 +215,6 @@ def decode_image(source: str) -> np.ndarray:
 
 
 def _thumbnail_uri(img: np.ndarray) -> str:
-    from PIL import Image
 
     a = np.asarray(img, dtype=np.float64)
     if a.ndim == 3 and a.shape[0] in (1, 3):
@@ -326,9 +326,9 @@ def pair_similarity_histogram(embeddings: Any, labels: Any, *, title: str = "Pai
     pos, neg = pair_similarities(embeddings, labels)
     loss = None
     if histogram_loss:
-        import torch
+        import torch  # noqa: PLC0415 (torch only for the loss value a caller asks for)
 
-        from dml_kit import losses
+        from dml_kit import losses  # noqa: PLC0415 (as above)
 
         loss = float(losses.get("histogram")(torch.as_tensor(as_numpy(embeddings, np.float32)),
                                              torch.as_tensor(as_numpy(labels, np.int64))))
@@ -361,7 +361,7 @@ def prototype_scatter(query_emb: Any, query_y: Any, prototypes: Any,
     together. ``layout.meta`` holds ``accuracy``, ``k_shot`` and ``n_way``; the default
     title shows the first two.
     """
-    from dml_kit.viz.projection import pca_2d
+    from dml_kit.viz.projection import pca_2d  # noqa: PLC0415 (projection imports umap's warm-up thread)
 
     q, protos = as_numpy(query_emb), as_numpy(prototypes)
     qy = as_numpy(query_y, np.int64)
@@ -653,7 +653,6 @@ SHIFT_SETTINGS = ("zero-shot", "few-shot")
 
 
 def _present(v: Any) -> bool:
-    import pandas as pd
 
     return v is not None and not (np.isscalar(v) and pd.isna(v))
 
@@ -671,7 +670,6 @@ def shift_curve_frame(df: Any, *, value: str = "recall@1", distance: str = "dist
     DataFrame or a sequence of dicts. Rows without a ``value`` are skipped; a table in
     which no row has one is refused, naming the column.
     """
-    import pandas as pd
 
     records = df.to_dict("records") if hasattr(df, "to_dict") else [dict(r) for r in df]
     if not records:
@@ -709,11 +707,9 @@ def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "d
     single row). ``marker = (distance, label)`` marks one rung with a dotted line;
     ``ticks`` puts the x ticks at the ladder's distances (and the x range around them).
     """
-    import pandas as pd
 
     shots = "shots"
     df = shift_curve_frame(df, value=value, distance=distance, method=method)
-    from dml_kit.stats import mean_ci
 
     dc, vc = distance, value
     methods = list(dict.fromkeys(df[method]))

@@ -192,7 +192,8 @@ class LiveDashboard(widgets.VBox):
             widgets.HBox([self.projection_fig]),
         ])
         if title:
-            self.children = (widgets.HTML(f"<b>{title}</b>"), *self.children)
+            self.children = (widgets.HTML(f"<b>{title}</b>"),
+                             *self.children)  # type: ignore[has-type]
         self.reset()
 
     # ---- figures ----------------------------------------------------------------------

@@ -133,7 +133,7 @@ def enable_umap_caching() -> int:
             continue
         for obj in list(vars(module).values()):
             if (isinstance(obj, Dispatcher) and not obj.signatures
-                    and type(obj._cache).__name__ == "NullCache"):
+                    and type(obj._cache).__name__ == "NullCache"):  # type: ignore[attr-defined]
                 try:
                     obj.enable_caching()
                     switched += 1

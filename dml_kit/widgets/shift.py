@@ -143,7 +143,7 @@ class ShiftExplorer(_Panel):
 
     def _curve_figure(self) -> go.Figure:
         fd = self._parts[self.split.value][2]
-        marks = dict(marker=(fd, f"split {self.split.value}"),
+        marks: dict[str, Any] = dict(marker=(fd, f"split {self.split.value}"),
                      ticks=[p[2] for p in self._parts])
         fig = (F.accuracy_vs_distance(self.results, value=self.value, **marks) if self.results
                else F.empty_shift_curve(value=self.value, **marks))

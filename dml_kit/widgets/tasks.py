@@ -46,9 +46,10 @@ class TaskExplorer(_Panel):
                  seed: int = 0, n_query: int = 3, max_way: int = 20, max_shot: int = 20) -> None:
         super().__init__()
         self._custom = dataset if isinstance(dataset, Dataset) else None
-        options = list(DATASETS) + ([dataset.name] if self._custom is not None else [])
-        name = dataset.name if self._custom is not None else _check_dataset_name(dataset,
-                                                                                  DATASETS)
+        if isinstance(dataset, Dataset):
+            options, name = [*DATASETS, dataset.name], dataset.name
+        else:
+            options, name = list(DATASETS), _check_dataset_name(dataset, DATASETS)
         self.max_way = check_int("max_way", max_way, 1)
         self.max_shot = check_int("max_shot", max_shot, 1)
         self.dataset = widgets.Dropdown(options=options, value=name, description="dataset")

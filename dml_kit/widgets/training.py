@@ -245,6 +245,7 @@ class SECExplorer(_TrainingPanel):
                 cfg = base.replace(regularizer=reg,
                                    regularizer_weight=float(self.weight.value) if reg else 0.0)
                 result = methods.run("metric", task, self.source, cfg, seed=self.seed.value)
+                assert result.model is not None, "a metric run returns its embedder"
                 runs.append(result)
                 embeddings.append(embed(result.model,
                                         torch.cat([task.support_x, task.query_x])))

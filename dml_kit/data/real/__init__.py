@@ -113,7 +113,8 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 def register_all(register: Callable[..., object] | None = None) -> None:
     """Register every real dataset with ``dml_kit.data``'s registry (done at import)."""
     if register is None:
-        from dml_kit.data import register as register  # noqa: PLC0415 (defined before we are imported)
+        from dml_kit.data import register as default  # noqa: PLC0415 (defined before we are imported)
+        register = default
     for name, loader in LOADERS.items():
         register(name, loader, replace=True)
 

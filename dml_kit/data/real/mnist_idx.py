@@ -7,6 +7,7 @@ import gzip
 import struct
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ FASHION_GROUPS = ("clothing", "clothing", "clothing", "clothing", "clothing", "s
 
 
 # ---- IDX (MNIST, Fashion-MNIST) ---------------------------------------------------------
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+_IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
                0x0E: ">f8"}
 
 
