@@ -1,9 +1,11 @@
 """dml_kit: a notebook-first teaching kit for deep metric learning and k-shot transfer.
 
-``import dml_kit as dk`` gives the light modules at once (``dk.data``, ``dk.models``,
-``dk.metrics``, ``dk.losses``, ``dk.regularizers``); the heavier ones (``dk.methods``,
-``dk.experiments``, ``dk.stats``, ``dk.viz``, ``dk.widgets``, ``dk.exercises``) load on
-first use, so that importing the kit stays fast and does not start plotly or numba.
+``import dml_kit as dk`` loads ``dk.data``, ``dk.models``, ``dk.metrics`` and
+``dk.settings`` at once, and with metrics (which score with ``losses.distances``)
+``dk.losses`` and ``dk.regularizers``; the other modules (``dk.training``,
+``dk.callbacks``, ``dk.methods``, ``dk.experiments``, ``dk.compare``, ``dk.stats``,
+``dk.viz``, ``dk.widgets``, ``dk.exercises``) load on first use, so that importing the
+kit stays fast and does not start plotly or numba.
 """
 
 from __future__ import annotations
