@@ -165,14 +165,14 @@ def norm_stats(emb: torch.Tensor) -> dict[str, float]:
             "min": float(norms.min()), "max": float(norms.max())}
 
 
-def error_reduction(baseline_acc: float | Sequence[float] | np.ndarray,
-                    method_acc: float | Sequence[float] | np.ndarray) -> float:
-    """Mean relative error reduction of a method over a baseline, as Adapted Deep Embeddings
-    reports it (our reading of its "34% mean error reduction"): per condition
-    ``(err_B - err_A) / err_B`` with ``err = 1 - accuracy``, averaged over conditions.
-    Conditions where the baseline makes no error are skipped (nothing to reduce)."""
-    base = np.atleast_1d(np.asarray(baseline_acc, dtype=float))
-    meth = np.atleast_1d(np.asarray(method_acc, dtype=float))
+def error_reductions(baseline_acc: float | Sequence[float] | np.ndarray,
+                     method_acc: float | Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per-condition relative error reduction of a method over a baseline
+    (Adapted Deep Embeddings' measure, Scott et al. 2018): ``(err_B - err_A) / err_B`` with
+    ``err = 1 - accuracy``, elementwise; ``nan`` where the baseline makes no error (nothing
+    to reduce). Accuracies must lie in [0, 1]; NaN is refused by name."""
+    base = np.asarray(baseline_acc, dtype=float)
+    meth = np.asarray(method_acc, dtype=float)
     if base.shape != meth.shape:
         raise ValueError(f"baseline_acc and method_acc must have the same shape, "
                          f"got {base.shape} and {meth.shape}")
@@ -180,8 +180,19 @@ def error_reduction(baseline_acc: float | Sequence[float] | np.ndarray,
         if np.any((arr < 0) | (arr > 1)) or np.any(np.isnan(arr)):
             raise ValueError(f"{name} must hold accuracies between 0 and 1")
     err_b, err_a = 1 - base, 1 - meth
-    keep = err_b > 0
-    if not keep.any():
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(err_b > 0, (err_b - err_a) / np.where(err_b > 0, err_b, 1.0), np.nan)
+
+
+def error_reduction(baseline_acc: float | Sequence[float] | np.ndarray,
+                    method_acc: float | Sequence[float] | np.ndarray) -> float:
+    """Mean relative error reduction of a method over a baseline, as Adapted Deep Embeddings
+    reports it (our reading of its "34% mean error reduction"): per condition
+    ``(err_B - err_A) / err_B`` with ``err = 1 - accuracy`` (:func:`error_reductions`),
+    averaged over conditions. Conditions where the baseline makes no error are skipped
+    (nothing to reduce)."""
+    per = np.atleast_1d(error_reductions(np.atleast_1d(baseline_acc), np.atleast_1d(method_acc)))
+    if np.isnan(per).all():
         raise ValueError("the baseline makes no error in any condition: "
                          "error reduction is undefined")
-    return float(np.mean((err_b[keep] - err_a[keep]) / err_b[keep]))
+    return float(np.nanmean(per))

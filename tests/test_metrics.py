@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +104,13 @@ def test_metric_argument_errors():
     with pytest.raises(ValueError, match="labels must be"):
         metrics.recall_at_k(e, y[:3])
     assert not math.isnan(metrics.map_at_r(e, y))
+
+
+def test_error_reductions_per_condition():
+    # (0.5 - 0.25) / 0.5 = 0.5; (0.2 - 0.2) / 0.2 = 0; a perfect baseline has nothing to reduce
+    per = metrics.error_reductions([0.5, 0.8, 1.0], [0.75, 0.8, 1.0])
+    np.testing.assert_allclose(per[:2], [0.5, 0.0])
+    assert np.isnan(per[2])
+    assert metrics.error_reduction([0.5, 0.8, 1.0], [0.75, 0.8, 1.0]) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="method_acc must hold accuracies"):
+        metrics.error_reductions([0.5], [float("nan")])

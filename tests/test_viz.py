@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from dml_kit import stats
 from dml_kit.viz import figures as F
 
 
@@ -114,8 +115,14 @@ def test_accuracy_vs_k_mean_and_band(results):
     expected = results[(results.method == "scratch") & (results.n == 5)].groupby("k").accuracy
     np.testing.assert_allclose(first.y, expected.mean().to_numpy())
     band = bands[0]
-    std = expected.std().to_numpy()
-    np.testing.assert_allclose(np.asarray(band.y)[:3], expected.mean().to_numpy() + std)
+    # default band: the 95% t-interval of the mean, mean + t(0.975, n-1) * s / sqrt(n)
+    count = expected.count().to_numpy()
+    half = np.array([stats.t_quantile(int(c)) for c in count]) * expected.std().to_numpy() \
+        / np.sqrt(count)
+    np.testing.assert_allclose(np.asarray(band.y)[:3], expected.mean().to_numpy() + half)
+    std_band = [t for t in F.accuracy_vs_k(results, spread="std").data if t.fill == "toself"]
+    np.testing.assert_allclose(np.asarray(std_band[0].y)[:3],
+                               expected.mean().to_numpy() + expected.std().to_numpy())
     bars = F.accuracy_vs_k(results[results.n == 5], style="errorbars")
     assert len(bars.data) == 3 and bars.data[0].error_y.array is not None
     with pytest.raises(ValueError, match="spread"):

@@ -28,6 +28,7 @@ from plotly.colors import qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 from dml_kit._validation import check_choice, check_float, check_int
+from dml_kit.metrics import error_reductions
 from dml_kit.stats import mean_ci
 
 __all__ = [
@@ -499,28 +500,30 @@ def _spread(values: np.ndarray, spread: str) -> tuple[float, float, float]:
     if spread == "std":
         s = float(values.std(ddof=1))
         return mean, mean - s, mean + s
-    if spread == "sem95":
-        s = 1.96 * float(values.std(ddof=1)) / np.sqrt(values.size)
-        return mean, mean - s, mean + s
+    if spread in ("ci95", "sem95"):        # the kit's 95% interval (dml_kit.stats.mean_ci)
+        est = mean_ci(values)
+        return est.mean, est.low, est.high
     return mean, float(values.min()), float(values.max())
 
 
 def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k: str = "k",
-                  n: str | None = "n", spread: str = "std", style: str = "band",
+                  n: str | None = "n", spread: str = "ci95", style: str = "band",
                   log_x: bool = True, chance: float | None = None,
                   title: str | None = None) -> go.Figure:
-    """Accuracy against k, one line per method (mean over seeds) with the seed spread.
+    """Accuracy against k, one line per method (mean over replications) with its 95%
+    interval (or another spread).
 
     Args:
         df: results table with columns ``method``, ``k`` (or ``k_shot``), ``value``, and
             optionally ``n`` (or ``n_way``): several values of n give one panel per n.
-        spread: ``"std"`` (mean ± one standard deviation over seeds), ``"sem95"``
-            (± 1.96 standard errors) or ``"minmax"``.
+        spread: ``"ci95"`` (default: the 95% interval of the mean over the
+            replications, :func:`dml_kit.stats.mean_ci`; ``"sem95"`` is an old name for
+            it), ``"std"`` (mean ± one standard deviation) or ``"minmax"``.
         style: ``"band"`` (shaded band) or ``"errorbars"``.
         chance: draw the chance level (e.g. ``1 / n`` for n-way accuracy) as a dotted
             line across every panel (the figure's first layout shape).
     """
-    check_choice("spread", spread, ("std", "sem95", "minmax"))
+    check_choice("spread", spread, ("ci95", "sem95", "std", "minmax"))
     if chance is not None:
         check_float("chance", chance, 0.0, 1.0)
     check_choice("style", style, ("band", "errorbars"))
@@ -626,8 +629,9 @@ def method_heatmap(df: Any, *, value: str = "accuracy", method: str = "method", 
                              f"choose one of: {', '.join(map(str, rows))}")
         check_choice("baseline", baseline, [str(r) for r in rows])
         b = z[[str(r) for r in rows].index(baseline)]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where((1 - b) > 0, ((1 - b) - (1 - z)) / (1 - b), np.nan)
+        known = ~np.isnan(z) & ~np.isnan(b)
+        z = np.where(known, error_reductions(np.where(known, b, 0.0), np.where(known, z, 0.0)),
+                     np.nan)
     labels = [", ".join(f"{name}={v}" for name, v in zip(["k", "n"], cond, strict=False))
               for cond in conds]
     fig = _new_figure(False)
