@@ -112,13 +112,15 @@ baselines = compare_on_tasks(
 baselines.pivot_table(index="method", columns="k", values="accuracy").round(3)
 
 # %%
-dk.viz.accuracy_vs_k(baselines, chance=1 / 5,
+dk.viz.accuracy_vs_k(baselines, chance=1 / 5, spread="std",   # band: task-to-task spread
                      title=f"{DATASET}, 5-way: accuracy without transfer")
 
 # %% [markdown]
 # ### What you see: three claims, checked on your run
 #
-# The table gives means over the tasks; the figure shows their spread. Every claim below
+# The table gives means over the tasks; the figure's bands show how much single tasks
+# differ (± one standard deviation; later notebooks draw the 95% interval of the mean,
+# the default of `dk.viz.accuracy_vs_k`). Every claim below
 # is checked on the *same* tasks (one per seed and $k$), with a 95% interval over
 # them, and gets one of three verdicts: **holds** (the whole interval is on the claimed
 # side), **fails** (the whole interval is on the other side) or **not resolved at this
