@@ -293,6 +293,36 @@ def test_omniglot_parser_counts_and_dedupes(tmp_path: Path) -> None:
     assert parsed.char_ids.tolist() == [1, 2, 3, 4, 5]
 
 
+def test_rotated_omniglot_is_cached_and_named(loopback: Loopback, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from dml_kit import data
+
+    bg, next_id = omniglot_zip("background", 1)
+    ev, _ = omniglot_zip("evaluation", next_id)
+    publish(loopback, monkeypatch, "omniglot",
+            {"images_background.zip": bg, "images_evaluation.zip": ev})
+    rot = data.load("omniglot", rotations=True, download=True, root=tmp_path,
+                    mirror=loopback.url)
+    assert rot.name == "omniglot_rotated" and rot.n_classes == 4 * 7 and len(rot) == 4 * 28
+    assert rot.class_names[:2] == ("Alpha_(test)/character01", "Alpha_(test)/character02")
+    assert rot.class_names[7] == "Alpha_(test)/character01@90"
+    assert rot.class_names[27] == "Gamma/character02@270"
+    assert rot.class_groups == data.load("omniglot", root=tmp_path).class_groups * 4
+    folder = tmp_path / "omniglot"
+    assert (folder / "omniglot-all-28px.npz").is_file()  # the plain cache, unchanged
+    assert (folder / "omniglot-all-28px-rotated.npz").is_file()
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed again instead of reading the cache")
+
+    monkeypatch.setattr(real.omniglot_files, "parse_omniglot_zips", boom)
+    again = data.load("omniglot_rotated", root=tmp_path)
+    assert torch.equal(again.x, rot.x) and again.class_names == rot.class_names
+    assert len(loopback.requests) == 2
+    with pytest.raises(ValueError, match="rotation"):
+        data.load("omniglot", rotation=True, root=tmp_path)
+
+
 def test_one_shot_runs_parse_and_evaluate(loopback: Loopback, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     publish(loopback, monkeypatch, "omniglot", {"all_runs.zip": one_shot_zip()})
@@ -524,3 +554,67 @@ def test_shared_isolet_subset() -> None:
     assert data.input_shape == (617,) and len(data) == 1560
     assert data.class_counts.tolist() == [60] * 26
     assert -1.0 <= float(data.x.min()) and float(data.x.max()) <= 1.0
+
+
+# ---- rotated Omniglot on the real files (Adapted Deep Embeddings' 6,492 classes) ---------------
+OMNI_FILES = ("omniglot_images_background.npz", "omniglot_images_evaluation.npz",
+              "omniglot_alphabets.csv")
+OMNI_ABSENT = [f for f in OMNI_FILES if not (SHARED / "omniglot" / f).exists()]
+needs_omniglot = pytest.mark.skipif(
+    bool(OMNI_ABSENT), reason=f"real Omniglot files absent from {SHARED / 'omniglot'}: "
+                              f"{', '.join(OMNI_ABSENT)} (the shared offline copy is not here)")
+
+
+@pytest.fixture(scope="module")
+def rotated_omniglot():
+    from dml_kit import data
+
+    return data.load("omniglot_rotated", path=SHARED / "omniglot")
+
+
+@needs_omniglot
+def test_shared_rotated_omniglot_counts(rotated_omniglot) -> None:
+    rot = rotated_omniglot
+    assert rot.n_classes == 1_623 * 4 == 6_492 and len(rot) == 6_492 * 20
+    assert rot.class_counts.tolist() == [20] * 6_492  # 20 drawers per rotated class
+    assert len(rot.groups) == 50  # groups stay the alphabets
+    assert len(set(rot.class_names)) == 6_492
+
+
+@needs_omniglot
+def test_shared_rotations_are_distinct_classes_and_exact_rot90(rotated_omniglot) -> None:
+    rot = rotated_omniglot
+    for c in (0, 700, 1_622):
+        base = rot.x[rot.y == c]
+        names = [rot.class_names[c + r * 1_623] for r in range(4)]
+        assert names == [names[0], f"{names[0]}@90", f"{names[0]}@180", f"{names[0]}@270"]
+        assert len({rot.class_groups[c + r * 1_623] for r in range(4)}) == 1
+        for r in range(1, 4):
+            turned = rot.x[rot.y == c + r * 1_623]
+            assert torch.equal(turned, torch.rot90(base, r, dims=(2, 3)))
+            assert not torch.equal(turned, base)
+
+
+@needs_omniglot
+def test_shared_plain_omniglot_is_unchanged(rotated_omniglot) -> None:
+    plain = real.omniglot(path=SHARED / "omniglot")
+    assert plain.name == "omniglot" and plain.n_classes == 1_623 and len(plain) == 32_460
+    assert "@" not in "".join(plain.class_names)
+    head = rotated_omniglot.y < 1_623
+    assert torch.equal(rotated_omniglot.x[head], plain.x)
+    assert rotated_omniglot.class_names[:1_623] == plain.class_names
+
+
+@needs_omniglot
+def test_shared_paper_split_ignores_alphabets_and_divisions(rotated_omniglot) -> None:
+    """``SourceSpec(kind="paper", by="class")`` splits random classes: the target half mixes
+    background and evaluation alphabets, and a character's rotations land on both sides."""
+    from dml_kit.data import domain_split
+
+    split = domain_split(rotated_omniglot, target_fraction=0.5, by="class", seed=0)
+    assert split.target.n_classes == split.source.n_classes == 3_246
+    bg = set(real.omniglot_background(path=SHARED / "omniglot").groups)
+    target_groups = set(split.target.groups)
+    assert target_groups & bg and target_groups - bg
+    plain_names = {n.split("@")[0] for n in split.target.class_names}
+    assert plain_names & {n.split("@")[0] for n in split.source.class_names}

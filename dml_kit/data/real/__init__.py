@@ -18,7 +18,10 @@ File formats, in brief:
 * **Omniglot**: zips of ``<split>/<Alphabet>/characterNN/<id>_<drawer>.png``, 105x105
   binary images with black strokes on white. The kit inverts them (strokes bright) and
   resizes them to ``size x size`` with Lanczos antialiasing. Class = ``Alphabet/characterNN``,
-  group = alphabet. ``all_runs.zip`` holds Lake et al.'s 20 one-shot runs.
+  group = alphabet. ``omniglot_rotated`` (``omniglot(rotations=True)``) adds the
+  90/180/270-degree rotations as new classes ``Alphabet/characterNN@90`` (6,492 classes), as
+  prototypical networks and Adapted Deep Embeddings do. ``all_runs.zip`` holds Lake et
+  al.'s 20 one-shot runs.
 * **Isolet**: UCI text lines of 617 comma-separated features and a class ``1.`` .. ``26.``,
   shipped as Unix ``compress`` (``.Z``) files in a zip; the kit decodes ``.Z`` itself.
 * **CUB / Cars196 / SOP**: JPEG archives plus their official label files; images are
@@ -51,6 +54,7 @@ from dml_kit.data.real.mnist_idx import (
 )
 from dml_kit.data.real.omniglot_files import (
     OMNIGLOT_SPLITS,
+    ROTATIONS,
     OmniglotImages,
     OneShotRun,
     evaluate_one_shot_runs,
@@ -59,9 +63,11 @@ from dml_kit.data.real.omniglot_files import (
     omniglot_background,
     omniglot_evaluation,
     omniglot_one_shot_runs,
+    omniglot_rotated,
     parse_omniglot_npz,
     parse_omniglot_zips,
     parse_one_shot_runs,
+    rotate_omniglot,
 )
 
 __all__ = [
@@ -80,19 +86,21 @@ __all__ = [
     "omniglot_background",
     "omniglot_evaluation",
     "omniglot_one_shot_runs",
+    "omniglot_rotated",
     "parse_isolet_text",
     "parse_omniglot_npz",
     "parse_omniglot_zips",
     "parse_one_shot_runs",
     "read_idx",
     "register_all",
+    "rotate_omniglot",
     "sop",
     "unlzw",
 ]
 
 # also importable from here (as before the split): the cache format, the family constants
 _CONSTANTS = (CACHE_VERSION, PARTS, PathLike, MNIST_CLASSES, FASHION_CLASSES, FASHION_GROUPS,
-             ISOLET_CLASSES, OMNIGLOT_SPLITS)
+             ISOLET_CLASSES, OMNIGLOT_SPLITS, ROTATIONS)
 
 
 # ---- registry ---------------------------------------------------------------------------
@@ -103,6 +111,7 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
     "omniglot": omniglot,
     "omniglot_background": omniglot_background,
     "omniglot_evaluation": omniglot_evaluation,
+    "omniglot_rotated": omniglot_rotated,
     "isolet": isolet,
     "cub200": cub200,
     "cars196": cars196,

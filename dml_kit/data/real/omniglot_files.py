@@ -1,5 +1,6 @@
-"""Omniglot: the background/evaluation zips (or the ``.npz`` copy), and Lake et al.'s 20
-one-shot runs with their evaluation."""
+"""Omniglot: the background/evaluation zips (or the ``.npz`` copy), its rotated form (the
+90/180/270-degree rotations as new classes, as prototypical networks and Adapted Deep
+Embeddings use it), and Lake et al.'s 20 one-shot runs with their evaluation."""
 
 from __future__ import annotations
 
@@ -193,8 +194,62 @@ def _omniglot_local(split: str, path: PathLike, size: int, verify: bool) -> Omni
         f"{[n.name for n in npzs]} + omniglot_alphabets.csv")
 
 
-def omniglot(split: str = "all", *, size: int = 28, seed: int = 0, download: bool = False,
-             root: PathLike | None = None, mirror: str | None = None,
+#: the rotations (degrees, counter-clockwise) of ``omniglot(rotations=True)``, in class order
+ROTATIONS = (0, 90, 180, 270)
+
+
+def rotate_omniglot(parsed: OmniglotImages) -> OmniglotImages:
+    """Add the 90/180/270-degree rotations of every character as new classes.
+
+    The protocol of prototypical networks (Snell et al. 2017, after Vinyals et al. 2016)
+    and of Adapted Deep Embeddings' official code (../shared/PAPERS.md, section 1:
+    "all 1,623 characters plus three rotations (6,492 classes)"). Class ``r * C + c``
+    (``C`` characters, ``r`` the index in :data:`ROTATIONS`) holds the images of class
+    ``c`` turned by ``ROTATIONS[r]`` degrees counter-clockwise (``np.rot90(image, r)``),
+    named ``"Alphabet/characterNN@90"`` (the unrotated ones keep their plain names);
+    groups stay the alphabets; ``char_ids`` and ``drawers`` are repeated per rotation.
+    """
+    c = len(parsed.class_names)
+    return OmniglotImages(
+        images=np.concatenate([np.rot90(parsed.images, r, axes=(1, 2))
+                               for r in range(len(ROTATIONS))]),
+        labels=np.concatenate([parsed.labels + r * c for r in range(len(ROTATIONS))]),
+        class_names=tuple(name if deg == 0 else f"{name}@{deg}"
+                          for deg in ROTATIONS for name in parsed.class_names),
+        class_groups=parsed.class_groups * len(ROTATIONS),
+        char_ids=np.tile(parsed.char_ids, len(ROTATIONS)),
+        drawers=np.tile(parsed.drawers, len(ROTATIONS)))
+
+
+def _omniglot_parsed(split: str, size: int, download: bool, root: PathLike | None,
+                     mirror: str | None) -> OmniglotImages:
+    """The plain split from the parse cache, or fetched, parsed and cached."""
+    cache_file = _cache_path("omniglot", f"omniglot-{split}-{size}px", root)
+    cache = _load_cache(cache_file)
+    if cache is not None:
+        return _cached_images(cache)
+    names = [_OMNIGLOT_ZIPS[s] for s in (("background", "evaluation") if split == "all"
+                                         else (split,))]
+    files = _fetch_all("omniglot", names, download=download, root=root, mirror=mirror)
+    parsed = parse_omniglot_zips([files[n] for n in names], size)
+    _save_images(cache_file, parsed)
+    return parsed
+
+
+def _cached_images(cache: dict[str, np.ndarray]) -> OmniglotImages:
+    return OmniglotImages(images=cache["x"][:, 0], labels=cache["y"],
+                          class_names=tuple(cache["class_names"].tolist()),
+                          class_groups=tuple(cache["class_groups"].tolist()),
+                          char_ids=cache["char_ids"], drawers=cache["drawers"])
+
+
+def _save_images(path: Path, parsed: OmniglotImages) -> None:
+    _save_cache(path, parsed.images[:, None], parsed.labels, parsed.class_names,
+                parsed.class_groups, char_ids=parsed.char_ids, drawers=parsed.drawers)
+
+
+def omniglot(split: str = "all", *, size: int = 28, rotations: bool = False, seed: int = 0,
+             download: bool = False, root: PathLike | None = None, mirror: str | None = None,
              path: PathLike | None = None, verify: bool = True) -> Dataset:
     """Omniglot, 1 x size x size (default 28), strokes bright; class = ``Alphabet/characterNN``,
     group = alphabet.
@@ -203,6 +258,11 @@ def omniglot(split: str = "all", *, size: int = 28, seed: int = 0, download: boo
         split: ``"all"`` (50 alphabets, 1,623 characters, 32,460 images), ``"background"``
             (30 alphabets, 964 characters) or ``"evaluation"`` (20 alphabets, 659).
         size: output side in pixels (4..105).
+        rotations: add the 90/180/270-degree rotations of every character as new classes
+            (:func:`rotate_omniglot`; ``"all"``: 1,623 x 4 = 6,492 classes of 20 drawers,
+            129,840 images), named ``"Alphabet/characterNN@90"`` etc.; groups stay the
+            alphabets. The dataset is then called ``omniglot_rotated`` (``"all"``) or
+            ``omniglot_<split>_rotated``; it is cached beside the plain one.
         path: an official zip, a folder holding ``images_background.zip`` /
             ``images_evaluation.zip``, or a folder holding ``omniglot_images_<split>.npz`` and
             ``omniglot_alphabets.csv`` (the layout of ``../shared/data/omniglot``).
@@ -210,19 +270,28 @@ def omniglot(split: str = "all", *, size: int = 28, seed: int = 0, download: boo
     check_choice("split", split, OMNIGLOT_SPLITS)
     size = check_int("size", size, 4, 105)
     name = "omniglot" if split == "all" else f"omniglot_{split}"
+    if rotations:
+        name += "_rotated"
     if path is not None:
-        return _omniglot_local(split, path, size, verify).to_dataset(name)
-    cache_file = _cache_path("omniglot", f"omniglot-{split}-{size}px", root)
+        parsed = _omniglot_local(split, path, size, verify)
+        return (rotate_omniglot(parsed) if rotations else parsed).to_dataset(name)
+    if not rotations:
+        return _omniglot_parsed(split, size, download, root, mirror).to_dataset(name)
+    cache_file = _cache_path("omniglot", f"omniglot-{split}-{size}px-rotated", root)
     cache = _load_cache(cache_file)
     if cache is not None:
         return _cached_dataset(name, cache)
-    names = [_OMNIGLOT_ZIPS[s] for s in (("background", "evaluation") if split == "all"
-                                         else (split,))]
-    files = _fetch_all("omniglot", names, download=download, root=root, mirror=mirror)
-    parsed = parse_omniglot_zips([files[n] for n in names], size)
-    _save_cache(cache_file, parsed.images[:, None], parsed.labels, parsed.class_names,
-                parsed.class_groups, char_ids=parsed.char_ids, drawers=parsed.drawers)
-    return parsed.to_dataset(name)
+    rotated = rotate_omniglot(_omniglot_parsed(split, size, download, root, mirror))
+    _save_images(cache_file, rotated)
+    return rotated.to_dataset(name)
+
+
+def omniglot_rotated(**kwargs: object) -> Dataset:
+    """Rotated Omniglot as Adapted Deep Embeddings uses it: all 1,623 characters and their
+    90/180/270-degree rotations, 6,492 classes of 20 images (``omniglot("all",
+    rotations=True)``; see :func:`omniglot`). Groups are the alphabets; the paper's T1/T2
+    draw classes ignoring them (``SourceSpec(kind="paper", by="class")``)."""
+    return omniglot("all", rotations=True, **kwargs)  # type: ignore[arg-type]
 
 
 def omniglot_background(**kwargs: object) -> Dataset:
