@@ -241,3 +241,75 @@ def test_epoch_seed_is_the_one_rule():
     from dml_kit.methods.batches import epoch_seed
 
     assert epoch_seed(3, 7) == 3007
+
+
+# ---- Adapted Deep Embeddings' nets and the protonets' own lengths ----------------------------
+ADE_FIELDS = ("architecture", "episode_lr", "max_episodes", "episode_patience")
+
+
+def test_new_fields_stay_out_of_hashes_at_their_defaults():
+    from dml_kit.methods.config import HASHED_WHEN_SET
+
+    assert tuple(HASHED_WHEN_SET) == ADE_FIELDS
+    d = MethodConfig().hash_dict()
+    assert not set(ADE_FIELDS) & set(d)  # earlier configs hash as before the fields existed
+    assert TINY.hash_dict() == TINY.replace(architecture="conv4").hash_dict()
+    for field, value in (("architecture", "ade_omniglot"), ("episode_lr", 1e-4),
+                         ("max_episodes", 400), ("episode_patience", 200)):
+        changed = TINY.replace(**{field: value}).hash_dict()
+        assert changed[field] == value and changed != TINY.hash_dict()
+    proto, emb = methods.get("protonet"), methods.get("metric")
+    ade = TINY.replace(architecture="ade_omniglot")
+    assert proto.source_key(ade, 5, 5) != proto.source_key(TINY, 5, 5)
+    assert emb.source_key(ade, 5, 5) != emb.source_key(TINY, 5, 5)
+    # the protonets' lengths key protonet sources only
+    longer = TINY.replace(max_episodes=400)
+    assert proto.source_key(longer, 5, 5) != proto.source_key(TINY, 5, 5)
+    assert emb.source_key(longer, 5, 5) == emb.source_key(TINY, 5, 5)
+
+
+@pytest.mark.parametrize(("field", "value"), [("architecture", "resnet"), ("episode_lr", 0.0),
+                                              ("max_episodes", 0), ("episode_patience", 0)])
+def test_new_fields_are_validated(field, value):
+    with pytest.raises(ValueError, match=field):
+        TINY.replace(**{field: value})
+
+
+def test_episodic_lengths_in_episodes_become_validations():
+    from dml_kit.methods.phases import phases
+
+    assert phases(TINY).source.episodic_train is None
+    assert phases(TINY).source.episodic == phases(TINY).source.train
+    paper = TINY.replace(episodes_per_epoch=200, episode_lr=1e-4, max_episodes=10_000,
+                         episode_patience=4_000)
+    train = phases(paper).source.episodic
+    assert (train.max_epochs, train.patience, train.lr, train.max_steps) == (50, 20, 1e-4, 10_000)
+    assert phases(paper).source.train.lr == TINY.source_lr  # other sources keep source_lr
+    odd = phases(TINY.replace(max_episodes=31)).source.episodic  # 15 per epoch: 3 epochs
+    assert (odd.max_epochs, odd.max_steps, odd.patience) == (3, 31, TINY.source_patience)
+
+
+def test_ade_nets_follow_the_methods_roles(split, task):
+    torch.set_num_threads(1)
+    cfg = TINY.replace(architecture="ade_omniglot", channels=8, source_epochs=2,
+                       target_epochs=3, max_episodes=20)
+    built = {kind: methods.train_source(kind, split.source, cfg, n_way=5, k_shot=5, seed=0)
+             for kind in ("classifier", "embedding", "protonet")}
+
+    def bn(model: torch.nn.Module) -> bool:
+        return any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+    emb = built["embedding"].model.eval()
+    assert not bn(emb)
+    assert torch.allclose(emb(task.query_x).norm(dim=1), torch.ones(len(task.query_x)),
+                          atol=1e-5)
+    proto = built["protonet"].model.eval()
+    assert bn(proto) and not torch.allclose(proto(task.query_x).norm(dim=1),
+                                            torch.ones(len(task.query_x)))
+    assert built["protonet"].train.steps <= 20  # max_episodes
+    assert bn(built["classifier"].model)
+    scratch = methods.run("scratch", task, None, cfg, seed=0)
+    assert bn(scratch.model)
+    for name in ("metric", "protonet", "weight_transfer", "adapted_metric"):
+        kind = methods.get(name).source_kind
+        assert 0.0 <= methods.run(name, task, built[kind], cfg, seed=0).accuracy <= 1.0

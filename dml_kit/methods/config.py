@@ -4,7 +4,9 @@ The defaults are CPU-sized (a few seconds per method on ``digits``); the presets
 :mod:`dml_kit.experiments` (``classroom``, ``paper``) override them. Field groups:
 
 * model: ``embedding_dim``, ``channels`` (Conv4 width; the paper's nets use 32 filters),
-  ``hidden`` (MLP for vectors and 8x8 digits);
+  ``hidden`` (MLP for vectors and 8x8 digits), ``architecture`` (``"conv4"``, the kit's
+  net, or one of Adapted Deep Embeddings' nets ``"ade_omniglot"``, ``"ade_mnist"``,
+  ``"ade_isolet"``: :data:`dml_kit.models.ARCHITECTURES`);
 * source phase (T1): ``source_epochs``, ``source_patience``, ``source_lr``,
   ``val_fraction`` (held out of *each* source class for early stopping, as the paper's
   T1 validation part), ``val_classes`` (score that validation part on at most this many
@@ -13,7 +15,12 @@ The defaults are CPU-sized (a few seconds per method on ``digits``); the presets
   ``batch_size`` (classifier batches), ``batches_per_epoch``;
 * episodes (protonets): ``episodes_per_epoch``, ``query_per_class`` (the paper: 100/50/5/50
   on MNIST/Isolet/Omniglot/tinyImageNet), ``train_way``/``train_shot`` (``None``: the
-  target n and k, as the paper does);
+  target n and k, as the paper does), and the protonets' own training lengths (the
+  paper's code trains them apart from the other source models): ``episode_lr`` (``None``:
+  ``source_lr``; the paper: 1e-4, MNIST 1e-3), ``max_episodes`` (``None``:
+  ``source_epochs`` x ``episodes_per_epoch``; the paper: 10,000) and ``episode_patience``
+  (in episodes, rounded up to whole validations of ``episodes_per_epoch``; ``None``:
+  ``source_patience`` validations; the paper on Omniglot: 4,000);
 * target phase (T2): ``target_epochs``, ``target_patience``, ``target_lr`` (scratch and
   weight transfer, which learn a new output layer), ``adapt_lr`` (the hybrids, which
   fine-tune a trained embedding; ``None``: ``target_lr``), ``adapt_patience`` (``None``:
@@ -32,7 +39,10 @@ Each field declares its phase in its metadata (:data:`PHASES`, :func:`phase_of`,
 :func:`fields_of`): source models are keyed by the fields they depend on
 (:meth:`dml_kit.methods.Method.source_key`), and :func:`dml_kit.methods.phases.phases`
 splits a config into the objects the recipes read. ``device`` and ``progress`` (phase
-``run``) do not change results and are left out of :meth:`hash_dict`.
+``run``) do not change results and are left out of :meth:`hash_dict`; the fields added
+after config hashes were first stored (:data:`HASHED_WHEN_SET`: ``architecture``,
+``episode_lr``, ``max_episodes``, ``episode_patience``) count only when they differ from
+their defaults, so every earlier config keeps its hash and its source key.
 """
 
 from __future__ import annotations
@@ -43,6 +53,7 @@ from typing import Any
 
 from dml_kit import regularizers
 from dml_kit._validation import check_choice, check_float, check_int
+from dml_kit.models import ARCHITECTURES
 
 CLASSIFY_RULES = ("1nn", "prototype")
 
@@ -75,6 +86,7 @@ class MethodConfig:
     embedding_dim: int = _f(64, "model")
     channels: int = _f(32, "model")
     hidden: tuple[int, ...] = _f((256,), "model")
+    architecture: str = _f("conv4", "model")
     # source phase
     source_epochs: int = _f(30, "source")
     source_patience: int = _f(5, "source")
@@ -90,6 +102,9 @@ class MethodConfig:
     query_per_class: int = _f(5, "episodes")
     train_way: int | None = _f(None, "episodes")
     train_shot: int | None = _f(None, "episodes")
+    episode_lr: float | None = _f(None, "episodes")
+    max_episodes: int | None = _f(None, "episodes")
+    episode_patience: int | None = _f(None, "episodes")
     # target phase
     target_epochs: int = _f(50, "target")
     target_patience: int = _f(10, "target")
@@ -115,6 +130,7 @@ class MethodConfig:
         check_int("channels", self.channels, 1)
         object.__setattr__(self, "hidden", tuple(check_int(f"hidden[{i}]", h, 1)
                                                  for i, h in enumerate(self.hidden)))
+        check_choice("architecture", self.architecture, ARCHITECTURES)
         check_int("source_epochs", self.source_epochs, 1)
         check_int("source_patience", self.source_patience, 1)
         check_float("source_lr", self.source_lr, 0.0, low_inclusive=False)
@@ -132,6 +148,7 @@ class MethodConfig:
             check_int("train_way", self.train_way, 2)
         if self.train_shot is not None:
             check_int("train_shot", self.train_shot, 1)
+        self._check_episode_lengths()
         check_int("target_epochs", self.target_epochs, 1)
         check_int("target_patience", self.target_patience, 1)
         check_float("target_lr", self.target_lr, 0.0, low_inclusive=False)
@@ -152,6 +169,14 @@ class MethodConfig:
         object.__setattr__(self, "loss_params", dict(self.loss_params))
         object.__setattr__(self, "regularizer_params", dict(self.regularizer_params))
 
+    def _check_episode_lengths(self) -> None:
+        """The protonets' optional lengths: positive when set."""
+        if self.episode_lr is not None:
+            check_float("episode_lr", self.episode_lr, 0.0, low_inclusive=False)
+        for name in ("max_episodes", "episode_patience"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), 1)
+
     def replace(self, **changes: Any) -> MethodConfig:
         """A copy with some fields changed (validated again); unknown names raise ValueError."""
         names = {f.name for f in dataclasses.fields(self)}
@@ -162,10 +187,16 @@ class MethodConfig:
         return dataclasses.replace(self, **changes)
 
     def hash_dict(self) -> dict[str, Any]:
-        """The fields that change results, as a JSON-friendly dict (for config hashes)."""
+        """The fields that change results, as a JSON-friendly dict (for config hashes).
+
+        Fields of :data:`HASHED_WHEN_SET` appear only when they differ from their
+        defaults: configs that leave them alone hash as before they existed."""
         d = dataclasses.asdict(self)
         for name in fields_of("run"):
             d.pop(name, None)
+        for name, default in HASHED_WHEN_SET.items():
+            if d[name] == default:
+                d.pop(name)
         d["hidden"] = list(self.hidden)
         return d
 
@@ -193,3 +224,9 @@ def fields_of(*phases: str, part: str | None = None) -> tuple[str, ...]:
 
 #: fields that do not change what a run computes (excluded from config hashes)
 NOT_HASHED = fields_of("run")
+
+#: fields added after config hashes were first stored -> their defaults; they enter
+#: :meth:`MethodConfig.hash_dict` (and source keys) only when set to something else
+HASHED_WHEN_SET: dict[str, Any] = {
+    name: next(f.default for f in dataclasses.fields(MethodConfig) if f.name == name)
+    for name in ("architecture", "episode_lr", "max_episodes", "episode_patience")}

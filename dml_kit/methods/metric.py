@@ -45,7 +45,7 @@ def train_source(source: Dataset, phase: SourcePhase, *, n_way: int = 0, k_shot:
     leave-one-out Recall@1 (cosine); the task's ``n_way``/``k_shot`` play no part."""
     start = time.perf_counter()
     train, val, scored_ids = source_parts(source, phase, seed)
-    embedder = phase.model.build(source.input_shape)
+    embedder = phase.model.build(source.input_shape, role="metric")
     loss_fn = phase.objective.build(num_classes=source.n_classes)
     scored = val.select_classes(scored_ids.tolist())
 

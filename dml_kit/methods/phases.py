@@ -54,19 +54,27 @@ from dml_kit.training import TrainConfig, TrainResult, fit
 # ---- phase objects ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelSpec:
-    """The network: ``embedding_dim``, Conv4 ``channels``, MLP ``hidden`` widths."""
+    """The network: ``embedding_dim``, Conv4 ``channels``, MLP ``hidden`` widths and the
+    ``architecture`` (:data:`dml_kit.models.ARCHITECTURES`)."""
 
     embedding_dim: int
     channels: int
     hidden: tuple[int, ...]
+    architecture: str = "conv4"
 
-    def build(self, input_shape: tuple[int, ...]) -> nn.Module:
+    def build(self, input_shape: tuple[int, ...], role: str | None = None) -> nn.Module:
         """The embedder for inputs of ``input_shape`` (:func:`dml_kit.models.for_shape`).
 
-        Outputs are *not* L2-normalised: cosine losses normalise inside, and norm
-        regularizers (SEC) need the raw norms."""
+        ``role`` is what the calling method's net is for (``"metric"``, ``"protonet"``,
+        ``"classifier"``: :data:`dml_kit.models.NET_ROLES`); the method passes it, and the
+        architecture decides what it changes. With ``conv4`` nothing: outputs are *not*
+        L2-normalised (cosine losses normalise inside, and norm regularizers (SEC) need
+        the raw norms) and batch norm is everywhere. With Adapted Deep Embeddings' nets
+        the metric (histogram-loss) outputs are L2-normalised and batch norm is where the
+        official code has it (../shared/PAPERS.md section 1)."""
         return models.for_shape(input_shape, self.embedding_dim, channels=self.channels,
-                                hidden=self.hidden)
+                                hidden=self.hidden, architecture=self.architecture,
+                                role=role)
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,9 @@ class SourcePhase:
         train: epochs, learning rate and patience (``source_*``).
         batches: classifier and balanced pair-loss batches.
         episodes: the protonets' source episodes.
+        episodic_train: the protonets' epochs (validations), learning rate and patience
+            (``max_episodes``, ``episode_lr``, ``episode_patience``, each falling back to
+            the ``source_`` value).
         val_fraction, val_classes: the held-out part of each source class and how many
             classes score it.
         objective: the embedding loss and regularizer.
@@ -137,6 +148,12 @@ class SourcePhase:
     objective: Objective
     device: str | None = None
     progress: bool = False
+    episodic_train: TrainConfig | None = None
+
+    @property
+    def episodic(self) -> TrainConfig:
+        """The protonets' source training (``train`` unless the config sets its own)."""
+        return self.episodic_train or self.train
 
 
 @dataclass(frozen=True)
@@ -179,7 +196,7 @@ class Phases:
 def phases(config: MethodConfig) -> Phases:
     """Split ``config`` into the run's :class:`SourcePhase` and :class:`TargetPhase`."""
     c = config
-    model = ModelSpec(c.embedding_dim, c.channels, c.hidden)
+    model = ModelSpec(c.embedding_dim, c.channels, c.hidden, c.architecture)
     batches = BatchSpec(c.batch_size, c.batch_classes, c.batch_per_class, c.batches_per_epoch)
     objective = Objective(c.loss, dict(c.loss_params), c.regularizer,
                           dict(c.regularizer_params), c.regularizer_weight, c.embedding_dim)
@@ -189,7 +206,7 @@ def phases(config: MethodConfig) -> Phases:
         batches=batches,
         episodes=EpisodeSpec(c.episodes_per_epoch, c.query_per_class, c.train_way, c.train_shot),
         val_fraction=c.val_fraction, val_classes=c.val_classes, objective=objective,
-        device=c.device, progress=c.progress)
+        device=c.device, progress=c.progress, episodic_train=episodic_train(c))
     target = TargetPhase(
         model=model,
         train=TrainConfig(max_epochs=c.target_epochs, lr=c.target_lr, patience=c.target_patience),
@@ -199,6 +216,27 @@ def phases(config: MethodConfig) -> Phases:
         batches=batches, adapt_episodes=c.adapt_episodes_per_epoch, objective=objective,
         classify=c.classify, head_only=c.head_only, device=c.device, progress=c.progress)
     return Phases(source, target)
+
+
+def episodic_train(c: MethodConfig) -> TrainConfig | None:
+    """The protonets' own source :class:`~dml_kit.training.TrainConfig` when the config
+    sets ``episode_lr``, ``max_episodes`` or ``episode_patience`` (``None`` otherwise).
+
+    An epoch is ``episodes_per_epoch`` episodes followed by one validation (the paper:
+    validated every 200 episodes), so ``max_episodes`` becomes
+    ``ceil(max_episodes / episodes_per_epoch)`` epochs (and at most ``max_episodes``
+    steps) and ``episode_patience`` episodes ``ceil(episode_patience /
+    episodes_per_epoch)`` validations (Omniglot in the paper: 4,000 / 200 = 20)."""
+    if c.episode_lr is None and c.max_episodes is None and c.episode_patience is None:
+        return None
+    per = c.episodes_per_epoch
+    return TrainConfig(
+        max_epochs=(c.source_epochs if c.max_episodes is None
+                    else math.ceil(c.max_episodes / per)),
+        lr=c.source_lr if c.episode_lr is None else c.episode_lr,
+        patience=(c.source_patience if c.episode_patience is None
+                  else math.ceil(c.episode_patience / per)),
+        max_steps=c.max_episodes)
 
 
 # ---- batch norm -----------------------------------------------------------------------
@@ -284,11 +322,12 @@ def fit_source(kind: str, model: nn.Module, batches: Callable[[int], Iterable[An
                seed: int, callbacks: CallbacksArg = None,
                parameters: Iterable[nn.Parameter] | None = None,
                embedder: nn.Module | None = None,
-               info: dict[str, Any] | None = None) -> SourceModel:
-    """Train a source model (T1) with ``phase.train`` and early stopping on ``validate``,
-    probing a few held-out ``val`` examples; wrap it as a :class:`SourceModel` of
-    ``kind`` whose ``seconds`` count from ``start``."""
-    result = fit(model, batches, step_loss, phase.train, validate=validate,
+               info: dict[str, Any] | None = None,
+               train: TrainConfig | None = None) -> SourceModel:
+    """Train a source model (T1) with ``train`` (default ``phase.train``) and early
+    stopping on ``validate``, probing a few held-out ``val`` examples; wrap it as a
+    :class:`SourceModel` of ``kind`` whose ``seconds`` count from ``start``."""
+    result = fit(model, batches, step_loss, train or phase.train, validate=validate,
                  parameters=parameters, callbacks=callbacks,
                  probe=probe_subset(val, seed=seed), embedder=embedder, phase="source",
                  method=method, seed=seed, device=phase.device, progress=phase.progress)

@@ -61,7 +61,7 @@ def train_source(source: Dataset, phase: SourcePhase, *, n_way: int, k_shot: int
         raise ValueError(f"k_shot={shot} is out of range for protonet source episodes: the "
                          f"source training part has only {train.min_class_size} examples in "
                          "its smallest class (need shot + 1)")
-    embedder = phase.model.build(source.input_shape)
+    embedder = phase.model.build(source.input_shape, role="protonet")
     loss_fn = phase.objective.build_episodic()
     # validation: held-out images of (up to val_classes) source classes against prototypes
     # of up to PROTOTYPE_IMAGES training images of the same classes
@@ -86,7 +86,8 @@ def train_source(source: Dataset, phase: SourcePhase, *, n_way: int, k_shot: int
                       validate=validate, val=val, start=start, method=NAME, seed=seed,
                       callbacks=callbacks,
                       parameters=[*embedder.parameters(), *loss_fn.parameters()],
-                      info={"way": way, "shot": shot, "query": query})
+                      info={"way": way, "shot": shot, "query": query},
+                      train=phase.episodic)
 
 
 def evaluate(source: SourceModel, task: KShotTask, phase: TargetPhase, *, seed: int,

@@ -24,7 +24,8 @@ def evaluate(source: SourceModel | None, task: KShotTask, phase: TargetPhase, *,
              callbacks: CallbacksArg = None) -> RunResult:
     """Train a classifier from scratch on ``task.support_*``; accuracy on ``task.query_*``."""
     def build() -> Classifier:
-        return Classifier(phase.model.build(tuple(task.support_x.shape[1:])), task.n_way)
+        shape = tuple(task.support_x.shape[1:])
+        return Classifier(phase.model.build(shape, role="classifier"), task.n_way)
 
     return train_classifier(NAME, build, task, phase, seed=seed, callbacks=callbacks)
 

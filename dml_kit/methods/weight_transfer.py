@@ -46,7 +46,8 @@ def train_source(source: Dataset, phase: SourcePhase, *, n_way: int = 0, k_shot:
     accuracy (the task's ``n_way``/``k_shot`` play no part)."""
     start = time.perf_counter()
     train, val, scored = source_parts(source, phase, seed)
-    model = Classifier(phase.model.build(source.input_shape), source.n_classes)
+    model = Classifier(phase.model.build(source.input_shape, role="classifier"),
+                       source.n_classes)
     keep = torch.isin(val.y, scored)  # classifier outputs are source ids: no relabelling
     val_x, val_y = val.x[keep], val.y[keep]
 
