@@ -160,10 +160,18 @@ class Verdict:
         return self.label == HOLDS
 
     def text(self, digits: int = 3, percent: bool = False) -> str:
-        """``"holds: +0.041 [0.012, 0.070] > 0"`` style, with the numbers."""
+        """``"holds: +0.041 [+0.012, +0.070] vs +0.000"`` style, with the numbers. An
+        interval end that would print as the threshold although it lies on one side of it
+        gets more digits (up to 3 more), so a printed bound never looks like a tie."""
         scale = 100.0 if percent else 1.0
         d = max(digits - 2, 0) if percent else digits
         e = self.estimate
+        for _ in range(3):
+            ties = [b for b in (e.low, e.high) if not math.isnan(b) and b != self.threshold
+                    and round(scale * b, d) == round(scale * self.threshold, d)]
+            if not ties:
+                break
+            d += 1
         nums = (f"{scale * e.mean:+.{d}f} [{scale * e.low:+.{d}f}, {scale * e.high:+.{d}f}]"
                 if not math.isnan(e.low) else f"{scale * e.mean:+.{d}f} (one replication)")
         label = self.label if self.resolved else f"{UNRESOLVED} (n = {e.n})"

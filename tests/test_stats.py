@@ -107,6 +107,14 @@ def test_verdict_against_a_named_threshold():
     assert stats.verdict(est, 0.2).text(percent=True) == "holds: +30.0 [+25.0, +35.0] vs +20.0"
 
 
+def test_verdict_text_never_prints_a_bound_as_the_threshold():
+    v = stats.verdict(stats.Estimate(0.005, 0.0003, 0.0094, 8))
+    assert v.label == stats.HOLDS
+    assert v.text(percent=True) == "holds: +0.50 [+0.03, +0.94] vs +0.00"
+    assert stats.verdict(stats.Estimate(0.05, 0.02, 0.08, 8)).text() == (
+        "holds: +0.050 [+0.020, +0.080] vs +0.000")
+
+
 def test_combine_is_all_of():
     h = stats.Verdict(stats.HOLDS, stats.Estimate(1, 0.5, 1.5, 3))
     f = stats.Verdict(stats.FAILS, stats.Estimate(-1, -1.5, -0.5, 3))
