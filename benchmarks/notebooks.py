@@ -13,7 +13,8 @@ clone: the first notebook that loads ``glyphs`` renders them (its time includes 
 notebook 05 computes its smaller grid because the results store is empty. ``--glyphs``
 copies the checkout's rendered glyph cache in first, to time the notebooks alone.
 ``DML_KIT_FAST`` is removed from the environment: these are the classroom settings.
-Run it on a quiet machine; the load average is printed with the table.
+Run it on a quiet machine; the load average is printed with the table. ``--verdicts FILE``
+also writes every verdict the notebooks printed.
 """
 
 from __future__ import annotations
@@ -34,8 +35,23 @@ NOTEBOOKS = ROOT / "notebooks"
 LIMIT_SECONDS = 180.0
 
 
-def run_notebook(path: Path, timeout: int) -> tuple[float, str]:
-    """Execute one notebook in its folder; return (seconds, "" or the error's last line)."""
+def verdict_lines(nb: nbformat.NotebookNode) -> list[str]:
+    """What the notebook's verdict cells (first line ``# verdict: <claim>``) printed: the
+    claim, then the printed text (streams and plain-text results)."""
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or not cell.source.startswith("# verdict"):
+            continue
+        text = "".join(o.get("text", "") if o.get("output_type") == "stream"
+                       else o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+        out += [cell.source.splitlines()[0], *("    " + line for line in text.splitlines())]
+    return out
+
+
+def run_notebook(path: Path, timeout: int, verdicts: list[str] | None = None
+                 ) -> tuple[float, str]:
+    """Execute one notebook in its folder; return (seconds, "" or the error's last line).
+    With ``verdicts``, append what its verdict cells printed."""
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
@@ -45,7 +61,10 @@ def run_notebook(path: Path, timeout: int) -> tuple[float, str]:
         error = ""
     except Exception as exc:  # report it in the table, keep timing the others
         error = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:120]
-    return time.perf_counter() - start, error
+    seconds = time.perf_counter() - start
+    if verdicts is not None:
+        verdicts += [f"## {path.stem}", *verdict_lines(nb)]
+    return seconds, error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--glyphs", action="store_true",
                         help="copy the checkout's glyph cache into the fresh data folder")
     parser.add_argument("--timeout", type=int, default=900, help="per-cell timeout (s)")
+    parser.add_argument("--verdicts", help="write every verdict the notebooks printed to this "
+                                           "file (to read them against their tables)")
     args = parser.parse_args(argv)
 
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -71,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
 
     rows = []
+    verdicts: list[str] | None = [] if args.verdicts else None
     for path in paths:
-        seconds, error = run_notebook(path, args.timeout)
+        seconds, error = run_notebook(path, args.timeout, verdicts)
         rows.append((path.stem, seconds, error))
         print(f"{path.stem}: {seconds:.1f} s {'ok' if not error else 'FAILED: ' + error}",
               file=sys.stderr, flush=True)
 
+    if verdicts is not None:
+        Path(args.verdicts).write_text("\n".join(verdicts) + "\n")
     load = os.getloadavg()
     print(f"\nnotebooks at default settings, data folder {data}, {os.cpu_count()} CPUs, "
           f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
