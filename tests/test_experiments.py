@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -447,3 +448,57 @@ def test_tasks_per_seed_share_the_source_and_draw_distinct_tasks(tmp_path):
 
 def torch_equal(a, b) -> bool:
     return a.shape == b.shape and bool((a == b).all())
+
+
+# ---- the paper preset on rotated Omniglot (real files) ---------------------------------------
+SHARED_OMNIGLOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "omniglot"
+OMNI_ABSENT = [f for f in ("omniglot_images_background.npz", "omniglot_images_evaluation.npz",
+                           "omniglot_alphabets.csv") if not (SHARED_OMNIGLOT / f).exists()]
+
+
+@pytest.fixture
+def rotated_omniglot_registered():
+    """``omniglot_rotated`` served from the shared real files (the grid loads by name)."""
+    from dml_kit import data
+    from dml_kit.data import real
+
+    rotated = data.load("omniglot_rotated", path=SHARED_OMNIGLOT)
+
+    def loader(*, seed: int = 0, download: bool = False, root=None):
+        return rotated
+
+    grid_module._load.cache_clear()
+    grid_module._fingerprint.cache_clear()
+    data.register("omniglot_rotated", loader, replace=True)
+    try:
+        yield rotated
+    finally:
+        data.register("omniglot_rotated", real.omniglot_rotated, replace=True)
+        grid_module._load.cache_clear()
+        grid_module._fingerprint.cache_clear()
+
+
+@pytest.mark.skipif(bool(OMNI_ABSENT), reason=f"real Omniglot files absent from "
+                    f"{SHARED_OMNIGLOT}: {', '.join(OMNI_ABSENT)} (the shared offline copy "
+                    "is not here)")
+@pytest.mark.timeout(600)
+def test_paper_preset_validates_and_runs_on_rotated_omniglot(tmp_path,
+                                                             rotated_omniglot_registered):
+    assert rotated_omniglot_registered.n_classes == 6_492
+    spec = GridSpec.create(preset="paper")
+    assert spec.dataset == "omniglot_rotated" and spec.n_values == (5, 10, 100, 1000)
+    c = spec.config
+    assert (c.architecture, c.embedding_dim, c.channels) == ("ade_omniglot", 128, 32)
+    assert (c.episode_lr, c.max_episodes, c.episodes_per_epoch, c.episode_patience) == (
+        1e-4, 10_000, 200, 4_000)
+    assert (c.source_lr, c.source_patience, c.source_epochs) == (5e-3, 70, 500)
+    assert c.batch_classes * c.batch_per_class == 2_040  # ~ the code's 2,048 at n = 1,000
+    grid_module.check_grid_fits(spec)  # n = 1,000 fits the 3,246 target classes
+    tiny = {"source_epochs": 1, "batches_per_epoch": 2, "episodes_per_epoch": 3,
+            "max_episodes": 3, "target_epochs": 1, "val_classes": 5}
+    frame = run_grid(preset="paper", methods=["metric", "protonet", "weight_transfer"],
+                     k_values=[1], n_values=[5], seeds=[0], tasks=1, compare_losses=[],
+                     executor="serial", store=tmp_path / "paper.sqlite", progress=False,
+                     **tiny)
+    assert len(frame) == 3 and set(frame["dataset"]) == {"omniglot_rotated"}
+    assert frame["accuracy"].between(0.0, 1.0).all()
