@@ -157,10 +157,12 @@ INITS = ("xavier", "normal")
 
 
 def ade_init(module: nn.Module, init: str = "xavier") -> None:
-    """Initialise the conv and linear layers of ``module`` in place; biases 0.
+    """Initialise the conv and linear layers of ``module`` in place.
 
-    ``"xavier"``: Glorot normal, ``W ~ N(0, 2 / (fan_in + fan_out))``. ``"normal"``: the
-    official code's ``W ~ N(0, 1)`` (``tf.initializers.random_normal``). The kit chooses
+    ``"xavier"``: Glorot normal, ``W ~ N(0, 2 / (fan_in + fan_out))``, biases 0.
+    ``"normal"``: the official code's ``W ~ N(0, 1)`` and, as its ``models/utils.py``
+    does, biases ``N(0, 1)`` too (``tf.initializers.random_normal`` for both; PAPERS.md
+    says biases 0). The kit chooses
     Xavier: with N(0, 1) a 3x3 conv of 32 filters multiplies the activation scale by about
     sqrt(9 * 32) = 17 per layer, and the repository's 2019 note ("A Note on Weight
     Initialization") reports that Xavier helps the baseline and weight transfer, hurts the
@@ -171,10 +173,12 @@ def ade_init(module: nn.Module, init: str = "xavier") -> None:
         if isinstance(m, nn.Conv2d | nn.Linear):
             if init == "xavier":
                 nn.init.xavier_normal_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
             else:
                 nn.init.normal_(m.weight, 0.0, 1.0)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.normal_(m.bias, 0.0, 1.0)
 
 
 class ADEConvNet(_Embedder):
@@ -182,7 +186,9 @@ class ADEConvNet(_Embedder):
 
     ``layout`` is a string of ``c`` (3x3 conv with ``channels`` filters, "same" padding,
     optional batch norm, ReLU) and ``p`` (2x2 max-pool, stride 2), then the features are
-    flattened into a linear ``embedding_dim`` layer. The official layouts
+    flattened into a linear ``embedding_dim`` layer (a pool floors odd sizes, where the
+    code's TensorFlow "SAME" pooling would round up; the official layouts never pool an
+    odd size on their 28x28 and 64x64 inputs). The official layouts
     (../shared/PAPERS.md section 1): Omniglot ``"cpcpc"`` ((conv, pool) x 2, conv),
     MNIST ``"ccp"`` (conv, conv, pool), tinyImageNet ``"cpcpcpc"``; 32 filters, 128-d.
 

@@ -151,6 +151,7 @@ def test_ade_init_xavier_by_default_official_normal_on_request():
                if isinstance(m, torch.nn.Conv2d | torch.nn.Linear))
     official = models.ADEConvNet((1, 28, 28), "cpcpc", 128, 32, init="normal")
     assert abs(official.embedding.weight.std().item() - 1.0) < 0.01
+    assert abs(official.embedding.bias.std().item() - 1.0) < 0.2  # N(0, 1) as the code
     with pytest.raises(ValueError, match="init"):
         models.ADEConvNet((1, 28, 28), init="he")
 
