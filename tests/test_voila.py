@@ -14,6 +14,7 @@ figure through the kernel, and that no traceback or Voila error shows. Screensho
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import json
 import os
@@ -76,9 +77,11 @@ class VoilaServer:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
+    token: str = "dml-kit-test-token"
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://127.0.0.1:{self.port}/?token={self.token}"
 
     @property
     def log_path(self) -> Path:
@@ -89,7 +92,8 @@ class VoilaServer:
 
         Only a TCP connect: an HTTP GET of the app would start executing the notebook.
         """
-        env = dict(os.environ, DML_KIT_FAST="1", PYTHONUNBUFFERED="1")
+        env = dict(os.environ, DML_KIT_FAST="1", PYTHONUNBUFFERED="1",
+                   DML_KIT_VOILA_TOKEN=self.token)
         for var, sub in {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_RUNTIME_DIR": "runtime",
                          "IPYTHONDIR": "ipython"}.items():
             (self.home / sub).mkdir(parents=True, exist_ok=True)
@@ -319,6 +323,11 @@ def test_present_serves_the_notebook_as_an_app(
         with explained_failure(app, f"./dev present {label}"):
             server.start()
             app.log(f"./dev present {label} listening on {server.url}")
+            no_token = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            no_token.request("GET", "/")          # without the token: sent to a login page
+            answer = no_token.getresponse()
+            assert answer.status == 302 and "/login" in (answer.getheader("Location") or "")
+            no_token.close()
             start = time.monotonic()
             app.page.goto(server.url, wait_until="domcontentloaded", timeout=120_000)
             assert _wait_until(app.page, app.executed, EXECUTE_TIMEOUT, every=1.0), (
