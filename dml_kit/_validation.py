@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads only when a tensor check runs (the CLI imports this module)
+    import torch
 
 
 def check_int(name: str, value: object, low: int | None = None, high: int | None = None,
@@ -61,3 +65,46 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(map(str, choices))}")
     return value  # type: ignore[return-value]
+
+
+def check_embeddings(name: str, value: object) -> torch.Tensor:
+    """Check that ``value`` is a finite floating-point ``(N, D)`` tensor and return it.
+
+    One ``torch.isfinite(x).all()`` per call; the non-finite values are counted only when
+    there are some, for the message ("query_emb holds 3 non-finite values (NaN or inf)").
+    """
+    import torch  # noqa: PLC0415 (see the TYPE_CHECKING import)
+
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of shape (N, D), "
+                         f"got {type(value).__name__}")
+    if value.ndim != 2:
+        raise ValueError(f"{name} must have shape (N, D), got {tuple(value.shape)}")
+    if not value.dtype.is_floating_point:
+        raise ValueError(f"{name} must be a floating-point tensor (e.g. float32), "
+                         f"got dtype {value.dtype}")
+    if not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value.detach())).sum())
+        raise ValueError(f"{name} holds {bad} non-finite value{'s' if bad != 1 else ''} "
+                         f"(NaN or inf)")
+    return value
+
+
+def check_labels(name: str, value: object, n: int, *, non_negative: bool = True) -> torch.Tensor:
+    """Check that ``value`` is an integer ``(n,)`` tensor (no negatives when
+    ``non_negative``) and return it."""
+    import torch  # noqa: PLC0415 (see the TYPE_CHECKING import)
+
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor of integer labels, "
+                         f"got {type(value).__name__}")
+    if value.ndim != 1 or value.shape[0] != n:
+        raise ValueError(f"{name} must be a ({n},) tensor, one label per embedding, "
+                         f"got shape {tuple(value.shape)}")
+    if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integer class labels (e.g. torch.long), "
+                         f"got dtype {value.dtype}")
+    if non_negative and value.numel() and int(value.min()) < 0:
+        raise ValueError(f"{name} must hold non-negative class labels, "
+                         f"got minimum {int(value.min())}")
+    return value

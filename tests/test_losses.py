@@ -693,3 +693,51 @@ def test_with_regularizer_exposes_all_parameters_and_accepts_names() -> None:
     x, y = _batch(31)
     combined.double()(x, y).backward()
     assert combined.reg.radius.grad is not None
+
+
+# ------------------------------------------------------------- non-finite input (issue 15)
+@pytest.mark.parametrize("name", losses.available())
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_every_loss_refuses_non_finite_embeddings_by_name(name: str, bad: float) -> None:
+    """Never NaN, never a finite value with NaN gradients: a ValueError naming embeddings."""
+    x, y = _batch()
+    x = x[:8].clone()
+    x[0, 0] = bad
+    x.requires_grad_(True)
+    with pytest.raises(ValueError, match=r"embeddings holds 1 non-finite value \(NaN or inf\)"):
+        _build(name)(x, _labels_for(name, y[:8]))
+
+
+def test_multi_similarity_and_histogram_issue_cases_refuse_nan() -> None:
+    # the issue's cases: a finite loss with all-NaN gradients / IndexError
+    x = torch.randn(4, 2)
+    x[0, 0] = float("nan")
+    y = torch.tensor([0, 0, 1, 1])
+    for name in ("multi_similarity", "histogram"):
+        with pytest.raises(ValueError, match="embeddings holds 1 non-finite"):
+            losses.get(name)(x, y)
+
+
+def test_episode_losses_name_their_non_finite_argument() -> None:
+    x, y = _batch()
+    x[7, 1] = float("nan")
+    support_y, query_y = y[:6], y[6:]
+    with pytest.raises(ValueError, match="embeddings holds 1 non-finite"):
+        losses.EpisodeLoss()(x, support_y, query_y)
+    with pytest.raises(ValueError, match="query_emb holds 1 non-finite"):
+        losses.prototypical_loss(x[:6], support_y, x[6:], query_y)
+    with pytest.raises(ValueError, match="support_emb holds 1 non-finite"):
+        losses.prototypical_loss(x[6:], query_y, x[:6], support_y)
+    q = torch.randn(3, 4, dtype=x.dtype)
+    with pytest.raises(ValueError, match=r"support_emb and query_emb .* \(6, 5\) and \(3, 4\)"):
+        losses.prototypical_loss(x[:6], support_y, q, query_y)
+    with pytest.raises(ValueError, match="embeddings holds 1 non-finite"):
+        losses.with_regularizer(losses.EpisodeLoss(), "sec")(x, support_y, query_y)
+
+
+def test_losses_refuse_integer_embeddings_and_float_labels() -> None:
+    x, y = _batch()
+    with pytest.raises(ValueError, match="embeddings must be a floating-point tensor"):
+        losses.get("triplet")(x.long(), y)
+    with pytest.raises(ValueError, match="labels must hold integer class labels"):
+        losses.get("triplet")(x, y.double())

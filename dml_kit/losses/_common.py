@@ -5,19 +5,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dml_kit._validation import check_choice
+from dml_kit._validation import check_choice, check_embeddings, check_labels
 from dml_kit.losses.distances import pairwise_distance
 
 AVERAGES = ("all", "nonzero")
 
 
-def check_inputs(embeddings: torch.Tensor, labels: torch.Tensor) -> None:
-    """Raise ``ValueError`` unless ``embeddings`` is ``(B, D)`` and ``labels`` is ``(B,)``."""
-    if embeddings.dim() != 2:
-        raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
-    if labels.dim() != 1 or labels.shape[0] != embeddings.shape[0]:
-        raise ValueError(f"labels must have shape ({embeddings.shape[0]},), "
-                         f"got {tuple(labels.shape)}")
+def check_inputs(embeddings: torch.Tensor, labels: torch.Tensor,
+                 names: tuple[str, str] = ("embeddings", "labels")) -> None:
+    """Raise ``ValueError`` unless ``embeddings`` is a finite floating-point ``(B, D)``
+    tensor and ``labels`` an integer ``(B,)`` tensor; the messages use ``names``.
+
+    Every loss of the kit checks its input here, so every loss refuses NaN or inf
+    embeddings by name (one ``isfinite().all()`` per call) instead of returning NaN, or
+    worse a finite value with NaN gradients (the rule of :mod:`dml_kit.losses`).
+    Labels may be any integers (negative too): the pair losses only compare them."""
+    check_embeddings(names[0], embeddings)
+    check_labels(names[1], labels, embeddings.shape[0], non_negative=False)
 
 
 def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dml_kit._validation import check_choice, check_float
+from dml_kit._validation import check_choice, check_embeddings, check_float
 from dml_kit.losses._common import check_inputs, within_class_rank, zero_loss
 from dml_kit.losses.distances import DISTANCES, class_means, pairwise_distance
 
@@ -26,9 +26,12 @@ def prototypical_loss(support_emb: torch.Tensor, support_y: torch.Tensor,
     label must occur in the support set. Classes present only in the support set act
     as distractor prototypes.
     """
-    check_inputs(support_emb, support_y)
-    check_inputs(query_emb, query_y)
+    check_inputs(support_emb, support_y, ("support_emb", "support_y"))
+    check_inputs(query_emb, query_y, ("query_emb", "query_y"))
     check_choice("distance", distance, DISTANCES)
+    if support_emb.shape[1] != query_emb.shape[1]:
+        raise ValueError(f"support_emb and query_emb must have the same embedding dimension, "
+                         f"got shapes {tuple(support_emb.shape)} and {tuple(query_emb.shape)}")
     if support_emb.shape[0] == 0:
         raise ValueError("the support set is empty")
     if query_emb.shape[0] == 0:
@@ -92,6 +95,7 @@ class EpisodeLoss(nn.Module):
     def forward(self, embeddings: torch.Tensor, support_y: torch.Tensor,
                 query_y: torch.Tensor) -> torch.Tensor:
         n = len(support_y)
+        check_embeddings("embeddings", embeddings)  # name the argument the caller passed
         return prototypical_loss(embeddings[:n], support_y, embeddings[n:], query_y,
                                  distance=self.distance)
 
