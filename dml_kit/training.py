@@ -20,10 +20,17 @@ restores the best snapshot, so the model is never left half-updated, marks the r
 default, friendly in notebooks) :func:`fit` returns that result normally, and with
 ``on_interrupt="raise"`` (what grids use, so that nothing is stored) it re-raises.
 Before the first epoch ends the "best" snapshot is the initial weights.
+
+**Divergence.** When ``step_loss`` returns NaN or inf, that step is not taken: the best
+snapshot is restored, ``on_train_end`` is emitted (the result counts the epochs finished
+before), and :func:`fit` raises ``FloatingPointError`` naming the phase, the epoch and the
+step, and what to try (a lower learning rate, gradient clipping). It never returns a
+model trained on a NaN loss, whatever ``on_interrupt`` says.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -209,6 +216,7 @@ def fit(  # noqa: C901 (the one training loop: each branch is a documented optio
                                   probe_labels=probe_y))
     bar = None
     interrupt: KeyboardInterrupt | None = None
+    diverged: FloatingPointError | None = None
     if progress:
         bar = tqdm(total=config.max_epochs, desc=f"{method or 'train'} [{phase}]", leave=False)
     try:
@@ -218,13 +226,16 @@ def fit(  # noqa: C901 (the one training loop: each branch is a documented optio
             for batch in batches(epoch):
                 batch = _to_device(batch, dev)
                 loss = step_loss(batch)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    diverged = _diverged(value, phase, epoch, result.steps + 1, result, config)
+                    break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
                 optimizer.step()
                 result.steps += 1
-                value = float(loss.detach())
                 total += value
                 count += 1
                 if len(cbs):
@@ -234,6 +245,8 @@ def fit(  # noqa: C901 (the one training loop: each branch is a documented optio
                                           probe_labels=probe_y if emb is not None else None))
                 if config.max_steps is not None and result.steps >= config.max_steps:
                     break
+            if diverged is not None:
+                break
             epoch_loss = total / max(count, 1)
             result.epochs = epoch
             result.losses.append(epoch_loss)
@@ -286,6 +299,22 @@ def fit(  # noqa: C901 (the one training loop: each branch is a documented optio
     if bar is not None:
         bar.close()
     cbs.on_train_end(TrainEnd(phase=phase, result=result))
+    if diverged is not None:
+        raise diverged
     if interrupt is not None and on_interrupt == "raise":
         raise interrupt
     return result
+
+
+def _diverged(value: float, phase: str, epoch: int, step: int, result: TrainResult,
+              config: TrainConfig) -> FloatingPointError:
+    """The error :func:`fit` raises (after restoring the best weights) when ``step_loss``
+    returns NaN or inf."""
+    best = f"epoch {result.best_epoch}" if result.best_epoch else "the initial weights"
+    clip = ("a smaller grad_clip" if config.grad_clip is not None
+            else "gradient clipping (grad_clip=1.0)")
+    return FloatingPointError(
+        f"the {phase} loss became {value} at epoch {epoch}, step {step} (before that "
+        f"step's update); training stopped and the best weights ({best}) were restored. "
+        f"Try a lower learning rate (lr={config.lr:g}), {clip}, or check the data for "
+        f"NaN or inf")

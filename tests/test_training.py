@@ -191,3 +191,49 @@ def test_fit_argument_errors():
         fit(model, batches, step, on_interrupt="ignore")
     with pytest.raises(ValueError, match="callbacks"):
         fit(model, batches, step, callbacks=[object()])
+
+
+def test_non_finite_loss_stops_with_best_weights_and_a_clear_error():
+    model, batches, step, _ = _setup()  # 4 steps per epoch
+    scores = iter([0.5, 0.9, 0.1])
+    snapshots = {}
+    calls = {"n": 0}
+
+    def nan_at_step_7(batch):
+        calls["n"] += 1
+        loss = step(batch)
+        return loss * float("nan") if calls["n"] == 7 else loss
+
+    class Snap(Callback):
+        def on_epoch(self, event):
+            snapshots[event.epoch] = [p.detach().clone() for p in model.parameters()]
+
+    history = HistoryCallback()
+    with pytest.raises(FloatingPointError,
+                       match=r"the source loss became nan at epoch 2, step 7 .* best weights "
+                             r"\(epoch 1\) were restored. Try a lower learning rate "
+                             r"\(lr=0.01\), gradient clipping"):
+        fit(model, batches, nan_at_step_7, TrainConfig(max_epochs=5, lr=1e-2),
+            validate=lambda: next(scores), callbacks=[Snap(), history], seed=0)
+    for p, q in zip(model.parameters(), snapshots[1], strict=True):
+        assert torch.equal(p, q)
+    assert not model.training
+    assert history.results and history.results[0].epochs == 1
+    assert history.results[0].steps == 6 and history.results[0].best_epoch == 1
+
+
+def test_non_finite_loss_at_step_3_restores_the_initial_weights():
+    model, batches, step, accuracy = _setup()
+    initial = [p.detach().clone() for p in model.parameters()]
+    calls = {"n": 0}
+
+    def inf_at_step_3(batch):
+        calls["n"] += 1
+        return step(batch) * (float("inf") if calls["n"] == 3 else 1.0)
+
+    with pytest.raises(FloatingPointError, match="adapt loss became inf at epoch 1, step 3 "
+                                                 r".*\(the initial weights\)"):
+        fit(model, batches, inf_at_step_3, TrainConfig(max_epochs=3, lr=1e-2), phase="adapt",
+            validate=accuracy, seed=0, on_interrupt="return")
+    for p, q in zip(model.parameters(), initial, strict=True):
+        assert torch.equal(p, q)
