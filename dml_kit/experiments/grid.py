@@ -14,12 +14,14 @@ How :func:`run_grid` works:
    and adapted protonet. ``scratch`` cells of a seed form one job. With
    ``SourceSpec(kind="paper")`` the source also depends on n. A job trains its source
    model once, in memory, and runs all its cells.
-3. **Executors.** ``"process"`` (default): a ``ProcessPoolExecutor`` with the
-   ``forkserver`` start method (``spawn`` where unavailable), one torch thread per worker,
-   as many workers as CPU cores; ``"serial"``: in this process; ``"ray"``: one Ray task
-   per job (``ray_address`` = a cluster address, or ``"local"`` / ``None`` for a local
-   ``ray.init()``; pass ``executor="ray"``, or only ``ray_address``). Jobs are
-   deterministic given their seeds, so all executors give the same numbers.
+3. **Executors.** ``"process"`` (default): a ``ProcessPoolExecutor`` of ``spawn``-ed
+   workers, one torch thread each, as many workers as CPU cores; each worker dies with
+   the grid's process (Linux ``PR_SET_PDEATHSIG``), and an interrupt (Jupyter's Stop,
+   Ctrl-C) terminates the running workers instead of waiting for them; ``"serial"``: in
+   this process; ``"ray"``: one Ray task per job (``ray_address`` = a cluster address,
+   or ``"local"`` / ``None`` for a local ``ray.init()``; pass ``executor="ray"``, or only
+   ``ray_address``). Jobs are deterministic given their seeds, so all executors give the
+   same numbers.
 4. **Storing.** The driver writes each finished record to the store in its own
    transaction as soon as its job returns, so an interrupted grid keeps the finished
    jobs. An interrupted run (``KeyboardInterrupt``) is never stored.
@@ -28,10 +30,13 @@ How :func:`run_grid` works:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
 import hashlib
 import json
 import multiprocessing as mp
 import os
+import signal
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -289,8 +294,28 @@ def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
     return records
 
 
-def _worker_init() -> None:
+#: Linux's prctl option that sends a signal to a process when its parent dies
+_PR_SET_PDEATHSIG = 1
 
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel (Linux) to kill this worker when the process that started it
+    (``parent``) dies, so a killed grid (SIGKILL, a closed terminal) leaves no worker
+    behind; a worker whose grid died while it was starting exits at once. Elsewhere a
+    no-op: workers then end when they find their task queue closed."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        return
+    if os.getppid() != parent:           # the grid died before the request was made
+        os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
+    _die_with_parent(parent)
     torch.set_num_threads(1)
 
 
@@ -299,8 +324,21 @@ def _run_job_in_worker(job: Job) -> list[RunRecord]:
 
 
 def _mp_context() -> mp.context.BaseContext:
-    methods_ = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods_ else "spawn")
+    """``spawn``: each worker is a child of the grid's own process, so it can die with it
+    (:func:`_die_with_parent`); a forkserver would outlive a killed grid with its workers."""
+    return mp.get_context("spawn")
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Interrupted (Jupyter's Stop, Ctrl-C): drop the queued jobs and end the running ones
+    now instead of waiting for them (their results would be thrown away anyway)."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public handle on them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 # ---- the runner -------------------------------------------------------------------------
@@ -382,16 +420,16 @@ def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: i
                 finished(run_job(job))
         elif executor == "process":
             workers = min(max_workers or os.cpu_count() or 1, len(jobs))
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
-                                        initializer=_worker_init) as pool:
+            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
+                                          initializer=_worker_init, initargs=(os.getpid(),))
+            try:
                 futures = [pool.submit(_run_job_in_worker, job) for job in jobs]
-                try:
-                    for fut in cf.as_completed(futures):
-                        finished(fut.result())
-                except BaseException:
-                    for fut in futures:
-                        fut.cancel()
-                    raise
+                for fut in cf.as_completed(futures):
+                    finished(fut.result())
+            except BaseException:
+                _stop_workers(pool)
+                raise
+            pool.shutdown(wait=True)
         else:
             _execute_ray(jobs, ray_address, max_workers, finished)
     finally:
