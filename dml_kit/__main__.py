@@ -82,7 +82,7 @@ def _grid(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from dml_kit.experiments import ResultsStore, report, report_datasets
 
-    store = ResultsStore(args.store)
+    store = ResultsStore(args.store, create=False)  # reading never creates a store
     print(f"store: {store.path} ({len(store)} runs)")
     if args.dataset is not None:
         reports = [report(store, dataset=args.dataset, preset=args.preset)]

@@ -41,17 +41,94 @@ def test_invalid_grid_arguments_exit_2_naming_the_argument(tmp_path, capsys, arg
 
 
 def test_report_on_an_empty_store_fails_clearly(tmp_path, capsys):
+    ResultsStore(tmp_path / "empty.sqlite")
     with pytest.raises(SystemExit) as exc:
-        main(["report", "--store", str(tmp_path / "none.sqlite")])
+        main(["report", "--store", str(tmp_path / "empty.sqlite")])
     assert exc.value.code == 2 and "no records" in capsys.readouterr().err
+
+
+def test_report_on_a_missing_store_creates_nothing(tmp_path, capsys):
+    typo = tmp_path / "no" / "such" / "store.sqlite"
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--store", str(typo)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert f"no results store at {typo}" in err and "--store" in err
+    assert not (tmp_path / "no").exists()
+
+
+def _bad_store(tmp_path: Path, case: str) -> Path:
+    """A store path that cannot be used: a corrupt file, a folder, a path below a file."""
+    if case == "corrupt":
+        path = tmp_path / "corrupt.sqlite"
+        path.write_bytes(b"this is not an SQLite file\n" * 200)
+    elif case == "folder":
+        path = tmp_path / "folder.sqlite"
+        path.mkdir()
+    else:
+        (tmp_path / "plain").write_text("x")
+        path = tmp_path / "plain" / "r.sqlite"
+    return path
+
+
+@pytest.mark.parametrize("case, says", [("corrupt", "not a valid SQLite database"),
+                                        ("folder", "is a folder, not a file"),
+                                        ("below_a_file", "is a file, not a folder")])
+@pytest.mark.parametrize("command", ["report", "grid"])
+def test_an_unusable_store_exits_2_naming_its_path(tmp_path, capsys, case, says, command):
+    path = _bad_store(tmp_path, case)
+    argv = ["report", "--store", str(path)] if command == "report" \
+        else [*GRID, "--store", str(path)]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and str(path) in err and says in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_a_read_only_store_exits_2_naming_its_path(tmp_path, capsys):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "r.sqlite"
+    ResultsStore(path)
+    for extra in folder.iterdir():   # WAL side files: SQLite must recreate them
+        if extra != path:
+            extra.unlink()
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(SystemExit) as exc:
+            main(["report", "--store", str(path)])
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and str(path) in err and "chmod" in err
+
+
+def test_data_folder_that_is_a_file_exits_2(tmp_path, monkeypatch, capsys):
+    (tmp_path / "data").write_text("x")
+    monkeypatch.setenv("DML_KIT_DATA", str(tmp_path / "data"))
+    with pytest.raises(SystemExit) as exc:
+        main(["report"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"DML_KIT_DATA={tmp_path / 'data'} is a file" in err
 
 
 def test_module_entry_point(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    missing = tmp_path / "x.sqlite"
     out = subprocess.run([sys.executable, "-m", "dml_kit", "report", "--store",
-                          str(tmp_path / "x.sqlite")], capture_output=True, text=True,
+                          str(missing)], capture_output=True, text=True,
                          cwd=ROOT, env=env, timeout=120)
-    assert out.returncode == 2 and "no records" in out.stderr
+    assert out.returncode == 2 and f"no results store at {missing}" in out.stderr
+    assert not missing.exists()
+    corrupt = _bad_store(tmp_path, "corrupt")
+    out = subprocess.run([sys.executable, "-m", "dml_kit", "report", "--store",
+                          str(corrupt)], capture_output=True, text=True,
+                         cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 2 and str(corrupt) in out.stderr
+    assert "Traceback" not in out.stderr
     help_ = subprocess.run([sys.executable, "-m", "dml_kit", "grid", "--help"],
                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert help_.returncode == 0 and "--preset" in help_.stdout

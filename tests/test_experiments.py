@@ -4,6 +4,7 @@ writers), the grid runner and the report."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +20,8 @@ import pytest
 from dml_kit import experiments
 from dml_kit.experiments import GridSpec, ResultsStore, RunRecord, report, run_grid
 from dml_kit.experiments import grid as grid_module
+from dml_kit.experiments import store as store_module
+from dml_kit.experiments.store import StoreError
 from dml_kit.metrics import error_reduction
 
 # a tiny digits grid: 5 source and 5 target classes, a small MLP, few epochs
@@ -150,6 +153,132 @@ def test_store_round_trip_and_no_duplicates(tmp_path):
     assert store.delete("h4") and len(store) == 3
 
 
+@pytest.mark.parametrize("change, field", [
+    ({"accuracy": float("nan")}, "accuracy must be a finite number"),
+    ({"accuracy": float("inf")}, "accuracy must be a finite number"),
+    ({"accuracy": None}, "accuracy must be a finite number"),
+    ({"accuracy": 1.7}, "accuracy must be in [0, 1]"),
+    ({"accuracy": -0.1, "kind": "shift_study", "metric": "recall@1"},
+     "accuracy must be in [0, 1] for metric 'recall@1'"),
+    ({"k": "five"}, "k must be a non-negative integer"),
+    ({"k": 2.5}, "k must be a non-negative integer"),
+    ({"n": -1}, "n must be a non-negative integer"),
+    ({"seed": True}, "seed must be a non-negative integer"),
+    ({"task": None}, "task must be a non-negative integer"),
+    ({"dataset": ""}, "dataset must be a non-empty string"),
+    ({"method": None}, "method must be a non-empty string"),
+    ({"config_hash": ""}, "config_hash must be a non-empty string"),
+    ({"kind": "party"}, "unknown record kind 'party'"),
+])
+def test_store_refuses_bad_records_naming_the_field(tmp_path, change, field):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    with pytest.raises(StoreError) as exc:
+        store.add(_record(1, **change))
+    assert field in str(exc.value)
+    assert isinstance(exc.value, ValueError) and len(store) == 0
+
+
+def test_store_add_only_ignores_an_existing_hash(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    assert store.add(_record(1, k=np.int64(3)))        # numpy integers are stored as int
+    assert store.get("h1").k == 3 and type(store.get("h1").k) is int
+    assert not store.add(_record(1, accuracy=0.9))      # same hash: kept, reported False
+    assert store.get("h1").accuracy == pytest.approx(0.501)
+    assert store.add(_record(1, accuracy=0.9), replace=True)
+    assert store.get("h1").accuracy == 0.9 and len(store) == 1
+    # a value other than accuracy under another metric is not a fraction
+    assert store.add(_record(2, metric="loss", accuracy=3.5))
+
+
+def test_reading_a_missing_store_creates_nothing(tmp_path, monkeypatch):
+    missing = tmp_path / "no" / "dir" / "x.sqlite"
+    for read in (lambda: ResultsStore(missing, create=False),
+                 lambda: ResultsStore.open_existing(missing),
+                 lambda: report(missing), lambda: report(str(missing)),
+                 lambda: experiments.report_datasets(missing)):
+        with pytest.raises(StoreError, match="no results store at") as exc:
+            read()
+        assert str(missing) in str(exc.value) and "python -m dml_kit grid" in str(exc.value)
+    assert not (tmp_path / "no").exists()
+    monkeypatch.setenv("DML_KIT_DATA", str(tmp_path / "empty_data"))
+    with pytest.raises(StoreError, match="no results store at"):
+        report()
+    assert not (tmp_path / "empty_data").exists()
+    ResultsStore(missing)                                # writers still create
+    assert missing.exists()
+
+
+def test_report_of_a_wrong_type_names_results():
+    with pytest.raises(TypeError, match=r"results must be a DataFrame.*got int"):
+        report(42)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        ResultsStore(42)  # type: ignore[arg-type]
+
+
+def test_a_corrupt_store_names_its_path(tmp_path):
+    path = tmp_path / "corrupt.sqlite"
+    path.write_bytes(b"not a database at all\n" * 500)
+    for use in (lambda: ResultsStore(path), lambda: ResultsStore(path, create=False),
+                lambda: report(path)):
+        with pytest.raises(StoreError, match="not a valid SQLite database") as exc:
+            use()
+        assert str(path) in str(exc.value) and "move it away" in str(exc.value)
+    assert path.read_bytes().startswith(b"not a database")   # left as it was
+
+
+def test_a_folder_or_a_file_in_the_way_names_the_path(tmp_path, monkeypatch):
+    with pytest.raises(StoreError, match="is a folder, not a file") as exc:
+        ResultsStore(tmp_path)
+    assert str(tmp_path) in str(exc.value)
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(StoreError, match=f"{tmp_path / 'plain'} is a file, not a folder"):
+        ResultsStore(tmp_path / "plain" / "sub" / "r.sqlite")
+    monkeypatch.setenv("DML_KIT_DATA", str(tmp_path / "plain"))
+    for use in (ResultsStore, report, experiments.default_path):
+        with pytest.raises(ValueError, match="DML_KIT_DATA=.*plain is a file, not a folder"):
+            use()
+
+
+@pytest.mark.parametrize("text", ["unable to open database file",
+                                  "attempt to write a readonly database"])
+def test_sqlite_open_failures_name_the_path(tmp_path, monkeypatch, text):
+    # what a read-only file or folder gives, simulated (root ignores permissions)
+    path = tmp_path / "r.sqlite"
+    ResultsStore(path)
+
+    def refuse(*args, **kwargs):
+        raise sqlite3.OperationalError(text)
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", refuse)
+    with pytest.raises(StoreError, match="cannot open the results store") as exc:
+        ResultsStore(path, create=False)
+    assert str(path) in str(exc.value) and "chmod" in str(exc.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_read_only_store_names_its_path(tmp_path, what):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "r.sqlite"
+    ResultsStore(path).add(_record(1))
+    for extra in folder.iterdir():   # WAL side files, removed so SQLite must write them
+        if extra != path:
+            extra.unlink()
+    target = path if what == "file" else folder
+    target.chmod(0o444 if what == "file" else 0o555)
+    try:
+        with pytest.raises(StoreError, match="cannot open the results store") as exc:
+            report(path)
+        message = str(exc.value)
+        assert str(path) in message and "chmod" in message
+        assert ("file" if what == "file" else "folder") in message
+        with pytest.raises(StoreError, match=re.escape(str(path))):
+            ResultsStore(path).add(_record(2))
+    finally:
+        target.chmod(0o755 if what == "folder" else 0o644)
+
+
 _WRITER = textwrap.dedent("""
     import sys
     from dml_kit.experiments import ResultsStore, RunRecord
@@ -187,7 +316,7 @@ def test_killed_writer_leaves_the_store_readable(tmp_path):
     assert all(len(r.metrics) == 50 and len(r.config) == 5000 for r in records)
     with sqlite3.connect(path) as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    store.add(_record(10_000))  # still writable
+    store.add(_record(10_000, accuracy=0.5))  # still writable
     assert "h10000" in store
 
 

@@ -24,13 +24,19 @@ ENV_VAR = "DML_KIT_DATA"
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The cache folder: ``root`` if given, else ``$DML_KIT_DATA``, else ``<repo>/data``.
 
-    The folder is not created here; writers create it on demand.
+    The folder is not created here; writers create it on demand. A ``$DML_KIT_DATA``
+    that names an existing file (not a folder) raises ``ValueError`` naming it.
     """
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get(ENV_VAR)
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{ENV_VAR}={env} is a file, not a folder: point {ENV_VAR} at "
+                             "a folder for the kit's data and results (it is created if "
+                             f"missing), or unset it to use the checkout's data/")
+        return path
     return Path(__file__).resolve().parents[2] / "data"
 
 

@@ -177,12 +177,19 @@ Results: TypeAlias = pd.DataFrame | ResultsStore | str | os.PathLike[str] | None
 def _grid_records(results: Results, preset: str | None) -> pd.DataFrame:
     """The grid records (``kind == "grid"``) of ``results`` (a frame, a store or a store
     path), of ``preset`` when given; other record kinds, such as the shift study's,
-    share stores but are not grid cells."""
+    share stores but are not grid cells. A path must name an existing store (opened
+    with ``create=False``); anything else raises ``TypeError`` naming ``results``."""
     if isinstance(results, pd.DataFrame):
         frame = results
+    elif isinstance(results, ResultsStore):
+        frame = results.to_frame()
+    elif results is None or isinstance(results, (str, os.PathLike)):
+        # reading never creates: a mistyped path is an error, not a new empty store
+        frame = ResultsStore(results, create=False).to_frame()
     else:
-        store = results if isinstance(results, ResultsStore) else ResultsStore(results)
-        frame = store.to_frame()
+        raise TypeError(f"results must be a DataFrame of records, a ResultsStore, a store "
+                        f"path (str or os.PathLike) or None (the default store), got "
+                        f"{type(results).__name__}: {results!r:.60}")
     if "kind" in frame:           # other record kinds (the shift study) share stores
         frame = frame[frame["kind"] == "grid"]
     if frame.empty:

@@ -14,6 +14,11 @@ by default (the kit's data folder, see :mod:`dml_kit.data.paths`):
   timeout (a writer waits for another instead of failing) and a fresh connection per
   operation, so several processes - a grid's workers, two notebooks - can share a file.
   (WAL needs a local file system; on network shares use one writer.)
+* **reading never creates**: ``ResultsStore(path, create=False)`` (what reports use) refuses
+  a path with no file instead of creating an empty store;
+* **errors name the file**: a missing, corrupt, read-only or folder path, and a record
+  that fails :func:`validate_record`, raise :class:`StoreError` (a ``ValueError``) whose
+  message names the path or the field, what is wrong and what to do.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
+import numbers
 import os
 import sqlite3
 import time
@@ -49,6 +56,15 @@ _MIGRATIONS = {
 BUSY_TIMEOUT_S = 60.0
 #: the kinds of record a store holds, and the metric each stores in ``accuracy``
 RECORD_KINDS = {"grid": "accuracy", "shift_study": "recall@1"}
+
+
+#: metrics whose values are fractions in [0, 1]
+_FRACTION_METRICS = ("accuracy", "recall@1")
+
+
+class StoreError(ValueError):
+    """A results store that cannot be opened, read or written, or a record it refuses; the
+    message names the file (or the record's field), what is wrong and what to do."""
 
 
 def stable_hash(payload: dict[str, Any]) -> str:
@@ -134,6 +150,42 @@ class RunRecord:
 _COLUMNS = tuple((f.name, f.metadata["sql"]) for f in fields(RunRecord))
 
 
+def validate_record(record: RunRecord) -> dict[str, Any]:
+    """Check ``record`` before it is written and return its row (integers as ``int``).
+
+    Raises :class:`StoreError` naming the field: ``dataset``, ``method``, ``config_hash``
+    and ``metric`` must be non-empty strings; ``k``, ``n``, ``seed`` and ``task``
+    non-negative integers; ``kind`` a key of :data:`RECORD_KINDS`; ``accuracy`` a finite
+    number, within [0, 1] when ``metric`` is a fraction (``"accuracy"``, ``"recall@1"``).
+    """
+    if not isinstance(record, RunRecord):
+        raise StoreError(f"record must be a RunRecord, got {type(record).__name__}")
+    where = f"record {record.config_hash!r}" if isinstance(record.config_hash, str) \
+        else "record"
+    for name in ("dataset", "method", "config_hash", "metric"):
+        value = getattr(record, name)
+        if not isinstance(value, str) or not value.strip():
+            raise StoreError(f"{where}: {name} must be a non-empty string, got {value!r}")
+    if record.kind not in RECORD_KINDS:
+        raise StoreError(f"{where}: unknown record kind {record.kind!r}; choose one of: "
+                         f"{', '.join(RECORD_KINDS)}")
+    row = record.to_row()
+    for name in ("k", "n", "seed", "task"):
+        value = getattr(record, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise StoreError(f"{where}: {name} must be a non-negative integer, got {value!r}")
+        row[name] = int(value)
+    acc = record.accuracy
+    if isinstance(acc, bool) or not isinstance(acc, numbers.Real) or not math.isfinite(acc):
+        raise StoreError(f"{where}: accuracy must be a finite number, got {acc!r} (a run "
+                         "that produced NaN or inf failed: fix it rather than store it)")
+    if record.metric in _FRACTION_METRICS and not 0.0 <= acc <= 1.0:
+        raise StoreError(f"{where}: accuracy must be in [0, 1] for metric "
+                         f"{record.metric!r}, got {acc!r}")
+    row["accuracy"] = float(acc)
+    return row
+
+
 def default_path() -> Path:
     """``<data folder>/results.sqlite`` (``$DML_KIT_DATA`` or the checkout's ``data/``)."""
     from dml_kit.data.paths import data_root  # noqa: PLC0415 (dml_kit.data imports torch; a store needs none)
@@ -145,13 +197,24 @@ class ResultsStore:
     """Run records in an SQLite file (see the module docstring for the guarantees).
 
     Args:
-        path: the database file (created with its folder on first use); ``None`` uses
-            :func:`default_path`.
+        path: the database file; ``None`` uses :func:`default_path`.
+        create: create the file and its folder when missing (writers: grids, the shift
+            study). ``False`` (readers: reports, ``python -m dml_kit report``) raises
+            :class:`StoreError` instead, so a mistyped path never leaves an empty store
+            behind.
+
+    Raises:
+        StoreError: the path is missing (``create=False``), a folder, not an SQLite file,
+            not readable or writable, or from a newer dml_kit; the message names it.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 create: bool = True) -> None:
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file path (str or os.PathLike) or None, got "
+                            f"{type(path).__name__}")
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        self._check_path(create)
         with self._connect() as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("BEGIN IMMEDIATE")
@@ -162,6 +225,63 @@ class ResultsStore:
                 con.execute("ROLLBACK")
                 raise
 
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str] | None = None) -> ResultsStore:
+        """The store at ``path`` (default: :func:`default_path`), never creating one:
+        ``ResultsStore(path, create=False)``."""
+        return cls(path, create=False)
+
+    def _check_path(self, create: bool) -> None:
+        """Refuse a folder, or a missing file unless ``create`` (then make its folder)."""
+        path = self.path
+        if path.is_dir():
+            raise StoreError(f"results store {path} is a folder, not a file: give the "
+                             f"SQLite file's path (such as {path / DEFAULT_FILENAME})")
+        if path.exists():
+            return
+        blocker = next((p for p in (path.parent, *path.parent.parents)
+                        if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            what = (f"cannot create the results store {path}" if create
+                    else f"no results store at {path}")
+            raise StoreError(f"{what}: {blocker} is a file, not a folder (check the path, "
+                             "or DML_KIT_DATA)")
+        if not create:
+            raise StoreError(f"no results store at {path}: run a grid first "
+                             "(python -m dml_kit grid ...) or check --store")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create the folder {path.parent} for the results store "
+                             f"{path}: {err.strerror or err}; choose a writable location "
+                             "(--store, or DML_KIT_DATA)") from err
+
+    def _explain(self, err: sqlite3.Error) -> StoreError:
+        """A :class:`StoreError` naming the file, what is wrong and what to do, for an
+        SQLite error raised while using it."""
+        path, text = self.path, str(err)
+        low = text.lower()
+        if "not a database" in low or "malformed" in low:
+            return StoreError(f"results store {path} is not a valid SQLite database "
+                              f"({text}): it is corrupt or another kind of file; move it "
+                              "away (the next grid starts a new store) or check --store")
+        if "readonly" in low or "read-only" in low or "unable to open" in low:
+            problems = []
+            if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+                problems.append(f"the file {path} is not readable and writable")
+            if path.parent.exists() and not os.access(path.parent, os.W_OK | os.X_OK):
+                problems.append(f"its folder {path.parent} is not writable (SQLite writes "
+                                "its journal files there)")
+            why = "; ".join(problems) or text
+            return StoreError(f"cannot open the results store {path} for reading and "
+                              f"writing: {why}; fix the permissions (chmod) or copy the "
+                              "file somewhere writable and use that path (--store)")
+        if "locked" in low or "busy" in low:
+            return StoreError(f"results store {path} stayed locked by another process for "
+                              f"over {BUSY_TIMEOUT_S:.0f} s ({text}): wait for it to finish "
+                              "or use another store")
+        return StoreError(f"results store {path}: {text}")
+
     def _create_or_migrate(self, con: sqlite3.Connection) -> None:
         """Create the table, or bring an older file up to :data:`SCHEMA_VERSION` (one
         transaction: a failed migration leaves the file as it was)."""
@@ -169,7 +289,7 @@ class ResultsStore:
         exists = con.execute("SELECT name FROM sqlite_master WHERE type='table' "
                              "AND name='runs'").fetchone() is not None
         if exists and version > SCHEMA_VERSION:
-            raise ValueError(f"store {self.path} has schema version {version}, newer than "
+            raise StoreError(f"store {self.path} has schema version {version}, newer than "
                              f"this dml_kit's {SCHEMA_VERSION}: upgrade dml_kit or use "
                              "another store file")
         if exists and version == SCHEMA_VERSION:
@@ -194,29 +314,42 @@ class ResultsStore:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # every SQLite error becomes a StoreError naming the file
+        try:
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as err:
+            raise self._explain(err) from err
         try:
             con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             con.execute("PRAGMA synchronous=NORMAL")
             con.row_factory = sqlite3.Row
             yield con
+        except sqlite3.Error as err:
+            raise self._explain(err) from err
         finally:
             con.close()
 
     # ---- writing ------------------------------------------------------------------------
     def add(self, record: RunRecord, *, replace: bool = False) -> bool:
         """Insert one record in its own transaction. With an existing hash the old row is
-        kept (returns ``False``) unless ``replace=True``."""
-        if record.kind not in RECORD_KINDS:
-            raise ValueError(f"unknown record kind {record.kind!r}; choose one of: "
-                             f"{', '.join(RECORD_KINDS)}")
-        row = record.to_row()
+        kept (returns ``False``) unless ``replace=True``. A record that fails
+        :func:`validate_record` (NaN or out-of-range accuracy, a negative or non-integer
+        ``k`` ...) raises :class:`StoreError` naming the field; it is never dropped
+        silently."""
+        row = validate_record(record)
         if not row["created"]:
             row["created"] = time.time()
         names = [name for name, _ in _COLUMNS]
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-        sql = (f"{verb} INTO runs ({', '.join(names)}) "
-               f"VALUES ({', '.join(':' + n for n in names)})")
+        # only an existing config hash is ignored (or updated); NOT NULL and other
+        # constraint failures still raise
+        if replace:
+            updates = ", ".join(f"{n} = excluded.{n}" for n in names if n != "config_hash")
+            conflict = f"DO UPDATE SET {updates}"
+        else:
+            conflict = "DO NOTHING"
+        sql = (f"INSERT INTO runs ({', '.join(names)}) "
+               f"VALUES ({', '.join(':' + n for n in names)}) "
+               f"ON CONFLICT(config_hash) {conflict}")
         with self._connect() as con:
             con.execute("BEGIN IMMEDIATE")
             try:
