@@ -1,7 +1,10 @@
 """Evaluation: k-shot accuracies, retrieval metrics, clustering, norm statistics.
 
 All functions take embeddings as float tensors ``(N, D)`` and integer labels ``(N,)``
-and return plain Python numbers, so they drop straight into a results table.
+and return plain Python numbers, so they drop straight into a results table. They refuse,
+with a ``ValueError`` naming the argument, what would otherwise give a silently wrong
+number or a torch message: NaN or inf embeddings, an empty set, support and query
+embeddings of different dimensions, float or negative labels.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dml_kit._validation import check_int
+from dml_kit._validation import check_embeddings, check_int, check_labels
 from dml_kit.device import resolve_device
 from dml_kit.losses.distances import DISTANCES, class_means
 from dml_kit.losses.distances import pairwise_scores as _scores
@@ -25,18 +28,33 @@ __all__ = ["DISTANCES", "embed", "error_reduction", "knn_accuracy", "map_at_r", 
 def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
           device: str | torch.device | None = None) -> torch.Tensor:
     """Embed ``x`` with ``model`` in eval mode, in batches, without gradients; returns a CPU
-    float tensor ``(N, D)``. The model's train/eval mode is restored afterwards."""
+    float tensor ``(N, D)``. The model's train/eval mode is restored afterwards.
+
+    Floating-point ``x`` of another dtype than the model's weights (e.g. float64 arrays
+    into a float32 net) is cast to the weights' dtype; an input the model cannot take
+    (wrong image size, wrong feature count) raises ``ValueError`` naming the shape of
+    ``x``."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
     batch_size = check_int("batch_size", batch_size, 1)
+    param = next(model.parameters(), None)
     if device is None:
-        param = next(model.parameters(), None)
         dev = param.device if param is not None else torch.device("cpu")
     else:
         dev = resolve_device(device)
+    cast = (param.dtype if param is not None and param.dtype.is_floating_point
+            and x.dtype.is_floating_point and x.dtype != param.dtype else None)
     was_training = model.training
     model.eval()
     try:
-        parts = [model(x[i:i + batch_size].to(dev)).float().cpu()
+        parts = [model(x[i:i + batch_size].to(dev, dtype=cast)).float().cpu()
                  for i in range(0, x.shape[0], batch_size)]
+    except RuntimeError as exc:
+        if isinstance(exc, torch.cuda.OutOfMemoryError):
+            raise
+        raise ValueError(f"the model cannot embed x of shape {tuple(x.shape)} (dtype "
+                         f"{x.dtype}): does it come from the data the model was built for? "
+                         f"({exc})") from exc
     finally:
         model.train(was_training)
     if not parts:
@@ -44,12 +62,26 @@ def embed(model: nn.Module, x: torch.Tensor, batch_size: int = 1024,
     return torch.cat(parts)
 
 
-def _check_pair(emb: torch.Tensor, labels: torch.Tensor, what: str) -> None:
-    if emb.ndim != 2:
-        raise ValueError(f"{what} embeddings must be (N, D), got shape {tuple(emb.shape)}")
-    if labels.ndim != 1 or labels.shape[0] != emb.shape[0]:
-        raise ValueError(f"{what} labels must be (N,) with N={emb.shape[0]}, "
-                         f"got shape {tuple(labels.shape)}")
+def _check_set(emb: torch.Tensor, labels: torch.Tensor, emb_name: str, labels_name: str,
+               min_rows: int = 1) -> None:
+    """Embeddings finite float ``(N, D)`` with ``N >= min_rows``, labels integer ``(N,)``
+    and non-negative; the messages name ``emb_name`` / ``labels_name``."""
+    check_embeddings(emb_name, emb)
+    check_labels(labels_name, labels, emb.shape[0])
+    if emb.shape[0] < min_rows:
+        got = "are empty" if emb.shape[0] == 0 else f"have {emb.shape[0]} row"
+        raise ValueError(f"{emb_name} and {labels_name} {got}: need at least {min_rows} "
+                         f"row{'s' if min_rows > 1 else ''}")
+
+
+def _check_support_query(support_emb: torch.Tensor, support_y: torch.Tensor,
+                         query_emb: torch.Tensor, query_y: torch.Tensor) -> None:
+    """A support and a query set of the same embedding dimension, neither empty."""
+    _check_set(support_emb, support_y, "support_emb", "support_y")
+    _check_set(query_emb, query_y, "query_emb", "query_y")
+    if support_emb.shape[1] != query_emb.shape[1]:
+        raise ValueError(f"support_emb and query_emb must have the same embedding dimension, "
+                         f"got shapes {tuple(support_emb.shape)} and {tuple(query_emb.shape)}")
 
 
 def pairwise_scores(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
@@ -65,8 +97,7 @@ def prototype_accuracy(support_emb: torch.Tensor, support_y: torch.Tensor,
     """Nearest-prototype accuracy (Snell et al. 2017): prototype ``c_j = mean of the support
     embeddings of class j``; a query gets ``argmin_j d(f(q), c_j)``. Returns the fraction
     of queries classified correctly."""
-    _check_pair(support_emb, support_y, "support")
-    _check_pair(query_emb, query_y, "query")
+    _check_support_query(support_emb, support_y, query_emb, query_y)
     classes, protos = class_means(support_emb.double(), support_y)
     pred = classes[pairwise_scores(query_emb, protos, distance).argmax(1)]
     return float((pred == query_y).double().mean())
@@ -79,8 +110,7 @@ def knn_accuracy(support_emb: torch.Tensor, support_y: torch.Tensor,
     nearest support embeddings (ties go to the class of the nearest one among the tied).
     With ``k=1`` and cosine this is the Adapted Deep Embeddings test rule for its
     histogram-loss nets."""
-    _check_pair(support_emb, support_y, "support")
-    _check_pair(query_emb, query_y, "query")
+    _check_support_query(support_emb, support_y, query_emb, query_y)
     k = check_int("k", k, 1, support_emb.shape[0], hint="at most the number of support examples")
     scores = pairwise_scores(query_emb, support_emb, distance)
     nn_idx = scores.topk(k, dim=1).indices  # (Q, k), nearest first
@@ -111,7 +141,7 @@ def recall_at_k(emb: torch.Tensor, labels: torch.Tensor, ks: Iterable[int] = (1,
     """Recall@K for retrieval (leave-one-out over the set): the fraction of examples with at
     least one same-class example among their K nearest neighbours (the DML convention,
     e.g. Song et al. 2016; ooDML's zero-shot metric)."""
-    _check_pair(emb, labels, "")
+    _check_set(emb, labels, "emb", "labels", min_rows=2)
     ks = [check_int("k", k, 1, emb.shape[0] - 1) for k in ks]
     if not ks:
         raise ValueError("ks must name at least one K")
@@ -125,7 +155,7 @@ def map_at_r(emb: torch.Tensor, labels: torch.Tensor, distance: str = "cosine") 
     ``R`` other same-class examples, take its ``R`` nearest neighbours and average
     ``P@i`` over the ranks ``i <= R`` that are hits:
     ``AP@R = (1/R) sum_{i<=R} P(i) * rel(i)``; MAP@R is the mean over queries with R >= 1."""
-    _check_pair(emb, labels, "")
+    _check_set(emb, labels, "emb", "labels", min_rows=2)
     counts = torch.bincount(labels)
     r = counts[labels] - 1
     if int(r.max()) < 1:
@@ -146,7 +176,7 @@ def nmi(emb: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     from sklearn.cluster import KMeans  # noqa: PLC0415 (scikit-learn loads only when NMI is asked for)
     from sklearn.metrics import normalized_mutual_info_score  # noqa: PLC0415 (as above)
 
-    _check_pair(emb, labels, "")
+    _check_set(emb, labels, "emb", "labels")
     n_clusters = int(torch.unique(labels).numel())
     km = KMeans(n_clusters=n_clusters, n_init=5, random_state=seed)
     assign = km.fit_predict(emb.double().numpy())
@@ -156,7 +186,8 @@ def nmi(emb: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
 def norm_stats(emb: torch.Tensor) -> dict[str, float]:
     """Statistics of the embedding norms ``||f_i||_2``: mean, std (population), coefficient
     of variation ``cv = std / mean`` (the spread SEC shrinks, Zhang et al. 2020), min, max."""
-    if emb.ndim != 2 or emb.shape[0] == 0:
+    check_embeddings("emb", emb)
+    if emb.shape[0] == 0:
         raise ValueError(f"emb must be a non-empty (N, D) tensor, got shape {tuple(emb.shape)}")
     norms = emb.detach().double().norm(dim=1)
     mean = float(norms.mean())

@@ -114,3 +114,83 @@ def test_error_reductions_per_condition():
     assert metrics.error_reduction([0.5, 0.8, 1.0], [0.75, 0.8, 1.0]) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="method_acc must hold accuracies"):
         metrics.error_reductions([0.5], [float("nan")])
+
+
+# ------------------------------------------------------------ bad input named (issue 15)
+def _sets() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(6, 4, generator=g), torch.tensor([0, 0, 1, 1, 2, 2])
+
+
+def _poison(e: torch.Tensor, n: int) -> torch.Tensor:
+    e = e.clone()
+    for i in range(n):
+        e[i, i % e.shape[1]] = (float("nan"), float("inf"), -float("inf"))[i % 3]
+    return e
+
+
+@pytest.mark.parametrize("which", ["support", "query"])
+@pytest.mark.parametrize("fn", ["prototype_accuracy", "knn_accuracy"])
+def test_support_query_metrics_refuse_non_finite_by_name(which: str, fn: str) -> None:
+    e, y = _sets()
+    bad = _poison(e, 3)
+    args = (bad, y, e, y) if which == "support" else (e, y, bad, y)
+    with pytest.raises(ValueError, match=rf"{which}_emb holds 3 non-finite values \(NaN or inf\)"):
+        getattr(metrics, fn)(*args)
+
+
+@pytest.mark.parametrize("fn", [
+    lambda e, y: metrics.recall_at_k(e, y, ks=(1,)),
+    lambda e, y: metrics.map_at_r(e, y),
+    lambda e, y: metrics.nmi(e, y),
+    lambda e, y: metrics.norm_stats(e),
+])
+def test_set_metrics_refuse_non_finite_by_name(fn) -> None:
+    e, y = _sets()
+    with pytest.raises(ValueError, match=r"emb holds 1 non-finite value \(NaN or inf\)"):
+        fn(_poison(e, 1), y)
+
+
+def test_empty_query_set_is_refused() -> None:
+    e, y = _sets()
+    for fn in (metrics.prototype_accuracy, metrics.knn_accuracy):
+        with pytest.raises(ValueError, match="query_emb and query_y are empty"):
+            fn(e, y, e[:0], y[:0])
+        with pytest.raises(ValueError, match="support_emb and support_y are empty"):
+            fn(e[:0], y[:0], e, y)
+
+
+def test_mismatched_dimensions_name_both_shapes() -> None:
+    e, y = _sets()
+    q = torch.randn(6, 6)
+    for fn in (metrics.prototype_accuracy, metrics.knn_accuracy):
+        with pytest.raises(ValueError, match=r"support_emb and query_emb .* \(6, 4\) and \(6, 6\)"):
+            fn(e, y, q, y)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (torch.tensor([0.0, 0, 1, 1, 2, 2]), "must hold integer class labels"),
+    (torch.tensor([-1, -1, 0, 0, 1, 1]), "must hold non-negative class labels"),
+])
+def test_float_or_negative_labels_are_refused_by_name(labels, message) -> None:
+    e, y = _sets()
+    with pytest.raises(ValueError, match=f"support_y {message}"):
+        metrics.prototype_accuracy(e, labels, e, y)
+    with pytest.raises(ValueError, match=f"query_y {message}"):
+        metrics.knn_accuracy(e, y, e, labels)
+    with pytest.raises(ValueError, match=f"labels {message}"):
+        metrics.map_at_r(e, labels)
+    with pytest.raises(ValueError, match=f"labels {message}"):
+        metrics.recall_at_k(e, labels)
+
+
+def test_embed_casts_float64_and_names_x_on_a_shape_it_cannot_take() -> None:
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    x = torch.rand(3, 8, 8, dtype=torch.float64)
+    out = metrics.embed(net, x)
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, metrics.embed(net, x.float()))
+    with pytest.raises(ValueError, match=r"cannot embed x of shape \(3, 28, 28\)"):
+        metrics.embed(net, torch.rand(3, 28, 28))
+    with pytest.raises(ValueError, match="x must be a torch.Tensor"):
+        metrics.embed(net, [[0.0] * 64])
