@@ -631,3 +631,26 @@ def test_paper_preset_validates_and_runs_on_rotated_omniglot(tmp_path,
                      **tiny)
     assert len(frame) == 3 and set(frame["dataset"]) == {"omniglot_rotated"}
     assert frame["accuracy"].between(0.0, 1.0).all()
+
+
+def test_every_executor_runs_jobs_on_one_torch_thread_and_restores_the_count(tmp_path,
+                                                                               monkeypatch):
+    import torch
+
+    seen = []
+    real_run = grid_module.methods.run
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_run(*args, **kwargs)
+
+    monkeypatch.setattr(grid_module.methods, "run", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_grid("digits", ["scratch"], [1], [5], [0], tasks=2, store=tmp_path / "r.sqlite",
+                 executor="serial", progress=False, **TINY)
+        assert seen == [grid_module.JOB_THREADS] * 2      # what process and Ray workers use
+        assert torch.get_num_threads() == 2               # the caller's setting is back
+    finally:
+        torch.set_num_threads(before)

@@ -246,15 +246,27 @@ def _loss_name(method: str, config: MethodConfig) -> str:
     return METHODS[method].loss_name(config)
 
 
-def run_job(job: Job, threads: int | None = None) -> list[RunRecord]:
+#: torch threads a job runs with, whatever the executor: float reductions depend on the
+#: thread count, so this is what makes serial, process and Ray runs give the same numbers
+JOB_THREADS = 1
+
+
+def run_job(job: Job, threads: int | None = JOB_THREADS) -> list[RunRecord]:
     """Train the job's source model once and run all its cells; returns their records.
+    Runs with ``threads`` torch threads (restored afterwards; ``None``: as they are).
 
     Raises ``KeyboardInterrupt`` when a run was interrupted (nothing partial is returned).
     """
-
-
+    previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+    try:
+        return _run_cells(job)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_cells(job: Job) -> list[RunRecord]:
     assert job.config is not None and job.source is not None
     config = job.config
     source_model = None
