@@ -45,7 +45,8 @@ def check_float(name: str, value: object, low: float | None = None, high: float 
     value = float(value)
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and (value > high if high_inclusive else value >= high)
-    if value != value or too_low or too_high:  # NaN fails too
+    if value != value or value in (float("inf"), float("-inf")) or too_low or too_high:
+        # NaN and inf fail too: no setting of the kit is meaningful at infinity
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
         lb = "[" if low_inclusive and low is not None else "("

@@ -313,3 +313,16 @@ def test_ade_nets_follow_the_methods_roles(split, task):
     for name in ("metric", "protonet", "weight_transfer", "adapted_metric"):
         kind = methods.get(name).source_kind
         assert 0.0 <= methods.run(name, task, built[kind], cfg, seed=0).accuracy <= 1.0
+
+
+def test_run_refuses_a_non_task_a_one_way_task_and_an_infinite_learning_rate():
+    from dml_kit import data, methods
+
+    target = data.domain_split(data.load("digits"), seed=0).target
+    with pytest.raises(ValueError, match="task must be a dml_kit.data.KShotTask.*got str"):
+        methods.run("scratch", "not a task", None)
+    with pytest.raises(ValueError, match=r"task.n_way=1 is out of range: must be >= 2"):
+        methods.run("scratch", data.kshot_task(target, 1, 1, seed=0), None)
+    with pytest.raises(ValueError, match="target_lr=inf is out of range"):
+        methods.run("scratch", data.kshot_task(target, 2, 1, seed=0), None,
+                    target_lr=float("inf"))

@@ -112,6 +112,12 @@ def run(method: str, task: KShotTask, source: Dataset | SourceModel | None = Non
         A :class:`RunResult`; ``source_seconds`` is 0 when a trained source was passed.
     """
     entry = get(method)
+    if not isinstance(task, KShotTask):
+        raise ValueError(f"task must be a dml_kit.data.KShotTask (made by "
+                         f"dml_kit.data.kshot_task), got {type(task).__name__}")
+    if task.n_way < 2:
+        raise ValueError(f"task.n_way={task.n_way} is out of range: must be >= 2 (a 1-way "
+                         "task is solved by any method: every query has the one label)")
     config = config or MethodConfig()
     if overrides:
         config = config.replace(**overrides)
