@@ -39,7 +39,6 @@ from dml_kit.experiments.store import ResultsStore
 from dml_kit.methods import METHODS
 
 PAPER_ERROR_REDUCTION = 0.34
-BASELINES = ("scratch", "weight_transfer")
 #: the embedding loss the paper's metric-learning methods use
 MAIN_LOSS = "histogram"
 #: Adapted Deep Embeddings' three conclusions, as its abstract states them

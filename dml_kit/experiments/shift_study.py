@@ -50,7 +50,7 @@ from dml_kit.data.shift import ShiftSplit
 from dml_kit.data.tasks import kshot_task
 from dml_kit.experiments.config import get_preset
 from dml_kit.experiments.grid import dataset_fingerprint
-from dml_kit.experiments.store import ResultsStore, RunRecord, stable_hash
+from dml_kit.experiments.store import RECORD_KINDS, ResultsStore, RunRecord, stable_hash
 from dml_kit.methods import METHODS, RECIPE_VERSION, train_source
 from dml_kit.methods import get as get_method
 from dml_kit.methods import run as run_method
@@ -81,7 +81,8 @@ SETTINGS = ("zero-shot", "few-shot")
 #: knew study records only by this prefix, and migrate them by it)
 STUDY_NOTE = "shift study"
 #: the store's record kind of a study row, and what its ``accuracy`` column holds
-RECORD_KIND, RECORD_METRIC = "shift_study", "recall@1"
+RECORD_KIND = "shift_study"
+RECORD_METRIC = RECORD_KINDS[RECORD_KIND]
 COLUMNS = ["split", "distance", "seed", "setting", "method", "k", "n_test_classes",
            "recall@1", "map@r", "train_classes", "seconds"]
 
