@@ -110,7 +110,7 @@ explorer
 # | 03 Deep metric learning | learn distances instead of classes (histogram loss & friends) |
 # | 04 Few-shot learning | prototypical networks and episodes |
 # | 05 Adapted embeddings | the hybrids, and the full comparison |
-# | 06 Embedding norms and SEC | a small constraint with a large effect |
+# | 06 Embedding norms and SEC | do angular losses care about norms? what does a norm constraint change? |
 # | 07 Distribution shift | when the target drifts away from the source |
 # | 08 Capstone | design your own study |
 #
