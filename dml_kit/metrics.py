@@ -172,12 +172,24 @@ def map_at_r(emb: torch.Tensor, labels: torch.Tensor, distance: str = "cosine") 
 
 def nmi(emb: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     """Normalised mutual information between the labels and a k-means clustering of the
-    embeddings with as many clusters as classes (arithmetic normalisation, scikit-learn)."""
+    embeddings with as many clusters as classes (arithmetic normalisation, scikit-learn).
+
+    Needs at least two classes and more rows than classes: with one class, or with one
+    row per class (every example its own cluster), NMI is 1.0 whatever the embeddings,
+    so those are refused (``ValueError`` naming ``labels``) instead of scored."""
     from sklearn.cluster import KMeans  # noqa: PLC0415 (scikit-learn loads only when NMI is asked for)
     from sklearn.metrics import normalized_mutual_info_score  # noqa: PLC0415 (as above)
 
     _check_set(emb, labels, "emb", "labels")
+    seed = check_int("seed", seed, 0, 2**32 - 1)
     n_clusters = int(torch.unique(labels).numel())
+    if n_clusters < 2:
+        raise ValueError("labels hold a single class: NMI needs at least 2 classes "
+                         "(with one it is 1.0 for any embedding)")
+    if emb.shape[0] <= n_clusters:
+        raise ValueError(f"emb has {emb.shape[0]} rows for {n_clusters} classes in labels: "
+                         f"NMI needs more rows than classes (with one row per class every "
+                         f"clustering scores 1.0)")
     km = KMeans(n_clusters=n_clusters, n_init=5, random_state=seed)
     assign = km.fit_predict(emb.double().numpy())
     return float(normalized_mutual_info_score(labels.numpy(), assign))

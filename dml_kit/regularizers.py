@@ -2,7 +2,9 @@
 
 Combine one with any loss through :func:`dml_kit.losses.with_regularizer`
 (``with_regularizer(loss, SEC(), weight=1.0)``) or by hand (``loss + eta * reg(emb)``).
-Build them by name with :func:`get` (``"sec"``, ``"lp"``, ``"ring"``).
+Build them by name with :func:`get` (``"sec"``, ``"lp"``, ``"ring"``). Like the losses,
+each refuses NaN/inf, integer or non-``(B, D)`` embeddings with a ``ValueError`` naming
+``embeddings`` (:func:`dml_kit._validation.check_embeddings`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from dml_kit._validation import check_float
+from dml_kit._validation import check_embeddings, check_float
 from dml_kit.registry import Registry, Spec
 
 
 def _norms(embeddings: torch.Tensor) -> torch.Tensor:
-    if embeddings.dim() != 2:
-        raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
+    check_embeddings("embeddings", embeddings)
     return torch.linalg.vector_norm(embeddings, ord=2, dim=1)
 
 
@@ -80,9 +81,7 @@ class LpNormPenalty(nn.Module):
         self.power = check_float("power", power, 0.0, low_inclusive=False)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        if embeddings.dim() != 2:
-            raise ValueError(f"embeddings must have shape (B, D), got "
-                             f"{tuple(embeddings.shape)}")
+        check_embeddings("embeddings", embeddings)
         if self.p == 2.0 and self.power == 2.0:
             # mean of squared norms = total sum of squares / B (smooth everywhere; also much
             # faster backward than (x * x).sum(1).mean() on CPU)

@@ -19,6 +19,18 @@ class Dataset:
         y: int64 labels ``(N,)`` in ``0 .. n_classes - 1`` (always contiguous).
         class_names: one name per class (``class_names[y[i]]`` names example ``i``).
         class_groups: one group per class, e.g. the alphabet of a character.
+
+    The dtype contract, checked when a ``Dataset`` is made (``ValueError`` naming ``x`` or
+    ``y`` otherwise):
+
+    * ``x`` must be a floating-point ``torch.Tensor``. float32 is kept as it is; another
+      floating dtype (float64 from numpy, float16) is **converted to float32**, the dtype
+      of every model of the kit. Integer, bool or complex ``x`` (e.g. ``torch.long``, or
+      uint8 pixels) is **refused**: the kit cannot guess the scale (uint8 images must be
+      divided by 255 first: ``x.float() / 255``).
+    * ``y`` must be an integer ``torch.Tensor`` of non-negative labels. int64 is kept;
+      another integer dtype (int32, uint8) is **converted to int64**. Float or bool
+      labels are refused.
     """
 
     name: str
@@ -29,6 +41,7 @@ class Dataset:
     _counts: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._check_dtypes()
         if self.x.ndim not in (2, 4):
             raise ValueError(f"x must be (N, D) or (N, C, H, W), got shape {tuple(self.x.shape)}")
         if self.y.ndim != 1 or self.y.shape[0] != self.x.shape[0]:
@@ -37,11 +50,35 @@ class Dataset:
             raise ValueError("class_names and class_groups must have one entry per class")
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "class_groups", tuple(self.class_groups))
+        if self.y.numel() and int(self.y.min()) < 0:
+            raise ValueError(f"y must hold non-negative class labels (0 .. n_classes - 1), "
+                             f"got minimum {int(self.y.min())}")
         counts = torch.bincount(self.y, minlength=len(self.class_names))
         if counts.numel() != len(self.class_names):
             raise ValueError(f"labels reach {int(self.y.max())} but only "
                              f"{len(self.class_names)} class names were given")
         object.__setattr__(self, "_counts", counts)
+
+    def _check_dtypes(self) -> None:
+        """The dtype contract of the class docstring: refuse or convert, by name."""
+        if not isinstance(self.name, str):
+            raise ValueError(f"name must be a string, got {self.name!r} "
+                             f"({type(self.name).__name__})")
+        for arg in ("x", "y"):
+            value = getattr(self, arg)
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"{arg} must be a torch.Tensor, got {type(value).__name__} "
+                                 f"(convert numpy arrays with torch.from_numpy)")
+        if not self.x.dtype.is_floating_point:
+            raise ValueError(f"x must be a float32 tensor, got dtype {self.x.dtype}: convert "
+                             f"it explicitly (x.float(); uint8 images: x.float() / 255)")
+        if self.x.dtype != torch.float32:
+            object.__setattr__(self, "x", self.x.float())  # documented: floats -> float32
+        if self.y.dtype.is_floating_point or self.y.dtype.is_complex or self.y.dtype == torch.bool:
+            raise ValueError(f"y must hold integer class labels (torch.long), got dtype "
+                             f"{self.y.dtype}")
+        if self.y.dtype != torch.int64:
+            object.__setattr__(self, "y", self.y.long())  # documented: integers -> int64
 
     # ---- shape facts -------------------------------------------------------------------
     def __len__(self) -> int:

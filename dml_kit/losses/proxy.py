@@ -9,6 +9,11 @@ Proxy-Anchor, which averages over proxies (see its docstring).
 
 With ``x`` the embeddings and ``w_c`` the class weights / proxies, ``cos_ic`` is the
 cosine between ``x_i`` and ``w_c`` (both L2-normalised, norms clamped).
+
+Embeddings of another floating dtype than the weights (float64 from numpy, float16) are
+cast to the weights' dtype (float32 unless ``loss.double()`` was called) before use, so a
+float64 batch gives the same loss as its float32 copy instead of a torch dtype error; the
+gradient flows back through the cast in the embeddings' own dtype.
 """
 
 from __future__ import annotations
@@ -46,8 +51,11 @@ class _ClassWeights(nn.Module):
         # proxies does not matter, only their random directions.
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
 
-    def _check(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+    def _check(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Check the inputs; return the embeddings in the weights' dtype (see the module
+        docstring: float64 embeddings are cast, gradients flow back through the cast)."""
         _check_class_inputs(embeddings, labels, self.num_classes, self.embedding_dim)
+        return embeddings.to(self.weight.dtype)
 
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` cosines between the embeddings and the class weights."""
@@ -72,6 +80,7 @@ class SoftmaxLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         _check_class_inputs(embeddings, labels, self.num_classes, self.embedding_dim)
+        embeddings = embeddings.to(self.classifier.weight.dtype)
         return F.cross_entropy(self.classifier(embeddings), labels)
 
 
@@ -91,7 +100,7 @@ class NormSoftmaxLoss(_ClassWeights):
         self.temperature = check_float("temperature", temperature, 0.0, low_inclusive=False)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check(embeddings, labels)
+        embeddings = self._check(embeddings, labels)
         return F.cross_entropy(self.cosine(embeddings) / self.temperature, labels)
 
 
@@ -112,7 +121,7 @@ class CosFaceLoss(_ClassWeights):
         self.scale = check_float("scale", scale, 0.0, low_inclusive=False)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check(embeddings, labels)
+        embeddings = self._check(embeddings, labels)
         cos = self.cosine(embeddings)
         logits = cos - self.margin * F.one_hot(labels, self.num_classes).to(cos.dtype)
         return F.cross_entropy(self.scale * logits, labels)
@@ -138,7 +147,7 @@ class ArcFaceLoss(_ClassWeights):
         self.scale = check_float("scale", scale, 0.0, low_inclusive=False)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check(embeddings, labels)
+        embeddings = self._check(embeddings, labels)
         cos = self.cosine(embeddings)
         target_cos = cos.gather(1, labels.unsqueeze(1))
         sin = (1.0 - target_cos * target_cos).clamp_min(1e-12).sqrt()
@@ -170,7 +179,7 @@ class ProxyNCALoss(_ClassWeights):
         self.scale = check_float("scale", scale, 0.0, low_inclusive=False)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check(embeddings, labels)
+        embeddings = self._check(embeddings, labels)
         neg_d = -2.0 * self.scale**2 * (1.0 - self.cosine(embeddings))  # (B, C)
         positive = F.one_hot(labels, self.num_classes).bool()
         pos_term = neg_d.gather(1, labels.unsqueeze(1)).squeeze(1)
@@ -197,7 +206,7 @@ class ProxyAnchorLoss(_ClassWeights):
         self.delta = check_float("delta", delta, 0.0)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        self._check(embeddings, labels)
+        embeddings = self._check(embeddings, labels)
         cos = self.cosine(embeddings)  # (B, C)
         positive = F.one_hot(labels, self.num_classes).bool()
         with_pos = positive.any(0)

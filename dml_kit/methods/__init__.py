@@ -89,6 +89,21 @@ def train_source(kind: str, source: Dataset, config: MethodConfig | None = None,
                           seed=seed, callbacks=callbacks)
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(int(d)) for d in shape)
+
+
+def _check_source_shape(source: SourceModel, task: KShotTask) -> None:
+    """A source model trained on inputs of one shape cannot embed a task of another: say so
+    (``ValueError``) instead of a torch matmul error deep inside the target phase."""
+    expected = source.info.get("input_shape")
+    if expected is not None and tuple(expected) != tuple(task.input_shape):
+        raise ValueError(
+            f"source model expects {_shape_text(tuple(expected))} inputs, task has "
+            f"{_shape_text(tuple(task.input_shape))}: train the source model on the "
+            f"task's dataset (pass its source Dataset instead of a SourceModel)")
+
+
 def run(method: str, task: KShotTask, source: Dataset | SourceModel | None = None,
         config: MethodConfig | None = None, *, seed: int | None = None,
         callbacks: CallbacksArg = None, **overrides: Any) -> RunResult:
@@ -133,6 +148,7 @@ def run(method: str, task: KShotTask, source: Dataset | SourceModel | None = Non
                 raise ValueError(f"source is a {source.kind!r} model but method {method!r} "
                                  f"needs a {entry.source_kind!r} one")
             source_model = source
+            _check_source_shape(source, task)
         elif isinstance(source, Dataset):
             source_model = entry.train_source(source, config, n_way=task.n_way,
                                               k_shot=task.k_shot, seed=seed,

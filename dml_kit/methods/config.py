@@ -51,7 +51,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from dml_kit import regularizers
+from dml_kit import losses, regularizers
 from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.models import ARCHITECTURES
 
@@ -159,6 +159,7 @@ class MethodConfig:
         check_int("adapt_episodes_per_epoch", self.adapt_episodes_per_epoch, 1)
         if not isinstance(self.loss, str) or not self.loss:
             raise ValueError(f"loss must be a loss name, got {self.loss!r}")
+        check_choice("loss", self.loss, losses.available())
         if self.regularizer is not None:
             check_choice("regularizer", self.regularizer, regularizers.available())
         check_float("regularizer_weight", self.regularizer_weight, 0.0)

@@ -332,7 +332,8 @@ def fit_source(kind: str, model: nn.Module, batches: Callable[[int], Iterable[An
                  probe=probe_subset(val, seed=seed), embedder=embedder, phase="source",
                  method=method, seed=seed, device=phase.device, progress=phase.progress)
     return SourceModel(kind=kind, model=model, train=result, val_score=result.best_score,
-                       seconds=time.perf_counter() - start, info=info or {})
+                       seconds=time.perf_counter() - start,
+                       info={"input_shape": tuple(val.input_shape), **(info or {})})
 
 
 # ---- target phase -----------------------------------------------------------------------

@@ -121,6 +121,9 @@ def _class_names(labels: np.ndarray, class_names: Sequence[str] | None) -> list[
 # ---------------------------------------------------------------------------------------
 def _norms(values: Any) -> np.ndarray:
     arr = as_numpy(values)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"values holds {int((~np.isfinite(arr)).sum())} non-finite "
+                         f"value(s) (NaN or inf): nothing sensible to draw")
     if arr.ndim == 2:
         return np.linalg.norm(arr, axis=1)
     if arr.ndim == 1:
@@ -301,6 +304,9 @@ def pair_similarities(embeddings: Any, labels: Any) -> tuple[np.ndarray, np.ndar
     if emb.ndim != 2 or lab.shape != (emb.shape[0],):
         raise ValueError(f"embeddings must be (N, D) and labels (N,); got {emb.shape} and "
                          f"{lab.shape}")
+    if not np.isfinite(emb).all():
+        raise ValueError(f"embeddings hold {int((~np.isfinite(emb)).sum())} non-finite "
+                         f"value(s) (NaN or inf)")
     unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     sim = unit @ unit.T
     i, j = np.triu_indices(len(lab), k=1)
@@ -485,6 +491,23 @@ def learning_curves(epochs: Any = None, steps: Any = None, *,
 # ---------------------------------------------------------------------------------------
 # results tables
 # ---------------------------------------------------------------------------------------
+def _frame(df: Any) -> Any:
+    """``df`` as a pandas DataFrame: a DataFrame as it is, a list of row dicts or a dict of
+    columns converted; anything else raises ``ValueError`` naming ``df``."""
+    import pandas as pd  # noqa: PLC0415 (pandas loads only for results tables)
+
+    if isinstance(df, pd.DataFrame):
+        return df
+    if isinstance(df, (list, tuple, dict)):
+        try:
+            return pd.DataFrame(df)
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"df must be a results table (pandas DataFrame or a list of "
+                             f"row dicts): {err}") from None
+    raise ValueError(f"df must be a results table (pandas DataFrame or a list of row "
+                     f"dicts), got {type(df).__name__}")
+
+
 def _col(df: Any, name: str, *alternatives: str) -> str:
     for c in (name, *alternatives):
         if c in df.columns:
@@ -527,6 +550,7 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
     if chance is not None:
         check_float("chance", chance, 0.0, 1.0)
     check_choice("style", style, ("band", "errorbars"))
+    df = _frame(df)
     if len(df) == 0:
         raise ValueError("the results table is empty")
     kc, mc, vc = _col(df, k, "k_shot"), _col(df, method), _col(df, value)
@@ -608,6 +632,7 @@ def method_heatmap(df: Any, *, value: str = "accuracy", method: str = "method", 
 
     The heatmap's ``z`` is ``(n_methods, n_conditions)``; ``x`` holds ``"k=.., n=.."`` labels.
     """
+    df = _frame(df)
     if len(df) == 0:
         raise ValueError("the results table is empty")
     mc, kc = _col(df, method), _col(df, k, "k_shot")

@@ -35,13 +35,23 @@ def _vector(name: str, v: torch.Tensor) -> torch.Tensor:
     return v
 
 
+def _same_length(names: tuple[str, str], a: torch.Tensor, b: torch.Tensor) -> None:
+    """Two vectors of one space: ``ValueError`` naming both and their lengths otherwise."""
+    if a.numel() != b.numel():
+        raise ValueError(f"{names[0]} and {names[1]} must have the same length (one "
+                         f"embedding space), got {names[0]} of length {a.numel()} and "
+                         f"{names[1]} of length {b.numel()}")
+
+
 def cosine_gradient(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """``d cos(f, g) / d f`` at ``f``, by autograd (SEC paper, Eq. 1: equals
     ``(g_hat - cos(f, g) f_hat) / ||f||``, of length ``sin(theta) / ||f||``). Computed in
     float64, returned in ``f``'s floating dtype."""
     dtype = f.dtype if isinstance(f, torch.Tensor) and f.is_floating_point() else torch.float64
     leaf = _vector("f", f).detach().clone().requires_grad_(True)
-    F.cosine_similarity(leaf, _vector("g", g), dim=0).backward()
+    g = _vector("g", g)
+    _same_length(("f", "g"), leaf, g)
+    F.cosine_similarity(leaf, g, dim=0).backward()
     assert leaf.grad is not None
     return leaf.grad.to(dtype)
 
@@ -79,6 +89,9 @@ def cosine_gradient_figure(direction: torch.Tensor, partner: torch.Tensor, *, lr
     ``||f|| = marker``. ``layout.meta`` holds ``norm``, ``gradient`` and ``turn`` at the
     marker; the title says them."""
     direction = F.normalize(_vector("direction", direction), dim=0)
+    partner = _vector("partner", partner)
+    _same_length(("direction", "partner"), direction, partner)
+    lr = check_float("lr", lr, 0.0, 100.0)
     marker = check_float("marker", marker, 0.0, 1e6, low_inclusive=False)
     xs = np.linspace(0.2, 5.0, 49) if norms is None else np.asarray(norms, dtype=float)
     if xs.ndim != 1 or xs.size == 0 or not (xs > 0).all():

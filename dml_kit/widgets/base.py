@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
+import numbers
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
+from traitlets import TraitError
 
 from dml_kit import data
 from dml_kit._validation import check_choice, check_int, check_seed
@@ -122,8 +124,72 @@ def _figure_widget(height: int = 360, width: int | None = None, title: str = "")
     return fig
 
 
+def _allowed(control: Any) -> str:
+    """What ``control`` accepts, in words: a range, a list of options or a type."""
+    if hasattr(control, "options") and not hasattr(control, "max"):
+        labels = getattr(control, "_options_labels", None) or control.options
+        return "one of: " + ", ".join(repr(o) for o in labels)
+    if hasattr(control, "min") and hasattr(control, "max"):
+        return f"a number between {control.min} and {control.max}"
+    return f"a value of the type {type(getattr(control, 'value', None)).__name__}"
+
+
+class _NamedControl:
+    """Mixin put in front of a panel's controls (see :func:`_name_control`): assigning an
+    invalid ``.value`` from Python raises ``traitlets.TraitError`` whose message names the
+    control (panel attribute and label) and what it accepts. A value outside a bounded
+    control's ``[min, max]`` is refused instead of being clamped silently."""
+
+    _control_name = "control"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name != "value":
+            super().__setattr__(name, value)
+            return
+        lo, hi = getattr(self, "min", None), getattr(self, "max", None)
+        if (lo is not None and hi is not None and isinstance(value, numbers.Real)
+                and not isinstance(value, bool) and not lo <= value <= hi):
+            raise TraitError(f"{self._control_name}: {value!r} is out of range: must be "
+                             f"{_allowed(self)}")
+        try:
+            super().__setattr__(name, value)
+        except TraitError as err:
+            raise TraitError(f"{self._control_name}: {value!r} is not allowed, must be "
+                             f"{_allowed(self)} ({err})") from None
+
+
+_NAMED_CLASSES: dict[type, type] = {}
+
+
+def _name_control(control: Any, name: str) -> None:
+    """Give ``control`` (an ipywidgets value widget) the :class:`_NamedControl` behaviour,
+    named ``name``; its class becomes a subclass made once per widget class."""
+    cls = type(control)
+    if not issubclass(cls, _NamedControl):
+        named = _NAMED_CLASSES.get(cls)
+        if named is None:
+            named = type(cls.__name__, (_NamedControl, cls), {"__module__": cls.__module__})
+            _NAMED_CLASSES[cls] = named
+        control.__class__ = named
+    label = getattr(control, "description", "") or ""
+    object.__setattr__(control, "_control_name",
+                       f"{name} ({label!r})" if label and label != name.rsplit(".", 1)[-1]
+                       else name)
+
+
 class _Panel(widgets.VBox):
-    """Base: a status line and an error slot shared by all panels."""
+    """Base: a status line and an error slot shared by all panels.
+
+    Every value control assigned as an attribute of a panel (``self.k_shot =
+    widgets.IntSlider(...)``) is named after it: setting it to an invalid value from
+    Python raises ``TraitError`` naming ``Panel.attribute`` and its label, and what it
+    accepts (see :class:`_NamedControl`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (isinstance(value, widgets.ValueWidget) and not name.startswith("_")
+                and not isinstance(value, (widgets.HTML, widgets.Label))):
+            _name_control(value, f"{type(self).__name__}.{name}")
+        super().__setattr__(name, value)
 
     def __init__(self, **kwargs: Any) -> None:
         self.status = widgets.HTML(_status(""))

@@ -20,6 +20,9 @@ class CosineGradientExplorer(_Panel):
     ``lr sin(theta) / ||f||^2``), the markers at the slider's norm (SEC paper, Zhang et
     al. 2020, Eq. 1).
 
+    ``direction`` and ``partner`` must be finite non-zero vectors of one length
+    (``ValueError`` naming them otherwise, raised by the constructor).
+
     Attributes: ``norm`` (slider), ``figure`` (traces: gradient curve, turn curve, and
     the two markers), ``gradient`` and ``turn`` at the slider's norm.
     """
@@ -36,7 +39,7 @@ class CosineGradientExplorer(_Panel):
         self.gradient = self.turn = float("nan")
         self.children = [self.norm, self.status, self.figure]
         self.norm.observe(self._guard(lambda change: self.refresh()), names="value")
-        self._guard(self.refresh)()
+        self.refresh()  # not guarded: bad vectors (e.g. lengths 3 and 2) raise here, by name
 
     def refresh(self) -> None:
         """Move the markers (and the title) to the slider's norm."""
