@@ -560,3 +560,14 @@ def test_every_bad_input_is_clear(capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print(f"\n{clear}/{len(CASES)} bad inputs gave a clear error")
     assert not problems, problems
+
+
+def test_valid_devices_still_resolve() -> None:
+    """The device check refuses only what torch cannot use here."""
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(" CPU ".strip()) == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device(None).type in ("cpu", "cuda")
+    assert resolve_device("auto") == resolve_device(None)
+    with pytest.raises(ValueError, match="choose one of: 'auto', 'cpu', 'cuda', 'mps'"):
+        resolve_device("tpu")

@@ -219,3 +219,62 @@ def test_glyph_argument_errors() -> None:
         G.load_glyphs(instances_per_class=0)
     with pytest.raises(ValueError, match="seed"):
         data.load("glyphs", seed=1.0)  # type: ignore[arg-type]
+
+
+# ---- an unwritable cache folder, a killed writer -----------------------------------------
+def _no_render(*args: object, **kwargs: object) -> None:
+    raise AssertionError("rendered although the cache folder is not writable")
+
+
+def test_unwritable_folder_fails_before_rendering(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check runs first: a folder that cannot be created (a file is in the way) and
+    one where no file can be written (simulated: root bypasses permission bits) both fail
+    at once, naming the folder and DML_KIT_DATA, with nothing rendered."""
+    monkeypatch.setattr(G, "generate_glyphs", _no_render)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="DML_KIT_DATA") as info:
+        data.load("glyphs", root=blocker / "cache")
+    assert str(blocker / "cache") in str(info.value)
+    assert "nothing was rendered" in str(info.value)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(G.tempfile, "mkstemp", read_only)
+    with pytest.raises(ValueError, match="Permission denied") as info:
+        G.load_glyphs(root=tmp_path / "ro", instances_per_class=2, progress=False)
+    assert str(tmp_path / "ro") in str(info.value) and "DML_KIT_DATA" in str(info.value)
+
+
+def test_stale_part_files_are_cleaned_and_live_ones_kept(tiny_glyphs: None,
+                                                         tmp_path: Path) -> None:
+    target = tmp_path / G.cache_name(0, 2)
+    dead = tmp_path / f".{target.name}.999999999-abcd1234.part"  # no such pid
+    live = tmp_path / f".{target.name}.{os.getppid()}-abcd1234.part"  # a live process
+    legacy_old = tmp_path / f".{target.name}.k3j_x9q2.part"  # mkstemp-style, an hour old
+    legacy_new = tmp_path / f".{target.name}.a8b_c7d6.part"  # might still be written
+    for part in (dead, live, legacy_old, legacy_new):
+        part.write_bytes(b"half-written")
+    hour_ago = time.time() - 3600
+    os.utime(legacy_old, (hour_ago, hour_ago))
+    dataset = G.load_glyphs(seed=0, root=tmp_path, instances_per_class=2, progress=False)
+    assert len(dataset) == 104
+    assert not dead.exists() and not legacy_old.exists()
+    assert live.exists() and legacy_new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == [
+        target.name]  # the cache, complete, and no part of this writer left behind
+
+
+def test_interrupted_write_leaves_no_part(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "x.npz"
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(G.np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        G._write_cache(target, {"a": np.zeros(3)})
+    assert list(tmp_path.iterdir()) == []

@@ -741,3 +741,21 @@ def test_losses_refuse_integer_embeddings_and_float_labels() -> None:
         losses.get("triplet")(x.long(), y)
     with pytest.raises(ValueError, match="labels must hold integer class labels"):
         losses.get("triplet")(x, y.double())
+
+
+@pytest.mark.parametrize("name", ["softmax", "normsoftmax", "cosface", "arcface", "proxy_nca",
+                                  "proxy_anchor"])
+def test_proxy_losses_cast_float64_embeddings(name: str) -> None:
+    """float64 embeddings (numpy's default) give the float32 loss, not a dtype error, and
+    their gradient comes back in float64."""
+    torch.manual_seed(0)
+    loss = losses.get(name, num_classes=3, embedding_dim=4)
+    x32 = torch.randn(6, 4)
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    x64 = x32.double().requires_grad_(True)
+    value = loss(x64, y)
+    assert value.dtype == torch.float32
+    assert torch.equal(value, loss(x32, y))
+    value.backward()
+    assert x64.grad is not None and x64.grad.dtype == torch.float64
+    assert torch.isfinite(x64.grad).all()

@@ -326,3 +326,24 @@ def test_run_refuses_a_non_task_a_one_way_task_and_an_infinite_learning_rate():
     with pytest.raises(ValueError, match="target_lr=inf is out of range"):
         methods.run("scratch", data.kshot_task(target, 2, 1, seed=0), None,
                     target_lr=float("inf"))
+
+
+@pytest.mark.parametrize("kind,method", [("embedding", "metric"), ("classifier", "weight_transfer"),
+                                         ("protonet", "protonet")])
+def test_source_model_of_another_input_shape_is_refused_by_shape(sources, kind, method):
+    """A source model trained on 8x8 digits used on a 1x4x4 task: a message about the
+    shapes, not a torch matmul error from the target phase."""
+    assert sources[kind].info["input_shape"] == (1, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    other = data.Dataset("tiny", torch.rand(30, 1, 4, 4, generator=g), torch.arange(30) % 6,
+                         tuple("abcdef"), ("g",) * 6)
+    with pytest.raises(ValueError, match="source model expects 1x8x8 inputs, task has 1x4x4"):
+        methods.run(method, data.kshot_task(other, 3, 2, seed=0), sources[kind], TINY)
+
+
+def test_config_nan_and_unknown_loss_are_refused_by_name():
+    for field in ("source_lr", "target_lr", "regularizer_weight", "val_fraction"):
+        with pytest.raises(ValueError, match=field):
+            TINY.replace(**{field: float("nan")})
+    with pytest.raises(ValueError, match="unknown loss 'tripplet'; choose one of"):
+        TINY.replace(loss="tripplet")

@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 from dml_kit.data import download as dl
+from dml_kit.data import load as load_dataset
 from dml_kit.data import real
 
 # the loopback server and helpers live in test_download.py
@@ -351,6 +352,7 @@ def test_unlzw_round_trip() -> None:
 def test_isolet_download_parse_and_cache(loopback: Loopback, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     body, x, y = isolet_zip()
+    monkeypatch.setattr(real.isolet_files, "ISOLET_ROWS", {"train": 52, "test": 26})
     publish(loopback, monkeypatch, "isolet", {"isolet.zip": body})
     data = real.isolet(download=True, root=tmp_path, mirror=loopback.url)
     assert data.input_shape == (617,) and len(data) == 78 and data.n_classes == 26
@@ -370,6 +372,68 @@ def test_isolet_pure_python_decoder_path(tmp_path: Path, monkeypatch: pytest.Mon
     p.write_bytes(body)
     data = real.isolet(path=p, verify=False)
     np.testing.assert_allclose(data.x.numpy(), x, atol=1e-6)
+
+
+def _cached_isolet(root: Path, body: bytes) -> Path:
+    folder = root / "isolet"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "isolet.zip").write_bytes(body)
+    return folder / "isolet.zip"
+
+
+def test_isolet_html_page_cached_as_zip_names_path_and_remedy(tmp_path: Path) -> None:
+    """An HTML error page saved as isolet.zip: a DownloadError naming the file and the
+    remedy, never a bare BadZipFile; nothing is recorded or cached."""
+    zp = _cached_isolet(tmp_path, b"<!DOCTYPE html><html><body>503 Service Unavailable")
+    for call in (lambda: real.isolet(root=tmp_path), lambda: load_dataset("isolet", root=tmp_path),
+                 lambda: real.isolet("test", root=tmp_path)):
+        with pytest.raises(dl.DownloadError) as info:
+            call()
+        message = str(info.value)
+        assert str(zp) in message and "Delete" in message and "download=True" in message
+        assert "HTML" in message
+    assert not dl.record_path(zp).exists()
+    assert not list((tmp_path / "isolet").glob("*.npz"))
+
+
+def test_isolet_truncated_zip_names_path(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    body, _, _ = isolet_zip()
+    zp = _cached_isolet(tmp_path, body[: len(body) // 2])  # zip magic, no central directory
+    with pytest.raises(dl.DownloadError, match="isolet.zip is not a usable copy") as info:
+        real.isolet(root=tmp_path)
+    assert str(zp) in str(info.value) and "BadZipFile" in str(info.value)
+
+
+def test_isolet_structure_checked_then_sha256_recorded_and_rechecked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    body, _, _ = isolet_zip()
+    zp = _cached_isolet(tmp_path, body)
+    # the official row counts are checked on first use: a 52 + 26 row zip is refused
+    with pytest.raises(dl.DownloadError, match="6,238"):
+        real.isolet(root=tmp_path)
+    assert dl.recorded_sha256(zp) is None
+    monkeypatch.setattr(real.isolet_files, "ISOLET_ROWS", {"train": 52, "test": 26})
+    assert len(real.isolet("test", root=tmp_path)) == 26
+    assert dl.recorded_sha256(zp) == dl.file_hash(zp)       # recorded on first parse
+    assert dl.check_recorded_sha256(zp) is True
+    # a later change of the cached file is caught on the next load that reads it
+    (tmp_path / "isolet" / "isolet-train.npz").unlink(missing_ok=True)
+    zp.write_bytes(body + b"tampered")
+    with pytest.raises(dl.DownloadError, match="changed since it was verified") as info:
+        real.isolet("train", root=tmp_path)
+    assert str(zp) in str(info.value) and "delete" in str(info.value)
+
+
+def test_every_manifest_entry_is_verified() -> None:
+    """A published hash, or (Isolet) a documented structural check + recorded sha256."""
+    for dataset, files in dl.MANIFEST.items():
+        for name, entry in files.items():
+            assert entry.known_hash or entry.verified_by, f"{dataset}/{name} has no hash"
+            if entry.known_hash:
+                algorithm, _, digest = entry.known_hash.partition(":")
+                assert algorithm in ("sha256", "md5") and len(digest) in (64, 32)
+    assert "6,238" in dl.MANIFEST["isolet"]["isolet.zip"].verified_by
 
 
 def test_isolet_text_errors() -> None:

@@ -412,3 +412,31 @@ def test_grid_browser_rejects_bad_frames(frame):
         W.GridBrowser(frame.drop(columns=["k"]))
     with pytest.raises(ValueError, match="empty"):
         W.GridBrowser(frame.iloc[:0])
+
+
+def test_invalid_control_values_name_the_control():
+    """Setting a control to an invalid value from Python raises TraitError naming the
+    panel attribute, its label and what it accepts; bounded controls refuse (not clamp)
+    values out of range; valid values still work."""
+    from traitlets import TraitError
+
+    panel = W.TaskExplorer("digits", n_way=3, k_shot=2)
+    with pytest.raises(TraitError, match=r"TaskExplorer.dataset.*one of: 'digits'"):
+        panel.dataset.value = "mnist"
+    k_max = panel.k_shot.max
+    with pytest.raises(TraitError, match=rf"k_shot \('k \(shots\)'\).*between 1 and {k_max}"):
+        panel.k_shot.value = k_max + 50
+    assert panel.k_shot.value == 2
+    with pytest.raises(TraitError, match=r"n_way \('n \(classes\)'\)"):
+        panel.n_way.value = "two"
+    with pytest.raises(TraitError, match=r"TaskExplorer.seed.*between 0"):
+        panel.seed.value = -5
+    panel.k_shot.value = 3
+    assert panel.k_shot.value == 3 and panel.error is None
+
+
+def test_cosine_gradient_explorer_names_a_length_mismatch():
+    import torch
+
+    with pytest.raises(ValueError, match="direction and partner must have the same length"):
+        W.CosineGradientExplorer(torch.randn(3), torch.randn(2))

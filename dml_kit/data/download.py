@@ -25,9 +25,14 @@ Every failure is a :class:`DownloadError` whose message names the URL and the ca
 folder, says what went wrong (offline, checksum mismatch, truncated transfer) and what
 to do next.
 
-Checksums: an entry whose ``known_hash`` is ``None`` could not be verified from a
-published source when the manifest was written; pooch then computes the SHA256 of the
-downloaded file and logs it, and only the size (where known) is checked.
+Checksums: every entry has one. Where the publisher gives none (UCI's ``isolet.zip``:
+searched for in vain, UCI publishes no checksum) ``known_hash`` is ``None`` and the
+entry's ``verified_by`` says how it is verified instead: its loader checks the file's
+structure on first use (for Isolet: a zip holding both members, 6,238 and 1,559 rows of
+617 features and a label 1..26) and then records the file's SHA256 beside it
+(``<file>.sha256``, :func:`record_sha256`); every later :func:`fetch` of the cached file
+re-checks that hash (:func:`check_recorded_sha256`), and a mismatch is a
+:class:`DownloadError` naming the file and what to do. A new download replaces the record.
 """
 
 from __future__ import annotations
@@ -52,12 +57,16 @@ __all__ = [
     "DownloadError",
     "DownloadRequiredError",
     "RemoteFile",
+    "check_recorded_sha256",
     "data_root",
     "dataset_folder",
     "describe",
     "fetch",
     "file_hash",
     "is_cached",
+    "record_path",
+    "record_sha256",
+    "recorded_sha256",
 ]
 
 MIRROR_ENV = "DML_KIT_MIRROR"
@@ -90,6 +99,8 @@ class RemoteFile:
             published source (pooch logs the SHA256 it computes).
         source: where the checksum and size were taken from.
         alt_urls: other official locations, tried in order when ``url`` fails.
+        verified_by: for an entry without a published hash (``known_hash=None``), how it
+            is verified instead (structure on first use, then a recorded SHA256).
         content_md5: md5 of the *decompressed* bytes of a ``.gz`` file, when published.
             Copies re-compressed by others (Debian, GitHub snapshots) have another
             ``.gz`` checksum but the same content; ``path=`` copies are accepted on it.
@@ -103,6 +114,7 @@ class RemoteFile:
     source: str = ""
     content_md5: str | None = None
     alt_urls: tuple[str, ...] = ()
+    verified_by: str = ""
 
 
 def _entries(dataset: str, base: str, files: Iterable[tuple[str, int | None, str | None]],
@@ -112,6 +124,16 @@ def _entries(dataset: str, base: str, files: Iterable[tuple[str, int | None, str
 
 
 _OMNIGLOT = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
+
+#: how ``isolet.zip`` is verified without a published checksum
+ISOLET_VERIFIED_BY = (
+    "structure on first parse (a zip holding isolet1+2+3+4.data[.Z] with 6,238 rows and "
+    "isolet5.data[.Z] with 1,559, each row 617 features and a label 1..26; "
+    "dml_kit.data.real.isolet_files.verify_isolet_zip), then its sha256 recorded beside it "
+    "(isolet.zip.sha256) and re-checked on every later load")
+
+#: suffix of the file that records a verified file's SHA256 (entries without a hash)
+RECORD_SUFFIX = ".sha256"
 
 #: dataset -> file name -> :class:`RemoteFile`. Edit with care: tests patch entries.
 MANIFEST: dict[str, dict[str, RemoteFile]] = {
@@ -153,9 +175,12 @@ MANIFEST: dict[str, dict[str, RemoteFile]] = {
     },
     # UCI's current zip (holds isolet1+2+3+4.data.Z and isolet5.data.Z, Unix compress).
     # UCI publishes no checksum or size: unverified (pooch logs the SHA256).
-    "isolet": _entries("isolet", "https://archive.ics.uci.edu/static/public/54/", [
-        ("isolet.zip", None, None),
-    ], "UCI publishes no checksum (unverified)"),
+    "isolet": {name: dataclasses.replace(entry, verified_by=ISOLET_VERIFIED_BY)
+               for name, entry in _entries(
+                   "isolet", "https://archive.ics.uci.edu/static/public/54/", [
+                       ("isolet.zip", None, None),
+                   ], "UCI publishes no checksum: structure checked, then sha256 recorded"
+               ).items()},
     # CaltechDATA record of CUB-200-2011 (the old vision.caltech.edu URL redirects here).
     "cub200": _entries("cub200", "https://data.caltech.edu/records/65de6-vp158/files/", [
         ("CUB_200_2011.tgz", 1_150_585_339, "md5:97eceeb196236b17998738112f37df78"),
@@ -258,6 +283,47 @@ def _hash_ok(path: Path, known_hash: str | None) -> bool:
         return True
     algorithm, _, digest = known_hash.rpartition(":")
     return file_hash(path, algorithm or "sha256") == digest.lower()
+
+
+def record_path(path: str | os.PathLike[str]) -> Path:
+    """Where the SHA256 of ``path`` is recorded: ``<path>.sha256``."""
+    p = Path(path)
+    return p.with_name(p.name + RECORD_SUFFIX)
+
+
+def record_sha256(path: str | os.PathLike[str]) -> str:
+    """Record the SHA256 of ``path`` beside it (atomically); return the digest. Call it
+    once a file without a published hash has passed its structural check."""
+    digest = file_hash(path, "sha256")
+    with paths.atomic_write(record_path(path)) as handle:
+        handle.write(f"{digest}  {Path(path).name}\n".encode())
+    return digest
+
+
+def recorded_sha256(path: str | os.PathLike[str]) -> str | None:
+    """The SHA256 recorded for ``path``, or ``None`` when none was (or it is unreadable)."""
+    try:
+        text = record_path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text[0].lower() if text and len(text[0]) == 64 else None
+
+
+def check_recorded_sha256(path: str | os.PathLike[str]) -> bool:
+    """Re-check ``path`` against its recorded SHA256: ``False`` when nothing is recorded
+    (not yet verified), ``True`` when it matches; a mismatch raises
+    :class:`DownloadError` naming the file, the record and the remedy."""
+    expected = recorded_sha256(path)
+    if expected is None:
+        return False
+    actual = file_hash(path, "sha256")
+    if actual != expected:
+        raise DownloadError(
+            f"{path} changed since it was verified: sha256 {actual}, recorded "
+            f"{expected} in {record_path(path)}. The file is damaged or was replaced; "
+            f"delete {path} (and {record_path(path).name}) and load it again with "
+            f"download=True, or pass path= to a good copy")
+    return True
 
 
 # ---- staging ---------------------------------------------------------------------------
@@ -367,6 +433,20 @@ def _check_local(p: Path, entry: RemoteFile, verify: bool, what: str) -> Path:
     raise DownloadError(f"{what} {p} {problem}; pass verify=False to use it anyway")
 
 
+def _cached_ok(target: Path, entry: RemoteFile) -> bool:
+    """Whether the cached ``target`` can be used as it is: present, of the right size
+    (logged when not), and for an entry without a published hash equal to its recorded
+    SHA256 (:func:`check_recorded_sha256` raises, naming it, when it changed)."""
+    if not target.is_file():
+        return False
+    if entry.size is not None and target.stat().st_size != entry.size:
+        _log.warning("%s has the wrong size; downloading it again", target)
+        return False
+    if entry.known_hash is None:
+        check_recorded_sha256(target)
+    return True
+
+
 def fetch(dataset: str, filename: str, *, root: str | os.PathLike[str] | None = None,
           download: bool = False, mirror: str | None = None,
           path: str | os.PathLike[str] | None = None, verify: bool = True,
@@ -394,10 +474,8 @@ def fetch(dataset: str, filename: str, *, root: str | os.PathLike[str] | None = 
         return _check_local(_resolve_local(path, entry), entry, verify, "path=")
     folder = dataset_folder(dataset, root)
     target = folder / filename
-    if target.is_file():
-        if entry.size is None or target.stat().st_size == entry.size:
-            return target
-        _log.warning("%s has the wrong size; downloading it again", target)
+    if _cached_ok(target, entry):
+        return target
     mirror = mirror if mirror is not None else (os.environ.get(MIRROR_ENV) or None)
     if not download:
         raise DownloadRequiredError(
@@ -440,6 +518,7 @@ def fetch(dataset: str, filename: str, *, root: str | os.PathLike[str] | None = 
                     raise errors[0]
                 raise DownloadError("every source failed:\n" + "\n".join(
                     f"  - {e}" for e in errors)) from errors[-1]
+        record_path(target).unlink(missing_ok=True)  # it described the old file
         os.replace(staged, target)  # atomic: same folder tree, same file system
     finally:
         _remove_staging(staging)
