@@ -249,3 +249,16 @@ def test_load_passes_loader_options_and_names_unknown_ones():
         data.load("digits", path="/nowhere")
     with pytest.raises(Exception, match="nowhere"):
         data.load("mnist", path="/nowhere/at/all")
+
+
+def test_atomic_write_removes_a_killed_writers_part(tmp_path: Path) -> None:
+    """Every cache write (real datasets, records) cleans the parts of dead writers first;
+    a live writer's part stays."""
+    target = tmp_path / "cache.npz"
+    dead = tmp_path / f".{target.name}.999999999-abcd1234.part"   # no such pid
+    live = tmp_path / f".{target.name}.{os.getppid()}-abcd1234.part"
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    atomic_write_npz(target, x=np.arange(3))
+    assert not dead.exists() and live.exists()
+    assert np.load(target)["x"].tolist() == [0, 1, 2]

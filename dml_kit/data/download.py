@@ -327,18 +327,6 @@ def check_recorded_sha256(path: str | os.PathLike[str]) -> bool:
 
 
 # ---- staging ---------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
-
-
 def _clean_stale_partials(folder: Path) -> None:
     """Remove staging folders left by killed processes (their pid is gone, or they are
     older than a day, in case the pid was reused)."""
@@ -352,7 +340,7 @@ def _clean_stale_partials(folder: Path) -> None:
         except OSError:
             continue
         alive = pid_text.isdigit() and (int(pid_text) == os.getpid()
-                                        or _pid_alive(int(pid_text)))
+                                        or paths.pid_alive(int(pid_text)))
         if alive and age < STALE_AFTER_S:
             continue  # a live download (this process or another) is using it
         if sub.is_dir():

@@ -44,8 +44,6 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
-import secrets
-import tempfile
 import time
 import unicodedata
 import zipfile
@@ -60,8 +58,7 @@ import torch.nn.functional as F
 
 from dml_kit._validation import check_int, check_seed
 from dml_kit.data.core import Dataset
-from dml_kit.data.download import _pid_alive
-from dml_kit.data.paths import ENV_VAR, cache_file
+from dml_kit.data.paths import atomic_write_npz, cache_file, check_writable
 
 #: Bump when anything that changes the generated images changes (part of the file name).
 VERSION = 1
@@ -664,80 +661,8 @@ def load_glyphs(seed: int = 0, root: str | os.PathLike[str] | None = None,
                     return _to_dataset(cached)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # unreadable or stale: generate it again
-    check_writable(path.parent)  # before a minute of rendering, not after
-    clean_stale_parts(path)
+    check_writable(path.parent, "the glyph cache")  # before a minute of rendering, not after
     arrays = generate_glyphs(instances_per_class, seed, progress=progress)
-    _write_cache(path, arrays)
+    atomic_write_npz(path, compress=False, **arrays)  # uncompressed: loads faster
     return _to_dataset(arrays)
 
-
-#: a ``.part`` file whose writer's pid cannot be read is left alone for this long
-STALE_PART_S = 600.0
-
-
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and check that a file can be written there (a probe
-    file, removed at once); ``ValueError`` naming the folder and ``DML_KIT_DATA``
-    otherwise. :func:`load_glyphs` calls it *before* rendering."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        raise ValueError(
-            f"cannot write the glyph cache in {folder} ({type(err).__name__}: "
-            f"{err.strerror or err}): nothing was rendered. Point ${ENV_VAR} (or root=) at a "
-            f"writable folder, e.g. export {ENV_VAR}=~/dml_kit_data") from None
-
-
-def _part_path(path: Path) -> Path:
-    """The temporary file the cache is written to: ``.<name>.<pid>-<random>.part``."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
-
-
-def clean_stale_parts(path: Path) -> list[Path]:
-    """Remove ``.part`` files of ``path`` left by killed writers; return them.
-
-    A part written by this version names its writer's pid: it is removed when that
-    process is gone (or the file is a day old, in case the pid was reused). A part whose
-    name carries no pid (older versions used random names) is removed once it is
-    :data:`STALE_PART_S` old. A live writer's part is never touched."""
-    removed = []
-    for part in path.parent.glob(f".{path.name}.*.part"):
-        tag = part.name[len(path.name) + 2:-len(".part")]
-        pid_text = tag.split("-", 1)[0]
-        try:
-            age = time.time() - part.stat().st_mtime
-        except OSError:
-            continue
-        if "-" in tag and pid_text.isdigit():
-            pid = int(pid_text)
-            if (pid == os.getpid() or _pid_alive(pid)) and age < 24 * 3600:
-                continue
-        elif age < STALE_PART_S:
-            continue
-        try:
-            part.unlink()
-            removed.append(part)
-        except OSError:
-            pass
-    return removed
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an uncompressed ``.npz`` (loads faster) atomically: into a
-    ``.part`` file named after this process, then :func:`os.replace` onto ``path``. An
-    error or ``Ctrl-C`` removes the part; a ``kill -9`` leaves it for
-    :func:`clean_stale_parts`. ``path`` itself is never half-written."""
-    part = _part_path(path)
-    try:
-        with open(part, "wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(part, 0o644)
-        os.replace(part, path)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
