@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--ray-address", default=None,
                       help="Ray cluster address ('local' starts a local Ray)")
     grid.add_argument("--download", action="store_true", help="allow dataset downloads")
+    grid.add_argument("--data-path", default=None,
+                      help="the dataset's files you already have (e.g. "
+                           "../shared/data/omniglot), passed to its loader as path=")
     grid.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     rep = sub.add_parser("report", help="print the report of the stored results")
@@ -72,7 +75,7 @@ def _grid(args: argparse.Namespace) -> int:
                      force=args.force, executor=args.executor, max_workers=args.workers,
                      ray_address=args.ray_address, progress=not args.no_progress,
                      download=args.download, tasks=args.tasks,
-                     compare_losses=args.compare_losses)
+                     compare_losses=args.compare_losses, data_path=args.data_path)
     seconds = time.perf_counter() - start
     print(report(frame).to_text())
     print(f"\n{len(frame)} runs in the grid; finished in {seconds:.1f} s")

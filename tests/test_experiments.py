@@ -654,3 +654,73 @@ def test_every_executor_runs_jobs_on_one_torch_thread_and_restores_the_count(tmp
         assert torch.get_num_threads() == 2               # the caller's setting is back
     finally:
         torch.set_num_threads(before)
+
+
+# ---- the CPU presets on real files, the paper preset on local Ray ---------------------------
+SHARED_ISOLET = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "isolet"
+
+
+@pytest.mark.skipif(bool(OMNI_ABSENT), reason=f"real Omniglot files absent from "
+                    f"{SHARED_OMNIGLOT}: {', '.join(OMNI_ABSENT)} (the shared offline copy "
+                    "is not here)")
+def test_omniglot_cpu_preset_fits_rotated_omniglot_from_a_data_path():
+    spec = GridSpec.create(preset="omniglot_cpu")
+    assert spec.dataset == "omniglot_rotated" and spec.n_values == (5, 10, 100)
+    assert spec.k_values == (1, 5, 10) and spec.source.kind == "paper"
+    assert spec.config.architecture == "ade_omniglot" and spec.compare_losses
+    grid_module.check_grid_fits(spec, data_path=str(SHARED_OMNIGLOT))
+    t1 = grid_module.source_data(spec.dataset, spec.source, 0, 100,
+                                 data_path=str(SHARED_OMNIGLOT))
+    task = grid_module.target_task(spec.dataset, spec.source, 0, 100, 10,
+                                   data_path=str(SHARED_OMNIGLOT))
+    assert t1.n_classes == 100 and len(t1) == 2_000           # T1: n other classes x 20
+    assert set(t1.class_names).isdisjoint(task.class_names)   # T2 classes are others
+    assert len(task.query_y) == 100 * 10                      # test: 20 - k per class
+
+
+@pytest.mark.skipif(not (SHARED_ISOLET / "isolet1_subset_cai.mat").exists(),
+                    reason=f"the Isolet subset is absent from {SHARED_ISOLET} (the shared "
+                    "offline copy is not here)")
+def test_isolet_cpu_preset_runs_on_the_isolet_subset(tmp_path):
+    spec = GridSpec.create(preset="isolet_cpu")
+    assert spec.config.architecture == "ade_isolet" and spec.config.hidden == (128,)
+    grid_module.check_grid_fits(spec, data_path=str(SHARED_ISOLET))
+    frame = run_grid(preset="isolet_cpu", methods=["metric", "protonet"], k_values=[5],
+                     n_values=[5], seeds=[0], tasks=1, compare_losses=[], executor="serial",
+                     store=tmp_path / "iso.sqlite", progress=False, data_path=SHARED_ISOLET,
+                     source_epochs=3, max_episodes=20, target_epochs=2)
+    assert list(frame["method"]) == ["metric", "protonet"]
+    assert frame["accuracy"].between(0.3, 1.0).all()   # well above chance (0.2) on real data
+
+
+def test_gpus_per_job_is_checked_by_name():
+    with pytest.raises(ValueError, match="gpus_per_job"):
+        run_grid("digits", gpus_per_job=2.0, executor="ray", progress=False)
+    with pytest.raises(ValueError, match="gpus_per_job is for executor='ray'"):
+        run_grid("digits", gpus_per_job=1.0, executor="process", progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(OMNI_ABSENT), reason=f"real Omniglot files absent from "
+                    f"{SHARED_OMNIGLOT} (the shared offline copy is not here)")
+@pytest.mark.timeout(900)
+def test_paper_preset_on_local_ray_matches_the_process_executor(tmp_path):
+    """The cluster path with a local Ray: a tiny override of the paper preset gives the same
+    numbers and hashes as the process executor, and asks for no GPU on a CPU machine."""
+    ray = pytest.importorskip("ray")
+    tiny = {"source_epochs": 1, "batches_per_epoch": 2, "episodes_per_epoch": 3,
+            "max_episodes": 3, "target_epochs": 2, "val_classes": 5}
+    kw = {"preset": "paper", "methods": ["metric", "adapted_protonet", "weight_transfer"],
+          "k_values": [2], "n_values": [5], "seeds": [0], "tasks": 1, "compare_losses": [],
+          "progress": False, "data_path": SHARED_OMNIGLOT, **tiny}
+    procs = run_grid(store=tmp_path / "p.sqlite", executor="process", max_workers=2, **kw)
+    try:
+        via_ray = run_grid(store=tmp_path / "r.sqlite", ray_address="local", max_workers=2,
+                           **kw)
+        assert grid_module.ray_gpus_per_job() == (1.0 if ray.cluster_resources().get("GPU")
+                                                  else 0.0)
+    finally:
+        ray.shutdown()
+    assert len(procs) == 3 and set(procs["dataset"]) == {"omniglot_rotated"}
+    assert list(procs["config_hash"]) == list(via_ray["config_hash"])
+    assert np.array_equal(procs["accuracy"].to_numpy(), via_ray["accuracy"].to_numpy())

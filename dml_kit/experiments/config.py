@@ -163,7 +163,56 @@ PAPER = Preset(
     source=SourceSpec(kind="paper", target_fraction=0.5, by="class"),
 )
 
-PRESETS: dict[str, Preset] = {p.name: p for p in (CLASSROOM, PAPER)}
+OMNIGLOT_CPU = Preset(
+    name="omniglot_cpu",
+    description="Adapted Deep Embeddings on rotated Omniglot with its nets and T1 = n other "
+                "classes, k x n = {1,5,10} x {5,10,100}, 3 seeds x 3 tasks, semi-hard triplet "
+                "beside the histogram loss: about 25 minutes on 2 CPU cores",
+    dataset="omniglot_rotated",
+    k_values=(1, 5, 10),
+    n_values=(5, 10, 100),
+    seeds=3,
+    tasks=3,
+    compare_losses=("triplet_semi_hard",),
+    config=MethodConfig(
+        architecture="ade_omniglot", embedding_dim=128, channels=32,
+        source_epochs=60, source_patience=10, source_lr=5e-3, val_fraction=0.25,
+        val_classes=None,
+        batch_classes=136, batch_per_class=15, batch_size=1024, batches_per_epoch=None,
+        episodes_per_epoch=25, query_per_class=5,
+        episode_lr=1e-3, max_episodes=100, episode_patience=50,
+        target_epochs=50, target_patience=5, target_lr=5e-3, adapt_lr=5e-4,
+        adapt_patience=5, adapt_episodes_per_epoch=5,
+    ),
+    source=SourceSpec(kind="paper", target_fraction=0.5, by="class"),
+)
+
+ISOLET_CPU = Preset(
+    name="isolet_cpu",
+    description="Adapted Deep Embeddings on Isolet (617 acoustic features, 26 letters) with "
+                "its MLP and T1 = n other letters, k x n = {1,5,10} x {5,10}, 5 seeds x 4 "
+                "tasks: a few minutes on 2 CPU cores (the full set or the 1,560-utterance "
+                "subset)",
+    dataset="isolet",
+    k_values=(1, 5, 10),
+    n_values=(5, 10),
+    seeds=5,
+    tasks=4,
+    compare_losses=("triplet_semi_hard",),
+    config=MethodConfig(
+        architecture="ade_isolet", embedding_dim=64, hidden=(128,),
+        source_epochs=200, source_patience=50, source_lr=5e-3, val_fraction=0.2,
+        val_classes=None,
+        batch_classes=10, batch_per_class=48, batch_size=1024, batches_per_epoch=None,
+        episodes_per_epoch=50, query_per_class=10,
+        episode_lr=1e-4, max_episodes=2_000, episode_patience=1_000,
+        target_epochs=200, target_patience=20, target_lr=5e-3, adapt_lr=5e-4,
+        adapt_patience=10, adapt_episodes_per_epoch=5,
+    ),
+    source=SourceSpec(kind="paper", target_fraction=0.5, by="class"),
+)
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (CLASSROOM, PAPER, OMNIGLOT_CPU, ISOLET_CPU)}
 
 
 def get_preset(name: str) -> Preset:

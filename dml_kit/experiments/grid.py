@@ -40,6 +40,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -48,7 +49,7 @@ from tqdm.auto import tqdm
 
 import dml_kit
 from dml_kit import data, methods
-from dml_kit._validation import check_choice, check_int
+from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.data.core import Dataset
 from dml_kit.experiments.config import EXECUTORS, GridSpec, SourceSpec
 from dml_kit.experiments.store import ResultsStore, RunRecord, records_frame, stable_hash
@@ -111,6 +112,7 @@ class Job:
     source: SourceSpec | None = None
     preset: str = ""
     download: bool = False
+    data_path: str | None = None
 
 
 def dataset_fingerprint(data: Dataset, samples: int = FINGERPRINT_SAMPLES) -> str:
@@ -143,12 +145,13 @@ def cell_hash(dataset: str, method: str, k: int, n: int, seed: int, config: Meth
                         "source": asdict(source)})
 
 
-def grid_cells(spec: GridSpec, download: bool = False) -> list[Cell]:
+def grid_cells(spec: GridSpec, download: bool = False,
+               data_path: str | None = None) -> list[Cell]:
     """Every cell of ``spec`` with its hash, in (seed, n, k, task, method) order, the
     ``metric`` cells of ``spec.compare_losses`` after each condition's methods. Loads the
     dataset (once per process) for its fingerprint; ``download`` as in
-    :func:`dml_kit.data.load`."""
-    fp = _fingerprint(spec.dataset, spec.source.data_seed, download)
+    :func:`dml_kit.data.load`; ``data_path`` its ``path=`` option."""
+    fp = _fingerprint(spec.dataset, spec.source.data_seed, download, data_path)
     runs: list[tuple[str, str | None]] = [(m, None) for m in spec.methods]
     runs += [("metric", loss) for loss in spec.compare_losses]
     return [Cell(m, k, n, s, cell_hash(spec.dataset, m, k, n, s,
@@ -158,7 +161,8 @@ def grid_cells(spec: GridSpec, download: bool = False) -> list[Cell]:
             for t in range(spec.tasks) for m, loss in runs]
 
 
-def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> list[Job]:
+def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False,
+              data_path: str | None = None) -> list[Job]:
     """Group ``cells`` into jobs that share a source model (see the module docstring);
     the biggest jobs come first so that parallel workers finish together."""
     jobs: dict[tuple[Any, ...], Job] = {}
@@ -172,7 +176,7 @@ def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> 
         if key not in jobs:
             jobs[key] = Job(spec.dataset, c.seed, entry.source_kind, source_n, train_n,
                             train_k, config=config, source=spec.source,
-                            preset=spec.preset, download=download)
+                            preset=spec.preset, download=download, data_path=data_path)
         jobs[key].cells.append(c)
     weight = {METHODS[c.method].source_kind: METHODS[c.method].source_cost for c in cells}
     return sorted(jobs.values(), key=lambda j: (-weight[j.source_kind], -len(j.cells), j.seed))
@@ -180,29 +184,32 @@ def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False) -> 
 
 # ---- data for a job ---------------------------------------------------------------------
 @lru_cache(maxsize=4)
-def _load(dataset: str, data_seed: int, download: bool):
-
-    return data.load(dataset, seed=data_seed, download=download)
+def _load(dataset: str, data_seed: int, download: bool, data_path: str | None = None):
+    options = {} if data_path is None else {"path": data_path}
+    return data.load(dataset, seed=data_seed, download=download, **options)
 
 
 @lru_cache(maxsize=4)
-def _fingerprint(dataset: str, data_seed: int, download: bool) -> str:
-    return dataset_fingerprint(_load(dataset, data_seed, download))
+def _fingerprint(dataset: str, data_seed: int, download: bool,
+                 data_path: str | None = None) -> str:
+    return dataset_fingerprint(_load(dataset, data_seed, download, data_path))
 
 
-def _split(dataset: str, source: SourceSpec, seed: int, download: bool):
+def _split(dataset: str, source: SourceSpec, seed: int, download: bool,
+           data_path: str | None = None):
 
-    full = _load(dataset, source.data_seed, download)
+    full = _load(dataset, source.data_seed, download, data_path)
     return data.domain_split(full, target_fraction=source.target_fraction, by=source.by,
                              seed=seed)
 
 
 def source_data(dataset: str, source: SourceSpec, seed: int, n: int | None,
-                download: bool = False):
+                download: bool = False, data_path: str | None = None):
     """The T1 dataset of a cell: the source part of the split, or ``n`` random classes of
-    it (``source.kind == "paper"``)."""
+    it (``source.kind == "paper"``). ``data_path``: the dataset's files, passed to the
+    loader as ``path=`` (e.g. ``../shared/data/omniglot``)."""
 
-    part = _split(dataset, source, seed, download).source
+    part = _split(dataset, source, seed, download, data_path).source
     if source.kind == "paper":
         if n is None:
             raise ValueError("a paper-style source needs n")
@@ -216,19 +223,20 @@ def source_data(dataset: str, source: SourceSpec, seed: int, n: int | None,
 
 
 def target_task(dataset: str, source: SourceSpec, seed: int, n: int, k: int,
-                download: bool = False, task: int = 0):
+                download: bool = False, task: int = 0, data_path: str | None = None):
     """The T2 k-shot task of a cell, drawn from the target part of the split of ``seed``
     with :func:`task_seed` ``(seed, task)``."""
 
-    target = _split(dataset, source, seed, download).target
+    target = _split(dataset, source, seed, download, data_path).target
     return data.kshot_task(target, n_way=n, k_shot=k, n_query=source.n_query,
                            n_val=source.n_val, seed=task_seed(seed, task))
 
 
-def check_grid_fits(spec: GridSpec, download: bool = False) -> None:
+def check_grid_fits(spec: GridSpec, download: bool = False,
+                    data_path: str | None = None) -> None:
     """Raise ``ValueError`` naming ``n_values``/``k_values`` when a cell cannot be built
     from the dataset (too few target classes or examples per class)."""
-    target = _split(spec.dataset, spec.source, spec.seeds[0], download).target
+    target = _split(spec.dataset, spec.source, spec.seeds[0], download, data_path).target
     max_n = target.n_classes
     for n in spec.n_values:
         check_int("n_values", n, 2, max_n,
@@ -272,7 +280,8 @@ def _run_cells(job: Job) -> list[RunRecord]:
     source_model = None
     source_seconds = 0.0
     if job.source_kind is not None:
-        src = source_data(job.dataset, job.source, job.seed, job.source_n, job.download)
+        src = source_data(job.dataset, job.source, job.seed, job.source_n, job.download,
+                          job.data_path)
         source_model = methods.train_source(job.source_kind, src, config, n_way=job.train_n,
                                             k_shot=job.train_k, seed=job.seed)
         if source_model.interrupted:
@@ -282,7 +291,7 @@ def _run_cells(job: Job) -> list[RunRecord]:
     charged = False
     for cell in job.cells:
         task = target_task(job.dataset, job.source, cell.seed, cell.n, cell.k, job.download,
-                           cell.task)
+                           cell.task, job.data_path)
         result = methods.run(cell.method, task, source_model, config,
                              seed=task_seed(cell.seed, cell.task))
         if result.interrupted:
@@ -363,6 +372,8 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
              executor: str = "process", max_workers: int | None = None,
              ray_address: str | None = None, progress: bool = True, download: bool = False,
              tasks: int | None = None, compare_losses: Sequence[str] | None = None,
+             data_path: str | os.PathLike[str] | None = None,
+             gpus_per_job: float | None = None,
              **config_overrides: Any) -> pd.DataFrame:
     """Run ``methods x k_values x n_values x seeds x tasks`` on ``dataset`` and return the
     records.
@@ -388,6 +399,11 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
             (default: the preset's; the classroom preset uses several).
         compare_losses: embedding losses run for ``metric`` beside the config's own, on
             the same tasks (default: the preset's when ``methods`` are all six).
+        data_path: files of the dataset you already have, passed to its loader as
+            ``path=`` (e.g. ``"../shared/data/omniglot"`` for ``omniglot_rotated``); not
+            part of a cell's hash, which holds the data's content fingerprint instead.
+        gpus_per_job: Ray only: GPUs per job (default: 1 on a cluster with GPUs, else 0;
+            :func:`ray_gpus_per_job`). Each job trains one source model on its GPU.
 
     Returns:
         One row per cell of the grid (stored earlier or just run), the columns of
@@ -401,21 +417,30 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
     check_choice("executor", executor, EXECUTORS)
     if max_workers is not None:
         check_int("max_workers", max_workers, 1, 1024)
+    if gpus_per_job is not None:
+        check_float("gpus_per_job", gpus_per_job, 0.0, 1.0)
+        if executor != "ray":
+            raise ValueError(f"gpus_per_job is for executor='ray' (got executor={executor!r}); "
+                             "the local executors use the device auto-detection of "
+                             "MethodConfig.device")
     if not isinstance(store, ResultsStore):
         store = ResultsStore(store)
-    cells = grid_cells(spec, download)
+    if data_path is not None:
+        data_path = str(Path(data_path).expanduser().resolve())
+    cells = grid_cells(spec, download, data_path)
     hashes = [c.config_hash for c in cells]
     todo = cells if force else [c for c in cells if c.config_hash not in store.done(hashes)]
     if todo:
-        check_grid_fits(spec, download)
-        jobs = plan_jobs(spec, todo, download)
+        check_grid_fits(spec, download, data_path)
+        jobs = plan_jobs(spec, todo, download, data_path)
         _execute(jobs, store, executor, max_workers, ray_address, progress, replace=force,
-                 total=len(todo))
+                 total=len(todo), gpus_per_job=gpus_per_job)
     return records_frame(store.records(hashes))
 
 
 def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: int | None,
-             ray_address: str | None, progress: bool, replace: bool, total: int) -> None:
+             ray_address: str | None, progress: bool, replace: bool, total: int,
+             gpus_per_job: float | None = None) -> None:
 
     bar = tqdm(total=total, desc="grid", unit="run", disable=not progress)
 
@@ -443,13 +468,25 @@ def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: i
                 raise
             pool.shutdown(wait=True)
         else:
-            _execute_ray(jobs, ray_address, max_workers, finished)
+            _execute_ray(jobs, ray_address, max_workers, finished, gpus_per_job)
     finally:
         bar.close()
 
 
+def ray_gpus_per_job(gpus_per_job: float | None = None) -> float:
+    """GPUs a Ray job asks for: ``gpus_per_job`` when given (0 to 1; a fraction packs
+    several jobs on one GPU), else 1 when the connected cluster has GPUs and 0 when it
+    has none. Ray then sets ``CUDA_VISIBLE_DEVICES`` for the job, and the job's device
+    auto-detection (``MethodConfig.device=None``) trains its one source model there."""
+    import ray  # noqa: PLC0415 (Ray is an optional extra)
+
+    if gpus_per_job is not None:
+        return check_float("gpus_per_job", gpus_per_job, 0.0, 1.0)
+    return 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+
+
 def _execute_ray(jobs: list[Job], ray_address: str | None, max_workers: int | None,
-                 finished) -> None:
+                 finished, gpus_per_job: float | None = None) -> None:
     try:
         import ray  # noqa: PLC0415 (Ray is an optional extra)
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -459,7 +496,7 @@ def _execute_ray(jobs: list[Job], ray_address: str | None, max_workers: int | No
             ray.init(num_cpus=max_workers, include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=ray_address, log_to_driver=False)
-    remote = ray.remote(num_cpus=1)(_run_job_in_worker)
+    remote = ray.remote(num_cpus=1, num_gpus=ray_gpus_per_job(gpus_per_job))(_run_job_in_worker)
     pending = [remote.remote(job) for job in jobs]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
