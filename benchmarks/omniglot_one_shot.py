@@ -34,7 +34,7 @@ def _load_average() -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", type=Path, default=SHARED)
-    parser.add_argument("--episodes", type=int, default=1000)
+    parser.add_argument("--episodes", type=int, default=1600)
     parser.add_argument("--way", type=int, default=one_shot.TRAIN_WAY)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-rotations", action="store_true")

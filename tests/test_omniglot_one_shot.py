@@ -35,7 +35,8 @@ def test_a_stored_result_is_described_and_drawn(tmp_path):
               "protonet_error": 0.085, "train_seconds": 540.0, "load_before": [0.1, 0.2, 0.3]}
     text = one_shot.describe(result)
     assert "3856 classes (with rotations)" in text and "1000 in 540 s on 2 threads" in text
-    assert "this protonet            8.5%" in text and "people                   4.5%" in text
+    assert "this protonet          8.5 [6.1, 11.6]%" in text  # Wilson, 34 of 400
+    assert "people                 4.5%" in text
     bars = one_shot.comparison_figure(result).data[0]
     assert list(bars.y) == pytest.approx([79.0, 38.8, 8.5, 4.5])
     assert one_shot.stored_result(tmp_path / "absent.json") is None

@@ -203,3 +203,18 @@ def test_summarise():
     row = table.set_index("method").loc["a"]
     assert row["mean"] == pytest.approx(0.8875) and row["n"] == 4
     assert row["estimate"] == stats.Estimate(row["mean"], row["low"], row["high"], 4).format()
+
+
+def test_proportion_ci_is_wilsons_interval():
+    """Hand-computed: 34 errors in 400 -> centre 0.088948, half-width 0.027486;
+    0 of 10 -> [0, 2 * 0.13877] (Wilson's interval never leaves [0, 1])."""
+    e = stats.proportion_ci(34, 400)
+    assert e.mean == 0.085 and e.n == 400 and e.method == "wilson"
+    assert e.low == pytest.approx(0.088948 - 0.027486, abs=2e-5)
+    assert e.high == pytest.approx(0.088948 + 0.027486, abs=2e-5)
+    zero = stats.proportion_ci(0, 10)
+    assert zero.low == 0.0 and zero.high == pytest.approx(0.27754, abs=2e-4)
+    with pytest.raises(ValueError, match="successes"):
+        stats.proportion_ci(11, 10)
+    with pytest.raises(ValueError, match="trials"):
+        stats.proportion_ci(1, 0)

@@ -25,7 +25,7 @@ from typing import Any
 import plotly.graph_objects as go
 import torch
 
-from dml_kit import metrics
+from dml_kit import metrics, stats
 from dml_kit._validation import check_int
 from dml_kit.data import paths, real
 from dml_kit.methods import MethodConfig, train_source
@@ -41,14 +41,16 @@ TRAIN_WAY = 60
 COMMAND = ".venv/bin/python benchmarks/omniglot_one_shot.py --path ../shared/data/omniglot"
 
 
-def one_shot_error(path: str | os.PathLike[str] | None = None, episodes: int = 1000, *,
+def one_shot_error(path: str | os.PathLike[str] | None = None, episodes: int = 1600, *,
                    way: int = TRAIN_WAY, rotations: bool = True, threads: int = 2,
                    seed: int = 0, episodes_per_epoch: int = 100,
                    download: bool = False) -> dict[str, Any]:
     """Train a ``way``-way 1-shot protonet (Conv-4, 64 filters, 5 queries per class, Adam
     at 1e-3) for ``episodes`` episodes on Omniglot's background set (``rotations``: the
     964 characters and their 90/180/270-degree rotations, 3,856 classes) with ``threads``
-    torch threads; return its error on the 20 official runs beside the baselines'.
+    torch threads; return its error on the 20 official runs beside the baselines'. Two
+    drawings of each class are held out; the weights kept are those of the epoch (100
+    episodes) with the best prototype accuracy on the held-out drawings of 400 classes.
 
     ``path``: a folder holding the official files (e.g. ``../shared/data/omniglot``);
     ``None`` reads the cache (``download=True`` fetches it)."""
@@ -67,7 +69,7 @@ def one_shot_error(path: str | os.PathLike[str] | None = None, episodes: int = 1
         config = MethodConfig(channels=64, embedding_dim=64, source_epochs=epochs,
                               source_patience=epochs, episodes_per_epoch=per_epoch,
                               query_per_class=5, source_lr=1e-3, val_fraction=0.1,
-                              val_classes=50)
+                              val_classes=min(400, background.n_classes))
         start = time.perf_counter()
         source = train_source("protonet", background, config, n_way=way, k_shot=1,
                               seed=seed)
@@ -75,7 +77,9 @@ def one_shot_error(path: str | os.PathLike[str] | None = None, episodes: int = 1
         error = real.evaluate_one_shot_runs(lambda x: metrics.embed(source.model, x), runs)
     finally:
         torch.set_num_threads(previous)
+    queries = sum(len(run.test_y) for run in runs)
     return {"classes": background.n_classes, "alphabets": len(background.groups),
+            "queries": queries,
             "rotations": rotations, "way": way, "episodes": epochs * per_epoch,
             "threads": threads, "seed": seed, "pixel_1nn_error": pixels,
             "protonet_error": error, "hausdorff_error": HAUSDORFF_ERROR,
@@ -108,22 +112,32 @@ def stored_result(path: str | os.PathLike[str] | None = None) -> dict[str, Any] 
     return result
 
 
+def error_interval(result: dict[str, Any], key: str = "protonet_error") -> stats.Estimate:
+    """The error rate ``result[key]`` over the result's test images (400: 20 runs of 20)
+    with its 95% Wilson interval (:func:`dml_kit.stats.proportion_ci`): one trained
+    network, scored on 400 images, is one draw of the test set, not of the training."""
+    queries = int(result.get("queries", 400))
+    return stats.proportion_ci(round(result[key] * queries), queries)
+
+
 def describe(result: dict[str, Any]) -> str:
     """The result as text: training (classes, episodes, seconds, threads, load) and the
-    error of each approach on the 20 runs."""
+    error of each approach on the 20 runs, with 95% intervals over the test images."""
     rotated = " (with rotations)" if result.get("rotations") else ""
     load = result.get("load_before")
+    ours, pixels = error_interval(result), error_interval(result, "pixel_1nn_error")
     return "\n".join([
         f"background: {result.get('classes')} classes{rotated} in "
         f"{result.get('alphabets')} alphabets; {result.get('way')}-way 1-shot episodes: "
         f"{result['episodes']} in {result['train_seconds']:.0f} s on "
         f"{result.get('threads')} threads" + (f" (load average before: {load})" if load
                                               else ""),
-        "20-way 1-shot error over the 20 official runs (400 queries):",
-        f"  raw-pixel 1-NN         {result['pixel_1nn_error']:6.1%}",
-        f"  modified Hausdorff     {HAUSDORFF_ERROR:6.1%}  (Lake et al. 2015)",
-        f"  this protonet          {result['protonet_error']:6.1%}",
-        f"  people                 {PEOPLE_ERROR:6.1%}  (Lake et al. 2015)",
+        f"20-way 1-shot error over the 20 official runs ({ours.n} test images; 95% "
+        f"intervals over them):",
+        f"  raw-pixel 1-NN         {pixels.format(percent=True)}%",
+        f"  modified Hausdorff     {100 * HAUSDORFF_ERROR:.1f}%  (Lake et al. 2015)",
+        f"  this protonet          {ours.format(percent=True)}%",
+        f"  people                 {100 * PEOPLE_ERROR:.1f}%  (Lake et al. 2015)",
     ])
 
 
@@ -135,8 +149,14 @@ def comparison_figure(result: dict[str, Any]) -> go.Figure:
     errors = [result["pixel_1nn_error"], HAUSDORFF_ERROR, result["protonet_error"],
               PEOPLE_ERROR]
     colors = ["#9aa5b1", "#9aa5b1", "#2563eb", "#16a34a"]
+    ours, pixels = error_interval(result), error_interval(result, "pixel_1nn_error")
+    plus = [pixels.high - pixels.mean, 0.0, ours.high - ours.mean, 0.0]
+    minus = [pixels.mean - pixels.low, 0.0, ours.mean - ours.low, 0.0]
     fig = go.Figure(go.Bar(x=names, y=[100 * e for e in errors], marker_color=colors,
-                           text=[f"{e:.1%}" for e in errors], textposition="outside"))
+                           text=[f"{e:.1%}" for e in errors], textposition="outside",
+                           error_y={"type": "data", "symmetric": False,
+                                    "array": [100 * v for v in plus],
+                                    "arrayminus": [100 * v for v in minus]}))
     fig.update_layout(title="Omniglot one-shot: error on the 20 official runs (lower is "
                             "better)", yaxis_title="error (%)", height=360,
                       yaxis_range=[0, 100 * max(errors) * 1.15])
