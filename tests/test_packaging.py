@@ -33,13 +33,25 @@ def test_environment_yml_matches_pyproject():
     runtime = dict(_name_and_spec(r) for r in project["dependencies"])
     env = _environment_yml_requirements()
     env.pop("python"), env.pop("pip")
+    assert env.pop("torch") == "==" + _dev_torch_pin().split("==")[1]  # the install's pin
+    runtime.pop("torch")
     assert env == runtime
 
 
-def test_torch_is_pinned_to_the_cpu_build():
+def _dev_torch_pin() -> str:
+    found = re.findall(r'^TORCH_PIN="([^"]+)"', (ROOT / "dev").read_text(), flags=re.M)
+    assert len(found) == 1, "./dev must set TORCH_PIN once"
+    return found[0]
+
+
+def test_torch_is_pinned_by_the_installer_not_by_the_package():
+    """./dev installs the exact CPU build (an unpinned torch pulls a multi-GB CUDA build);
+    the package itself asks only for a lower bound, so users keep the torch they have."""
+    assert _dev_torch_pin() == "torch==2.13.0"
+    assert '"$TORCH_PIN"' in (ROOT / "dev").read_text()
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     torch_reqs = [r for r in project["dependencies"] if _name_and_spec(r)[0] == "torch"]
-    assert torch_reqs == ["torch==2.13.0"]
+    assert torch_reqs == ["torch>=2.1"]
     for extra, reqs in project["optional-dependencies"].items():
         for r in reqs:
             assert _name_and_spec(r)[0] != "torch", f"extra {extra!r} must not name torch again"
