@@ -22,19 +22,50 @@ Example::
     print(experiments.report(frame))
 """
 
-from dml_kit.experiments.config import (
-    PRESETS,
-    GridSpec,
-    Preset,
-    SourceSpec,
-    get_preset,
-    resolve_methods,
-    resolve_seeds,
-)
-from dml_kit.experiments.grid import Cell, Job, cell_hash, grid_cells, plan_jobs, run_grid
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dml_kit.experiments.config import (
+        PRESETS,
+        GridSpec,
+        Preset,
+        SourceSpec,
+        get_preset,
+        resolve_methods,
+        resolve_seeds,
+    )
+    from dml_kit.experiments.grid import Cell, Job, cell_hash, grid_cells, plan_jobs, run_grid
+    from dml_kit.experiments.shift_study import generalisation_study
+
+# the store and the report need no torch: imported now (and ``report`` must be bound to
+# the function before anything imports the submodule of that name)
 from dml_kit.experiments.report import Report, report, report_datasets
-from dml_kit.experiments.shift_study import generalisation_study
 from dml_kit.experiments.store import ResultsStore, RunRecord, default_path, records_frame
+
+#: public name -> the submodule that defines it, imported on first use (PEP 562): the
+#: grid, the presets and the studies need torch
+_LAZY = {
+    "PRESETS": "config", "GridSpec": "config", "Preset": "config", "SourceSpec": "config",
+    "get_preset": "config", "resolve_methods": "config", "resolve_seeds": "config",
+    "Cell": "grid", "Job": "grid", "cell_hash": "grid", "grid_cells": "grid",
+    "plan_jobs": "grid", "run_grid": "grid",
+    "generalisation_study": "shift_study",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"dml_kit.experiments.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dml_kit.experiments' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = ["PRESETS", "Cell", "GridSpec", "Job", "Preset", "Report", "ResultsStore",
            "RunRecord", "SourceSpec", "cell_hash", "default_path", "generalisation_study",

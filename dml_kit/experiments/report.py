@@ -28,7 +28,8 @@ Each verdict is **holds**, **fails** or **not resolved at this sample size**
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -36,7 +37,35 @@ import pandas as pd
 
 from dml_kit import stats
 from dml_kit.experiments.store import ResultsStore
-from dml_kit.methods import METHODS
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """What the report reads about a method: its source kind and whether it adapts."""
+
+    source_kind: str | None
+    adapted: bool
+
+
+#: the six methods :mod:`dml_kit.methods` registers, in its order, with the facts the
+#: report reads (a test checks them against ``METHODS``): so that a report needs no torch
+BUILTIN_METHODS: dict[str, MethodFacts] = {
+    "scratch": MethodFacts(None, False),
+    "weight_transfer": MethodFacts("classifier", False),
+    "metric": MethodFacts("embedding", False),
+    "protonet": MethodFacts("protonet", False),
+    "adapted_metric": MethodFacts("embedding", True),
+    "adapted_protonet": MethodFacts("protonet", True),
+}
+
+
+def _methods() -> Mapping[str, MethodFacts]:
+    """The registry :data:`dml_kit.methods.METHODS` when it is imported (it may hold
+    methods registered since), else the built-in six it would hold (importing it would
+    import torch, which a report does not need)."""
+    module = sys.modules.get("dml_kit.methods")
+    registry = getattr(module, "METHODS", None)
+    return registry if registry is not None else BUILTIN_METHODS
 
 PAPER_ERROR_REDUCTION = 0.34
 #: the embedding loss the paper's metric-learning methods use
@@ -217,8 +246,9 @@ def report_datasets(results: Results = None, *, preset: str | None = None) -> li
 def _main_records(frame: pd.DataFrame, loss: str) -> pd.DataFrame:
     """Records of the paper's methods: embedding-source methods with ``loss`` only (or
     with no loss recorded)."""
-    embedding_source = frame["method"].map(lambda m: METHODS[m].source_kind == "embedding"
-                                           if m in METHODS else False)
+    methods = _methods()
+    embedding_source = frame["method"].map(lambda m: methods[m].source_kind == "embedding"
+                                           if m in methods else False)
     return frame[~embedding_source | (frame["loss"] == loss) | frame["loss"].isna()]
 
 
@@ -409,14 +439,15 @@ def report(results: Results = None, *, dataset: str | None = None,
     if main.empty:
         raise ValueError(f"no records of the paper's methods with loss {loss!r} for "
                          f"dataset {dataset!r}")
-    order = [m for m in METHODS if m in set(main["method"])]
+    methods = _methods()
+    order = [m for m in methods if m in set(main["method"])]
     conditions = sorted({(int(k), int(n)) for k, n in zip(main["k"], main["n"], strict=True)})
     wide = _wide(main, conditions, "method", order)
     tables = _estimates(wide, order)
     accuracy = tables["mean"]
 
-    adapted = [m for m in order if METHODS[m].adapted]
-    plain = [m for m in order if not METHODS[m].adapted]
+    adapted = [m for m in order if methods[m].adapted]
+    plain = [m for m in order if not methods[m].adapted]
     embeddings: list[str] = [m for m in ("metric", "protonet") if m in order]
     comparison = pd.DataFrame(index=accuracy.index)
     reductions: dict[str, stats.ErrorReduction | None] = {"all conditions": None, "k > 1": None}
