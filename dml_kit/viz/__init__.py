@@ -4,6 +4,9 @@
   (``norm_histogram``, ``projection_scatter``, ``learning_curves``, ``accuracy_vs_k``,
   ``method_heatmap``, ``accuracy_vs_distance``, ``task_gallery``, ``pair_similarity_histogram``,
   ``prototype_scatter``, ``figure_fingerprint``).
+* :mod:`dml_kit.viz.gallery`: the embedding's decisions as images (``retrieval_gallery``,
+  ``nearest_neighbours``, ``confusion_heatmap``, ``confused_pairs_gallery``,
+  ``confusion_counts``, ``confused_pairs``).
 * :mod:`dml_kit.viz.projection`: ``Projector`` (PCA or UMAP, aligned frame to frame) and
   the UMAP warm-up.
 * :mod:`dml_kit.viz.live`: ``LiveDashboard``, a training callback and an ipywidgets box
@@ -37,6 +40,14 @@ from dml_kit.viz.figures import (
     shift_curve_frame,
     task_gallery,
 )
+from dml_kit.viz.gallery import (
+    confused_pairs,
+    confused_pairs_gallery,
+    confusion_counts,
+    confusion_heatmap,
+    nearest_neighbours,
+    retrieval_gallery,
+)
 from dml_kit.viz.projection import (
     Projector,
     configure_numba_cache,
@@ -59,6 +70,8 @@ __all__ = [
     "pair_similarities", "pair_similarity_histogram", "prototype_scatter",
     "figure_fingerprint", "Projector", "procrustes_align", "pca_2d", "configure_numba_cache",
     "warm_up_umap", "umap_ready", "umap_status", "wait_for_umap", "LiveDashboard", "toy",
+    "nearest_neighbours", "retrieval_gallery", "confusion_counts", "confused_pairs",
+    "confusion_heatmap", "confused_pairs_gallery",
 ]
 
 

@@ -10,7 +10,11 @@
 * :class:`EpochReplay`: a slider over the probe embeddings a run recorded, epoch by epoch;
 * :class:`PrototypeExplorer`: k -> queries and prototypes of a task in a frozen embedding;
 * :class:`MethodComparison`: n, k -> several methods on one task, one bar each;
-* :class:`CosineGradientExplorer`: the embedding norm -> the step size of a cosine loss.
+* :class:`CosineGradientExplorer`: the embedding norm -> the step size of a cosine loss;
+* :class:`RetrievalGallery`: a query image -> its top-k neighbours under pixels and under
+  an embedding, with its Recall@1 and precision@k;
+* :class:`ConfusionExplorer`: method, n, k -> which classes it confuses on a task, with
+  images of the confused pairs.
 
 Every panel is an ``ipywidgets.VBox`` and can be driven from Python without a browser:
 set a control's ``.value`` (observers redraw at once) or press a button with
@@ -24,7 +28,8 @@ Layout: :mod:`dml_kit.widgets.base` holds the panel framework (``_Panel``,
 ``_TrainingPanel``, ``_replace_figure``, ...) and the cached data helpers; one module per
 panel family: :mod:`~dml_kit.widgets.tasks`, :mod:`~dml_kit.widgets.training`,
 :mod:`~dml_kit.widgets.replay`, :mod:`~dml_kit.widgets.comparison`,
-:mod:`~dml_kit.widgets.gradients`, :mod:`~dml_kit.widgets.shift`. Panels wire controls to
+:mod:`~dml_kit.widgets.gradients`, :mod:`~dml_kit.widgets.shift`,
+:mod:`~dml_kit.widgets.gallery`. Panels wire controls to
 library functions (``dml_kit.methods``, ``dml_kit.metrics``, ``dml_kit.compare``,
 ``dml_kit.experiments``) and draw with the builders of :mod:`dml_kit.viz.figures`.
 """
@@ -50,6 +55,7 @@ from dml_kit.widgets.base import (
     task_limits,
 )
 from dml_kit.widgets.comparison import GridBrowser, MethodComparison
+from dml_kit.widgets.gallery import ConfusionExplorer, RetrievalGallery, click, query_predictions
 from dml_kit.widgets.gradients import CosineGradientExplorer
 from dml_kit.widgets.replay import EpochReplay, PrototypeExplorer
 from dml_kit.widgets.shift import ShiftExplorer, score_rows, zero_shot_evaluator
@@ -59,7 +65,8 @@ from dml_kit.widgets.training import MethodRunner, SECExplorer, uses_loss, uses_
 __all__ = ["TaskExplorer", "MethodRunner", "SECExplorer", "ShiftExplorer", "GridBrowser",
            "EpochReplay", "PrototypeExplorer", "MethodComparison", "CosineGradientExplorer",
            "task_limits", "load_cached", "split_cached", "zero_shot_evaluator", "score_rows",
-           "uses_loss", "uses_regularizer", "DATASETS"]
+           "uses_loss", "uses_regularizer", "DATASETS", "RetrievalGallery",
+           "ConfusionExplorer", "query_predictions", "click"]
 
 # the panel framework's private names stay importable from here (tests and older code use
 # ``from dml_kit.widgets import _replace_figure``)
