@@ -28,11 +28,15 @@ Usage::
 :func:`run` splits the config into phase objects once
 (:func:`dml_kit.methods.phases.phases`). To share one source model across tasks (what
 :func:`dml_kit.experiments.run_grid` does), train it once with :func:`train_source` and
-pass the :class:`SourceModel` as ``source``.
+pass the :class:`SourceModel` as ``source``. ``train_source(..., cache=True)`` keeps
+source models on disk under ``<data folder>/models`` and loads them on the next run;
+:func:`save_model` / :func:`load_model` save and load any trained network or source
+model in a safe format (:mod:`dml_kit.methods.persist`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dml_kit.data import KShotTask
@@ -46,6 +50,13 @@ from dml_kit.methods import (
     weight_transfer,
 )
 from dml_kit.methods.config import MethodConfig
+from dml_kit.methods.persist import (
+    cached_train_source,
+    load_model,
+    load_source,
+    model_info,
+    save_model,
+)
 from dml_kit.methods.registry import (
     METHODS,
     Method,
@@ -60,8 +71,9 @@ from dml_kit.methods.registry import (
 from dml_kit.methods.results import K1_NOTE, CallbacksArg, RunResult, SourceModel
 
 __all__ = ["K1_NOTE", "METHODS", "RECIPE_VERSION", "Method", "MethodConfig", "RunResult",
-           "SourceModel", "SourceTrainer", "available", "get", "register", "registered",
-           "run", "train_source", "unregister"]
+           "SourceModel", "SourceTrainer", "available", "cached_train_source", "get",
+           "load_model", "load_source", "model_info", "register", "registered", "run",
+           "save_model", "train_source", "unregister"]
 
 #: Version of the method recipes. Bump it whenever a change to a recipe (this package,
 #: the training loop, a loss) changes what a run computes for the same settings: results
@@ -77,16 +89,35 @@ del _module
 
 def train_source(kind: str, source: Dataset, config: MethodConfig | None = None, *,
                  n_way: int = 5, k_shot: int = 1, seed: int = 0,
-                 callbacks: CallbacksArg = None) -> SourceModel:
+                 callbacks: CallbacksArg = None,
+                 cache: bool | str | os.PathLike[str] = False) -> SourceModel:
     """Train a source model of ``kind`` (``"classifier"``, ``"embedding"``, ``"protonet"``,
     or the kind of any registered method) on the ``source`` dataset; ``n_way``/``k_shot``
-    shape the protonet episodes."""
+    shape the protonet episodes.
+
+    ``cache=True`` goes through the disk cache (:func:`cached_train_source`): a source
+    model trained earlier with the same kind, settings it depends on, seed, data and
+    recipe version is loaded from ``<data folder>/models`` instead of trained (no
+    callback events then); a folder name caches under ``<folder>/models``."""
     trainers = source_trainers()
     if kind not in trainers:
         raise ValueError(f"unknown source kind {kind!r}; choose one of: "
                          f"{', '.join(trainers)}")
-    return trainers[kind](source, config or MethodConfig(), n_way=n_way, k_shot=k_shot,
-                          seed=seed, callbacks=callbacks)
+    config = config or MethodConfig()
+    if cache is not False:
+        root = None if cache is True else cache
+        return cached_train_source(kind, source, config, n_way=n_way, k_shot=k_shot,
+                                   seed=seed, callbacks=callbacks, root=root)
+    model = trainers[kind](source, config, n_way=n_way, k_shot=k_shot, seed=seed,
+                           callbacks=callbacks)
+    return _stamp(model, config, n_way, k_shot, seed)
+
+
+def _stamp(model: SourceModel, config: MethodConfig, n_way: int, k_shot: int,
+           seed: int) -> SourceModel:
+    """Record what ``model`` was trained with (what :func:`save_model` stores)."""
+    model.config, model.seed, model.n_way, model.k_shot = config, seed, n_way, k_shot
+    return model
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -153,6 +184,7 @@ def run(method: str, task: KShotTask, source: Dataset | SourceModel | None = Non
             source_model = entry.train_source(source, config, n_way=task.n_way,
                                               k_shot=task.k_shot, seed=seed,
                                               callbacks=callbacks)
+            _stamp(source_model, config, task.n_way, task.k_shot, seed)
             source_seconds = source_model.seconds
         else:
             raise ValueError(f"source must be a Dataset or a SourceModel, got "

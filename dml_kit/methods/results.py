@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from dml_kit.callbacks import Callback, CallbackList
 from dml_kit.training import TrainResult
+
+if TYPE_CHECKING:
+    from dml_kit.methods.config import MethodConfig
 
 #: what ``callbacks=`` accepts everywhere (see :mod:`dml_kit.callbacks`)
 CallbacksArg = Callback | list[Any] | tuple[Any, ...] | CallbackList | None
@@ -32,6 +35,12 @@ class SourceModel:
             prototype accuracy).
         seconds: source training time.
         info: what it was trained with (loss, classes, episode shape ...).
+        config: the :class:`~dml_kit.methods.MethodConfig` it was trained with, and
+        seed, n_way, k_shot: the seed and the task shape it was trained for (set by
+            :func:`dml_kit.methods.train_source` and :func:`dml_kit.methods.run`; what
+            :func:`dml_kit.methods.save_model` records).
+        fingerprint: content fingerprint of the source data, when known (the cache and
+            :func:`dml_kit.methods.load_model` set it).
     """
 
     kind: str
@@ -40,6 +49,11 @@ class SourceModel:
     val_score: float | None
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    config: MethodConfig | None = field(default=None, repr=False)
+    seed: int | None = None
+    n_way: int | None = None
+    k_shot: int | None = None
+    fingerprint: str | None = None
 
     @property
     def interrupted(self) -> bool:
