@@ -165,10 +165,10 @@ def retrieval_gallery(images: Any, labels: Any, query: int, features: Mapping[st
             raise ValueError(f"features[{row_name!r}] has {f.shape[0]} rows, images {n}")
         idx, scores = nearest_neighbours(f, query, k, distance=distance)
         correct = [bool(lab[i] == lab[query]) for i in idx]
-        row: list[np.ndarray | None] = [_framed(imgs[query], QUERY_COLOR, border)]
-        row += [_framed(imgs[i], CORRECT_COLOR if ok else WRONG_COLOR, border)
-                for i, ok in zip(idx, correct, strict=True)]
-        rows.append(row)
+        images_row: list[np.ndarray | None] = [_framed(imgs[query], QUERY_COLOR, border)]
+        images_row += [_framed(imgs[i], CORRECT_COLOR if ok else WRONG_COLOR, border)
+                       for i, ok in zip(idx, correct, strict=True)]
+        rows.append(images_row)
         meta_rows.append({"name": str(row_name), "indices": idx, "scores": scores,
                           "correct": correct, "recall_at_1": float(correct[0]),
                           "precision_at_k": sum(correct) / k})
