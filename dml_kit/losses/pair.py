@@ -103,6 +103,63 @@ def _sorted_negatives(d: torch.Tensor, neg: torch.Tensor
     return ys, neg.sum(1)
 
 
+class _AllTripletsHinge(torch.autograd.Function):
+    """``sum relu(d(a, p) + margin - d(a, n))`` over every valid triplet, from the
+    ``(B, B)`` distances, without materialising triplets or ``(pairs, B)`` rows.
+
+    Each anchor's positive distances ``x_j = d(a, p_j) + margin`` are sorted (``topk`` of
+    at most ``P`` = the largest number of positives of an anchor). For a negative ``n``
+    with ``y = d(a, n)``, ``searchsorted`` gives ``k(a, n)``, how many ``x_j <= y``; the
+    active triplets of ``(a, n)`` are the positives ``j >= k``, so ``(a, n)`` contributes
+    ``Suf_k - (m_a - k) y`` (``Suf_k``: sum of the ``x_j``, ``j >= k``; ``m_a``: number
+    of positives). Summing per anchor and per ``k`` (a histogram of ``k`` and of ``y``
+    over ``k``, ``(B, P + 1)`` tables) gives the total, and the exact gradient is
+    ``-(m_a - k)`` on ``d(a, n)`` (the number of active triplets it is the negative of)
+    and, on ``d(a, p_j)``, the number of negatives with ``k <= j``. Time O(B^2 log P),
+    memory O(B^2). Returns ``(total, n_active, n_valid)``; the counts carry no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, d: torch.Tensor, pos: torch.Tensor,  # type: ignore[override]
+                neg: torch.Tensor, margin: float
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = d.shape[0]
+        n_pos = pos.sum(1)
+        p_max = int(n_pos.max())
+        # sorted positives (ascending; rows with fewer positives padded with +inf)
+        xs, p_idx = torch.topk(d.masked_fill(~pos, float("inf")), p_max, dim=1,
+                               largest=False, sorted=True)
+        xs = xs + margin
+        valid = torch.arange(p_max, device=d.device).unsqueeze(0) < n_pos.unsqueeze(1)
+        # k(a, n) = #{j: x_j <= y}; non-negatives (y = +inf) land in column p_max
+        k = torch.searchsorted(xs, d.masked_fill(~neg, float("inf")), side="right")
+        acc = torch.float64
+        hist = torch.zeros(b, p_max + 1, dtype=acc, device=d.device)
+        hist.scatter_add_(1, k, torch.ones((), dtype=acc, device=d.device).expand(b, b))
+        y_sum = torch.zeros(b, p_max + 1, dtype=d.dtype, device=d.device)
+        y_sum.scatter_add_(1, k, d)
+        cols = torch.arange(p_max + 1, device=d.device).unsqueeze(0)
+        coef = (n_pos.unsqueeze(1) - cols).clamp_min(0).to(acc)  # active triplets of (a, n)
+        xz = xs.masked_fill(~valid, 0.0).to(acc)
+        suffix = torch.cat([xz.flip(1).cumsum(1).flip(1), xz.new_zeros(b, 1)], 1)
+        total = (suffix * hist).sum() - (coef * y_sum.to(acc)).sum()
+        n_active = (coef * hist).sum()
+        n_valid = (n_pos * neg.sum(1)).sum()
+        # d(a, p_j) is the positive of every negative with k <= j
+        per_pair = hist[:, :p_max].cumsum(1).masked_fill(~valid, 0.0)
+        ctx.save_for_backward(k, p_idx, coef.to(d.dtype), per_pair.to(d.dtype))
+        ctx.mark_non_differentiable(n_active, n_valid)
+        return total.to(d.dtype), n_active, n_valid
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, *_: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None, None, None]:
+        k, p_idx, coef, per_pair = ctx.saved_tensors
+        g = torch.gather(coef, 1, k).mul_(-grad)
+        g.scatter_add_(1, p_idx, per_pair * grad)
+        return g, None, None, None
+
+
 class TripletLoss(_MarginDistanceLoss):
     """Triplet loss over **all valid triplets** (Weinberger & Saul 2009; Schroff et al.,
     FaceNet, CVPR 2015; "batch all" in Hermans et al. 2017).
@@ -119,14 +176,13 @@ class TripletLoss(_MarginDistanceLoss):
     by the number of triplets with ``l > 0``; ``average="all"`` by the number of valid
     triplets.
 
-    Computation without the ``(B, B, B)`` cube: with few positives per sample (P x K
-    batches) each positive pair gets one row of the ``B`` candidates, an
-    ``(n_pairs, B)`` matrix. Otherwise (e.g. one big class), for anchor ``a`` the sum over its
-    triplets is ``sum_p sum_n relu(x_p - y_n)`` with ``x_p = d(a, p) + margin`` and
-    ``y_n = d(a, n)``. With the ``y`` sorted and prefix sums ``S_k`` of the ``k``
-    smallest, ``sum_n relu(x - y_n) = c(x) * x - S_{c(x)}`` where ``c(x)`` (a
-    ``searchsorted``) counts the negatives closer than ``x``; ``c`` also counts the
-    active triplets. Time O(B^2 log B), memory O(B^2); the gradient is exact.
+    Computation without the ``(B, B, B)`` cube: for anchor ``a`` the sum over its
+    triplets is ``sum_n sum_p relu(x_p - y_n)`` with ``x_p = d(a, p) + margin`` and
+    ``y_n = d(a, n)``. With the ``x`` sorted, one ``searchsorted`` per negative counts
+    the positives ``x_p > y_n`` (its active triplets) and a suffix sum of the ``x``
+    gives their sum, so the total, the counts and the exact gradient come from
+    ``(B, B)`` and ``(B, P + 1)`` tensors (``P``: most positives of an anchor); see
+    :class:`_AllTripletsHinge`. Time O(B^2 log P), memory O(B^2).
     """
 
     def __init__(self, margin: float = 0.2, distance: str = "sqeuclidean",
@@ -136,40 +192,13 @@ class TripletLoss(_MarginDistanceLoss):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
-        anchor, positive = torch.nonzero(pos, as_tuple=True)
-        n_pairs = len(anchor)
-        if n_pairs == 0 or not bool(neg.any()):
+        if not bool(pos.any()) or not bool(neg.any()):
             return zero_loss(embeddings)
-        if n_pairs <= DENSE_PAIRS_PER_SAMPLE * len(labels):
-            # one row of all B candidates per positive pair: (n_pairs, B), n_pairs = O(B)
-            neg_rows = neg[anchor]
-            terms = (d[anchor, positive].unsqueeze(1) + self.margin - d[anchor]).clamp_min(0.0)
-            terms = terms * neg_rows
-            total = terms.sum()
-            n_active = int((terms > 0).sum())
-            n_valid = int(neg_rows.sum())
-        else:
-            total, n_active, n_valid = self._sorted_sum(d, pos, neg)
-        n = n_active if self.average == "nonzero" else n_valid
+        total, n_active, n_valid = _AllTripletsHinge.apply(d, pos, neg, self.margin)
+        n = int(n_active) if self.average == "nonzero" else int(n_valid)
         if n == 0:
             return zero_loss(embeddings)
         return total / n
-
-    def _sorted_sum(self, d: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor
-                    ) -> tuple[torch.Tensor, int, int]:
-        """Sum of the hinge over all valid triplets via sorted negatives, O(B^2) memory."""
-        ys, n_neg = _sorted_negatives(d, neg)
-        b = d.shape[0]
-        # prefix sums of the finite (negative) entries; +inf slots contribute 0
-        valid = torch.arange(b, device=d.device).unsqueeze(0) < n_neg.unsqueeze(1)
-        prefix = torch.cat([ys.new_zeros(b, 1), ys.masked_fill(~valid, 0.0).cumsum(1)], 1)
-        xs = d + self.margin
-        count = torch.searchsorted(ys.detach().contiguous(), xs.detach().contiguous(),
-                                   side="left")
-        count = count * pos  # only (anchor, positive) pairs count
-        per_pair = count * xs - prefix.gather(1, count)
-        total = (per_pair * pos).sum()
-        return total, int(count.sum()), int((pos.sum(1) * n_neg).sum())
 
 
 class BatchHardTripletLoss(_MarginDistanceLoss):
