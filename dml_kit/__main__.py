@@ -19,13 +19,38 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
-def _parser() -> argparse.ArgumentParser:
-    from dml_kit.experiments.config import EXECUTORS, PRESETS, SOURCE_KINDS
+class _ParseError(Exception):
+    """Raised instead of exiting by the light parser (:func:`_parser` ``light=True``)."""
 
-    parser = argparse.ArgumentParser(prog="python -m dml_kit",
-                                     description="dml_kit experiments from the command line")
+
+class _LightParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _ParseError(message)
+
+
+def _parser(light: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser. ``light``: without the choices of ``--preset``,
+    ``--source`` and ``--executor`` (they come from the presets, which import torch) and
+    raising :class:`_ParseError` instead of exiting, for a first pass that lets
+    ``report`` and a stored ``grid`` run without torch; the full parser then checks (and
+    explains) every argument of a grid that has to run."""
+    if light:
+        presets: list[str] | None = None
+        executors: tuple[str, ...] | None = None
+        source_kinds: tuple[str, ...] | None = None
+    else:
+        from dml_kit.experiments.config import EXECUTORS, PRESETS, SOURCE_KINDS
+
+        presets, executors, source_kinds = sorted(PRESETS), EXECUTORS, SOURCE_KINDS
+    parser_class = _LightParser if light else argparse.ArgumentParser
+    parser = parser_class(prog="python -m dml_kit",
+                          description="dml_kit experiments from the command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     grid = sub.add_parser("grid", help="run methods x k x n x seeds and store the results")
@@ -42,13 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--compare-losses", nargs="*", default=None,
                       help="embedding losses run for 'metric' beside the histogram loss, "
                            "for conclusion 3 (default: the preset's; none: --compare-losses)")
-    grid.add_argument("--preset", default="classroom", choices=sorted(PRESETS))
-    grid.add_argument("--source", default=None, choices=SOURCE_KINDS,
+    grid.add_argument("--preset", default="classroom", choices=presets)
+    grid.add_argument("--source", default=None, choices=source_kinds,
                       help="'split': T1 = the whole source part (default); "
                            "'paper': T1 = n other classes")
     grid.add_argument("--store", default=None, help="SQLite file (default data/results.sqlite)")
     grid.add_argument("--force", action="store_true", help="rerun cells already stored")
-    grid.add_argument("--executor", default="process", choices=EXECUTORS)
+    grid.add_argument("--executor", default="process", choices=executors)
     grid.add_argument("--workers", type=int, default=None, help="parallel workers")
     grid.add_argument("--ray-address", default=None,
                       help="Ray cluster address ('local' starts a local Ray)")
@@ -66,16 +91,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _grid(args: argparse.Namespace) -> int:
+def _grid_args(args: argparse.Namespace) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``run_grid``'s positional and keyword arguments for ``args``."""
+    return ((args.dataset, args.methods, args.k, args.n, args.seeds),
+            {"preset": args.preset, "source": args.source, "store": args.store,
+             "force": args.force, "executor": args.executor, "max_workers": args.workers,
+             "ray_address": args.ray_address, "progress": not args.no_progress,
+             "download": args.download, "tasks": args.tasks,
+             "compare_losses": args.compare_losses, "data_path": args.data_path})
+
+
+def _grid(args: argparse.Namespace, frame: pd.DataFrame | None = None,
+          start: float | None = None) -> int:
+    """Run the grid (or print ``frame``, the stored one) and its report."""
     from dml_kit.experiments import report, run_grid
 
-    start = time.perf_counter()
-    frame = run_grid(args.dataset, args.methods, args.k, args.n, args.seeds,
-                     preset=args.preset, source=args.source, store=args.store,
-                     force=args.force, executor=args.executor, max_workers=args.workers,
-                     ray_address=args.ray_address, progress=not args.no_progress,
-                     download=args.download, tasks=args.tasks,
-                     compare_losses=args.compare_losses, data_path=args.data_path)
+    start = time.perf_counter() if start is None else start
+    if frame is None:
+        positional, keywords = _grid_args(args)
+        frame = run_grid(*positional, **keywords)
     seconds = time.perf_counter() - start
     print(report(frame).to_text())
     print(f"\n{len(frame)} runs in the grid; finished in {seconds:.1f} s")
@@ -98,13 +132,41 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _light_pass(argv: Sequence[str] | None) -> tuple[argparse.Namespace,
+                                                      pd.DataFrame | None] | None:
+    """Parse without the presets (no torch): ``(args, None)`` for ``report``, ``(args,
+    stored frame)`` for a grid whose cells are all stored
+    (:func:`dml_kit.experiments.grid_index.stored_grid`); ``None`` when the full parser
+    must parse (help, a bad argument, a grid that has to run)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a in ("-h", "--help") or a.startswith("--h") for a in argv):
+        return None
+    try:
+        args = _parser(light=True).parse_args(argv)
+    except _ParseError:
+        return None
+    if args.command == "report":
+        return args, None
+    from dml_kit.experiments.grid_index import stored_grid
+
+    positional, keywords = _grid_args(args)
+    frame = stored_grid(*positional, **keywords)
+    return (args, frame) if frame is not None else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m dml_kit`` and the ``dml-kit`` script."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    light = _light_pass(argv)
+    if light is not None:
+        parser = _parser(light=True)
+        args, stored = light
+    else:
+        parser = _parser()
+        args, stored = parser.parse_args(argv), None
     try:
         if args.command == "grid":
-            return _grid(args)
+            return _grid(args, stored, start)
         return _report(args)
     except ValueError as err:
         parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")

@@ -7,7 +7,9 @@ runner and the report.
   (``data/results.sqlite`` by default; WAL, one transaction per record, no retraining
   of a stored config hash);
 * :mod:`~dml_kit.experiments.grid`: :func:`run_grid` (local processes, serial or Ray;
-  source models shared across methods and tasks);
+  source models shared across methods and tasks); ``experiments.run_grid`` is
+  :func:`dml_kit.experiments.grid_index.run_grid`, which answers a rerun whose cells
+  are all stored from the store without importing torch;
 * :mod:`~dml_kit.experiments.report`: :func:`report` (per-condition accuracies, winners,
   mean error reduction of the best adapted vs the best non-adapted method),
   :func:`report_datasets` (one report per dataset of a store);
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
         resolve_methods,
         resolve_seeds,
     )
-    from dml_kit.experiments.grid import Cell, Job, cell_hash, grid_cells, plan_jobs, run_grid
+    from dml_kit.experiments.grid import Cell, Job, cell_hash, grid_cells, plan_jobs
+    from dml_kit.experiments.grid_index import run_grid
     from dml_kit.experiments.shift_study import generalisation_study
 
 # the store and the report need no torch: imported now (and ``report`` must be bound to
@@ -51,7 +54,7 @@ _LAZY = {
     "PRESETS": "config", "GridSpec": "config", "Preset": "config", "SourceSpec": "config",
     "get_preset": "config", "resolve_methods": "config", "resolve_seeds": "config",
     "Cell": "grid", "Job": "grid", "cell_hash": "grid", "grid_cells": "grid",
-    "plan_jobs": "grid", "run_grid": "grid",
+    "plan_jobs": "grid", "run_grid": "grid_index",
     "generalisation_study": "shift_study",
 }
 

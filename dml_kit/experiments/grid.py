@@ -51,6 +51,7 @@ import dml_kit
 from dml_kit import data, methods
 from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.data.core import Dataset
+from dml_kit.experiments import grid_index
 from dml_kit.experiments.config import EXECUTORS, GridSpec, SourceSpec
 from dml_kit.experiments.store import ResultsStore, RunRecord, records_frame, stable_hash
 from dml_kit.methods import METHODS, RECIPE_VERSION
@@ -427,7 +428,9 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
         store = ResultsStore(store)
     if data_path is not None:
         data_path = str(Path(data_path).expanduser().resolve())
+    files_before = grid_index.data_identity(data_path)
     cells = grid_cells(spec, download, data_path)
+    files_after = grid_index.data_identity(data_path)
     hashes = [c.config_hash for c in cells]
     todo = cells if force else [c for c in cells if c.config_hash not in store.done(hashes)]
     if todo:
@@ -435,6 +438,12 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
         jobs = plan_jobs(spec, todo, download, data_path)
         _execute(jobs, store, executor, max_workers, ray_address, progress, replace=force,
                  total=len(todo), gpus_per_job=gpus_per_job)
+    # a rerun of this call then finds its hashes without torch (grid_index.run_grid)
+    grid_index.remember(store, hashes, files_before, files_after, dataset, methods,
+                        k_values, n_values, seeds, preset=preset, config=config,
+                        source=source, ray_address=ray_address, tasks=tasks,
+                        compare_losses=compare_losses, data_path=data_path,
+                        gpus_per_job=gpus_per_job, executor=executor, **config_overrides)
     return records_frame(store.records(hashes))
 
 

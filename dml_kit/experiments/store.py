@@ -31,7 +31,7 @@ import numbers
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -186,9 +186,14 @@ def validate_record(record: RunRecord) -> dict[str, Any]:
     return row
 
 
+#: the grid index: grid call key -> its cells' config hashes (a JSON list)
+_GRID_INDEX_TABLE = ("CREATE TABLE IF NOT EXISTS grid_index (key TEXT PRIMARY KEY, "
+                     "hashes TEXT NOT NULL, created REAL NOT NULL)")
+
+
 def default_path() -> Path:
     """``<data folder>/results.sqlite`` (``$DML_KIT_DATA`` or the checkout's ``data/``)."""
-    from dml_kit.data.paths import data_root  # noqa: PLC0415 (dml_kit.data imports torch; a store needs none)
+    from dml_kit.data.paths import data_root  # noqa: PLC0415 (loads the data registry only when the default path is asked for)
 
     return data_root() / DEFAULT_FILENAME
 
@@ -371,6 +376,37 @@ class ResultsStore:
             cur = con.execute("DELETE FROM runs WHERE config_hash = ?", (config_hash,))
             con.execute("COMMIT")
         return cur.rowcount > 0
+
+    # ---- the grid index (see dml_kit.experiments.grid_index) ----------------------------
+    def remember_grid(self, key: str, hashes: Sequence[str]) -> None:
+        """Note that the grid call ``key`` has the cells ``hashes`` (a cache kept in its
+        own table, ``grid_index``, so that a rerun finds its cells without recomputing
+        them; the ``runs`` table and its schema are untouched)."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute(_GRID_INDEX_TABLE)
+                con.execute("INSERT INTO grid_index (key, hashes, created) VALUES (?, ?, ?) "
+                            "ON CONFLICT(key) DO UPDATE SET hashes = excluded.hashes, "
+                            "created = excluded.created",
+                            (key, json.dumps(list(hashes)), time.time()))
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def remembered_grid(self, key: str) -> list[str] | None:
+        """The cell hashes :meth:`remember_grid` noted for ``key`` (``None``: none)."""
+        with self._connect() as con:
+            if con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                           "name = 'grid_index'").fetchone() is None:
+                return None
+            row = con.execute("SELECT hashes FROM grid_index WHERE key = ?",
+                              (key,)).fetchone()
+        if row is None:
+            return None
+        hashes = json.loads(row[0])
+        return [str(h) for h in hashes] if isinstance(hashes, list) else None
 
     # ---- reading ------------------------------------------------------------------------
     def __len__(self) -> int:
