@@ -32,6 +32,15 @@ def label_masks(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same, neg
 
 
+def has_pairs(labels: torch.Tensor) -> tuple[bool, bool]:
+    """``(any positive pair, any negative pair)`` from the ``B`` labels (a sort of ``B``
+    values instead of two reductions over ``(B, B)`` masks)."""
+    if labels.numel() < 2:
+        return False, False
+    _, counts = torch.unique(labels, return_counts=True)
+    return bool(counts.max() > 1), len(counts) > 1
+
+
 def distances_and_masks(embeddings: torch.Tensor, labels: torch.Tensor, distance: str,
                         normalize: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What every pair loss starts from: ``(d, pos, neg)``.
@@ -75,6 +84,56 @@ def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int = 1,
     if add_one:  # log(1 + e^lse) = softplus(lse); an empty row gives softplus(-huge) = 0
         return F.softplus(out)
     return out.masked_fill(~mask.any(dim), float("-inf"))
+
+
+class _SplitExpSums(torch.autograd.Function):
+    """Row sums of ``exp(z)`` over two disjoint parts of a matrix with ONE ``exp``:
+    ``z = c1 (s - r1)`` where ``first``, ``z = c2 (s - r2)`` elsewhere, entries outside
+    ``keep`` left out (``keep=None``: all). Returns ``(sum over first, sum over the
+    rest)``. The backward reuses the saved ``exp(z)`` (``d/ds = c exp(z)``), so the
+    matrix is exponentiated once, not twice per part as with two ``logsumexp``s."""
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, first: torch.Tensor,  # type: ignore[override]
+                keep: torch.Tensor | None, c1: float, r1: torch.Tensor | float, c2: float,
+                r2: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+        coef = torch.where(first, c1, c2).to(s.dtype)
+        offset = torch.where(first, -c1 * r1, -c2 * r2).to(s.dtype)  # type: ignore[operator]
+        e = torch.addcmul(offset, s, coef)
+        if keep is not None:
+            e.masked_fill_(~keep, float("-inf"))
+        e.exp_()
+        sum1 = torch.where(first, e, 0.0).sum(1)
+        sum2 = torch.where(first, 0.0, e).sum(1)
+        ctx.save_for_backward(e, first)
+        ctx.c = (c1, c2)
+        return sum1, sum2
+
+    @staticmethod
+    def backward(ctx, g1: torch.Tensor, g2: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor | None, ...]:
+        e, first = ctx.saved_tensors
+        c1, c2 = ctx.c
+        w = torch.where(first, (c1 * g1).unsqueeze(1), (c2 * g2).unsqueeze(1))
+        return w.mul_(e), None, None, None, None, None, None
+
+
+def split_exp_sums(s: torch.Tensor, first: torch.Tensor, keep: torch.Tensor | None,
+                   c1: float, r1: torch.Tensor | float, c2: float,
+                   r2: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row sums ``sum_{j in first} exp(c1 (s_ij - r1_i))`` and
+    ``sum_{j not in first} exp(c2 (s_ij - r2_i))`` (only ``keep`` entries when given),
+    differentiable in ``s``, with one ``exp`` of the matrix (see :class:`_SplitExpSums`).
+    ``r1`` / ``r2`` are scalars or ``(B, 1)`` columns: the caller's shifts against
+    overflow."""
+    return _SplitExpSums.apply(s, first, keep, c1, r1, c2, r2)
+
+
+def log1p_shifted(sum_shifted: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """``log(1 + S)`` from ``S e^-c`` and a shift ``c >= 0``: ``c + log(e^-c + S e^-c)``,
+    and ``log1p(S)`` where ``c == 0`` (exact for small ``S``)."""
+    shifted = c + torch.log(torch.exp(-c) + sum_shifted)
+    return torch.where(c > 0, shifted, torch.log1p(sum_shifted))
 
 
 def within_class_rank(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,8 +23,11 @@ from dml_kit.losses._common import (
     check_average,
     check_inputs,
     distances_and_masks,
+    has_pairs,
     label_masks,
+    log1p_shifted,
     masked_logsumexp,
+    split_exp_sums,
     within_class_rank,
     zero_loss,
 )
@@ -192,7 +195,8 @@ class TripletLoss(_MarginDistanceLoss):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
-        if not bool(pos.any()) or not bool(neg.any()):
+        has_pos, has_neg = has_pairs(labels)
+        if not has_pos or not has_neg:
             return zero_loss(embeddings)
         total, n_active, n_valid = _AllTripletsHinge.apply(d, pos, neg, self.margin)
         n = int(n_active) if self.average == "nonzero" else int(n_valid)
@@ -392,17 +396,28 @@ class MultiSimilarityLoss(nn.Module):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_inputs(embeddings, labels)
         s = cosine_similarity(embeddings)
-        pos, neg = label_masks(labels)
-        if not bool(pos.any()) or not bool(neg.any()):
+        has_pos, has_neg = has_pairs(labels)
+        if not has_pos or not has_neg:
             return zero_loss(embeddings)
+        pos, neg = label_masks(labels)
+        alpha, beta, base = self.alpha, self.beta, self.base
         with torch.no_grad():
-            min_pos = s.masked_fill(~pos, float("inf")).amin(1, keepdim=True)
-            max_neg = s.masked_fill(~neg, float("-inf")).amax(1, keepdim=True)
-            keep_neg = neg & (s + self.epsilon > min_pos)
-            keep_pos = pos & (s - self.epsilon < max_neg)
-        pos_term = masked_logsumexp(-self.alpha * (s - self.base), keep_pos, add_one=True)
-        neg_term = masked_logsumexp(self.beta * (s - self.base), keep_neg, add_one=True)
-        return (pos_term / self.alpha + neg_term / self.beta).mean()
+            min_pos = torch.where(pos, s, float("inf")).amin(1, keepdim=True)
+            max_neg = torch.where(neg, s, float("-inf")).amax(1, keepdim=True)
+            keep = (neg & (s + self.epsilon > min_pos)) | (pos & (s - self.epsilon < max_neg))
+            # The hardest kept pair of each kind is the min positive / max negative
+            # (kept iff any is), so the exponents' row maxima are known: shift by
+            # c = max(0, largest exponent), log(1 + S) = c + log(e^-c + S e^-c).
+            any_pos = min_pos - self.epsilon < max_neg
+            any_neg = max_neg + self.epsilon > min_pos
+            ref_pos = torch.where(any_pos, min_pos.clamp_max(base), base)
+            ref_neg = torch.where(any_neg, max_neg.clamp_min(base), base)
+        # ONE exp over the matrix for both terms: -alpha (s - ref_pos) on positives,
+        # beta (s - ref_neg) on negatives, left out where not kept
+        sum_pos, sum_neg = split_exp_sums(s, pos, keep, -alpha, ref_pos, beta, ref_neg)
+        pos_term = log1p_shifted(sum_pos, (alpha * (base - ref_pos)).squeeze(1))
+        neg_term = log1p_shifted(sum_neg, (beta * (ref_neg - base)).squeeze(1))
+        return (pos_term / alpha + neg_term / beta).mean()
 
 
 class HistogramLoss(nn.Module):
