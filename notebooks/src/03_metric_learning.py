@@ -189,6 +189,27 @@ table = dk.stats.paired_table(kshot, "histogram embedding", "raw pixels")
 print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
+# ## See the neighbours
+#
+# The scores above average over every image; the gallery shows one query at a time.
+# Its top row ranks all the other target images by the cosine similarity of their raw
+# pixels, its bottom row by the histogram embedding. A **green** frame is a neighbour of
+# the query's class, a **red** one another class; per query, Recall@1 is 1 when the
+# first neighbour is green, and precision@k is the share of green among the k.
+#
+# Pick a query by its index, by clicking an image of the strip, or at random; click any
+# neighbour to make it the next query.
+#
+# **Look for** queries where the two rows disagree. When pixels go wrong, what do the red
+# neighbours share with the query: stroke width, size, position, or shape? When the
+# embedding goes wrong, does its red neighbour look like the query to you?
+
+# %%
+gallery = dk.widgets.RetrievalGallery(target, emb_model.model, k=8,
+                                      label="histogram embedding")
+gallery
+
+# %% [markdown]
 # ## Losses side by side
 #
 # Which loss gives the best embedding? We train several for the same short budget on
@@ -287,6 +308,21 @@ assert runner.error is None, runner.error
 assert [r["loss"] for r in runner.results] == ["histogram", "triplet"]
 assert shown(runner.dashboard.projection_fig) != before
 print("runner:", runner.results)
+
+# %%
+before = shown(gallery.figure)
+gallery.query.value = 1
+assert gallery.error is None and shown(gallery.figure) != before
+assert gallery.figure.layout.meta["query"] == 1
+nearest = gallery.neighbours["raw pixels"][0]
+dk.widgets.click(gallery.figure, 1, 1)      # click the first pixel neighbour: the new query
+assert gallery.query.value == nearest and gallery.history[-2:] == [1, nearest]
+shown_nn = gallery.neighbours["histogram embedding"]
+hits = [bool(target.y[i] == target.y[nearest]) for i in shown_nn]
+assert gallery.recall_at_1["histogram embedding"] == float(hits[0])
+assert gallery.precision_at_k["histogram embedding"] == sum(hits) / 8
+assert f"Recall@1 = {float(hits[0]):.0f}" in gallery.summary.value
+print("gallery:", gallery.history, gallery.recall_at_1, gallery.precision_at_k)
 
 # %%
 assert scores.to_numpy().min() >= 0 and scores.to_numpy().max() <= 1

@@ -69,7 +69,9 @@ print("the six methods:", ", ".join(METHODS))
 # histogram-loss embedding, a prototypical network), on part of the source classes to
 # keep it quick; every task below reuses them, so only the target phase runs per task.
 # (The paper trains the protonet on episodes of the target's n and k; here one episode
-# shape, 5-way 5-shot, serves every task.)
+# shape, 5-way 5-shot, serves every task.) With `cache=True` each source model is saved
+# under `data/models/`, keyed by its settings, seed and data: a second run of this
+# notebook loads them in a fraction of a second instead of training them again.
 
 # %%
 split = dk.data.domain_split(dk.data.load(DATASET), seed=0)
@@ -77,10 +79,11 @@ source = split.source.select_classes(range(min(split.source.n_classes, pick(100,
 config = experiments.PRESETS["classroom"].config.replace(
     source_epochs=pick(2, 1), batches_per_epoch=pick(20, 10), episodes_per_epoch=pick(20, 10),
     target_epochs=pick(40, 10), train_way=5, train_shot=5)
-sources = {kind: dk.methods.train_source(kind, source, config, seed=0)
+sources = {kind: dk.methods.train_source(kind, source, config, seed=0, cache=True)
            for kind in ("classifier", "embedding", "protonet")}
 print(source)
-print({kind: f"{s.seconds:.0f} s" for kind, s in sources.items()})
+print({kind: f"{s.seconds:.1f} s ({'loaded' if s.info['cache'] == 'hit' else 'trained'})"
+       for kind, s in sources.items()})
 
 # %% [markdown]
 # ### Play: move n and k, then press *Run all 6*
@@ -101,8 +104,27 @@ comparison
 
 # %% [markdown]
 # One task is one draw of classes and images: a single bar can be off by several points.
-# That is why the paper averages over many tasks and seeds, and so do we next.
+# That is why the paper averages over many tasks and seeds, and so do we in section 2.
 #
+# ### Inside one task: which classes does a method confuse?
+#
+# An accuracy hides *which* mistakes a method makes. The panel runs one method on one
+# task (again from the shared source models) and draws its **confusion matrix**: a row
+# per true class, a column per predicted class; the red cells are queries given to the
+# wrong class, the darker the larger their share of the row. Below it, the most frequent
+# confusions A → B as images: the queries of A that were taken for B, then support
+# images of A (what they should have matched) and of B (what they matched instead).
+#
+# **Look for:** are the confused pairs characters that look alike, or from the same
+# alphabet? Switch between `weight_transfer`, `metric` and `adapted_metric` on the same
+# task (same n, k and seed): do they confuse the same pairs, or does each have its own?
+
+# %%
+confusions = dk.widgets.ConfusionExplorer(split.target, sources, config, methods=METHODS,
+                                          method="metric", n_way=10, k_shot=5)
+confusions
+
+# %% [markdown]
 # ## 2. The full comparison
 #
 # `experiments.run_grid` runs methods × k × n × seeds × tasks, trains each source model
@@ -279,6 +301,19 @@ assert snapshot(comparison.figure) != before, "the bar chart did not follow the 
 last = comparison.last                          # one task: the ranking is checked on the grid
 assert list(comparison.figure.data[0].y) == last["accuracy"].tolist()
 assert last.loc["adapted_metric", "accuracy"] == last.loc["metric", "accuracy"]  # k=1: parent
+
+# %%
+before = snapshot(confusions.heatmap), snapshot(confusions.pairs)
+confusions.method.value = "weight_transfer"
+assert confusions.error is None and confusions.result.method == "weight_transfer"
+assert snapshot(confusions.heatmap) != before[0], "the confusion matrix did not follow"
+right = (confusions.predictions == confusions.task.query_y).double().mean().item()
+assert abs(right - confusions.result.accuracy) < 1e-9      # the matrix is the run's own
+matrix = confusions.heatmap.layout.meta["matrix"]
+assert sum(map(sum, matrix)) == len(confusions.task.query_y) == 10 * confusions.task.n_query
+assert [tuple(p) for p in confusions.pairs.layout.meta["pairs"]] == confusions.confusions[:4]
+confusions.method.value = "metric"                  # back: the stored run, not a new one
+assert snapshot(confusions.heatmap) == before[0] and len(confusions.runs) == 2
 
 # %%
 before = snapshot(browser.heatmap)
