@@ -171,8 +171,10 @@ def test_retrieval_gallery_widget_follows_index_clicks_random_and_k(target):
     shown = g.query.value
     g.random_button.click()
     assert g.error is None and g.query.value != shown and g.history[-1] == g.query.value
+    seen = list(g.history)
     g.k.value = 7
     assert len(g.figure.data[1].x) == 2 * 8 and len(g.neighbours["oracle"]) == 7
+    assert g.history == seen                                  # same query, more neighbours
     assert "precision@7" in g.summary.value
     with pytest.raises(TraitError, match=r"RetrievalGallery.k: 100 is out of range"):
         g.k.value = 100

@@ -92,7 +92,7 @@ class RetrievalGallery(_Panel):
     Attributes: ``query`` (index box), ``k`` (slider), ``random_button``, ``figure`` (the
     gallery), ``candidates`` (the strip), ``summary`` (Recall@1 / precision@k label),
     ``neighbours`` (``{row: [indices]}``), ``recall_at_1`` and ``precision_at_k``
-    (``{row: value}``), ``history`` (the queries shown, in order).
+    (``{row: value}``), ``history`` (the queries shown, in order; a new k adds none).
     """
 
     def __init__(self, dataset: Dataset, model: Any = None, *, embeddings: Any = None,
@@ -204,7 +204,8 @@ class RetrievalGallery(_Panel):
         self.neighbours = {r["name"]: list(r["indices"]) for r in rows}
         self.recall_at_1 = {r["name"]: r["recall_at_1"] for r in rows}
         self.precision_at_k = {r["name"]: r["precision_at_k"] for r in rows}
-        self.history.append(q)
+        if not self.history or self.history[-1] != q:
+            self.history.append(q)
         parts = [f"<b>{html.escape(r['name'])}</b>: Recall@1 = {r['recall_at_1']:.0f} "
                  f"({'right' if r['recall_at_1'] else 'wrong'} class on top), "
                  f"precision@{k} = {r['precision_at_k']:.2f}" for r in rows]
