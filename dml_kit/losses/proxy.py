@@ -25,7 +25,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dml_kit._validation import check_float, check_int
-from dml_kit.losses._common import check_inputs, masked_logsumexp
+from dml_kit.losses._common import (
+    check_inputs,
+    log1p_shifted,
+    masked_logsumexp,
+    split_exp_sums,
+)
 
 
 def _check_class_inputs(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int,
@@ -197,6 +202,11 @@ class ProxyAnchorLoss(_ClassWeights):
     follow the paper: ``alpha=32``, ``delta=0.1``; proxies initialised with Kaiming
     normal (the paper also gives them a 100x learning rate: put them in their own
     optimizer group if you want that). Averaging: over proxies, as written above.
+
+    Computation: the exponents of both terms are bounded (``|cos| <= 1``), so one
+    ``exp`` of the ``(C, B)`` matrix under a fixed shift gives both sums and is reused
+    by the backward (:func:`~dml_kit.losses._common.split_exp_sums`); for
+    ``alpha (1 + delta) > 80`` two masked log-sum-exps are used instead.
     """
 
     def __init__(self, num_classes: int, embedding_dim: int, alpha: float = 32.0,
@@ -207,6 +217,29 @@ class ProxyAnchorLoss(_ClassWeights):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self._check(embeddings, labels)
+        if self.alpha * (1.0 + self.delta) > 80.0:  # a fixed shift could underflow a row
+            return self._forward_logsumexp(embeddings, labels)
+        # (C, B): one row per proxy, so both sums run along rows
+        cos = F.normalize(self.weight, dim=1) @ F.normalize(embeddings, dim=1).t()
+        classes = torch.arange(self.num_classes, device=labels.device).unsqueeze(1)
+        positive = classes == labels.unsqueeze(0)  # (C, B): x is of p's class
+        alpha, delta = self.alpha, self.delta
+        # exponents are at most alpha (1 + delta) (|cos| <= 1): shift by c >= 0 so that
+        # exp never overflows, log(1 + S) = c + log(e^-c + S e^-c); c = 0 for the defaults
+        c = max(0.0, alpha * (1.0 + delta) - 50.0)
+        sum_pos, sum_neg = split_exp_sums(cos, positive, None, -alpha, delta - c / alpha,
+                                          alpha, -delta + c / alpha)
+        shift = cos.new_full((self.num_classes,), c)
+        pos_term = log1p_shifted(sum_pos, shift)
+        neg_term = log1p_shifted(sum_neg, shift)
+        with_pos = torch.bincount(labels, minlength=self.num_classes) > 0
+        n_with_pos = with_pos.sum().clamp_min(1)
+        return (pos_term * with_pos).sum() / n_with_pos + neg_term.mean()
+
+    def _forward_logsumexp(self, embeddings: torch.Tensor, labels: torch.Tensor
+                           ) -> torch.Tensor:
+        """The same loss with two masked log-sum-exps (stable for any ``alpha``, two
+        ``exp``s of the matrix per term): for ``alpha (1 + delta) > 80``."""
         cos = self.cosine(embeddings)  # (B, C)
         positive = F.one_hot(labels, self.num_classes).bool()
         with_pos = positive.any(0)
