@@ -70,20 +70,42 @@ def check_average(average: str) -> str:
     return check_choice("average", average, AVERAGES)
 
 
+class _MaskedLogSumExp(torch.autograd.Function):
+    """``log sum_{mask} exp(x)`` along ``dim`` with one ``exp``: the backward reuses the
+    saved ``exp(x - max)`` instead of exponentiating again. Empty rows give ``-inf``
+    and zero gradients."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mask: torch.Tensor,  # type: ignore[override]
+                dim: int) -> torch.Tensor:
+        xm = torch.where(mask, x, float("-inf"))
+        top = xm.amax(dim, keepdim=True)
+        top = torch.where(torch.isfinite(top), top, 0.0)  # empty rows: all exps are 0
+        e = xm.sub_(top).exp_()
+        total = e.sum(dim, keepdim=True)
+        ctx.save_for_backward(e, total)
+        return (total.log() + top).squeeze(dim)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None, None]:
+        e, total = ctx.saved_tensors
+        w = torch.where(total > 0, grad.reshape(total.shape) / total, 0.0)
+        return e * w, None, None
+
+
 def masked_logsumexp(x: torch.Tensor, mask: torch.Tensor, dim: int = 1,
                      add_one: bool = False) -> torch.Tensor:
     """``log sum_{mask} exp(x)`` along ``dim``; ``log(1 + sum ...)`` when ``add_one``.
 
-    Empty rows give ``-inf`` (or ``0`` with ``add_one``) with finite, zero gradients:
-    masked entries are replaced by a large negative finite number before the reduction
-    (``-inf`` would make the backward ``exp(-inf - (-inf))`` a NaN), and the result of an
-    empty row is overwritten afterwards.
+    Empty rows give ``-inf`` (or ``0`` with ``add_one``) with finite, zero gradients.
+    Stable (shifted by the masked maximum) and one ``exp`` of the matrix forward and
+    backward together (:class:`_MaskedLogSumExp`).
     """
-    very_negative = torch.finfo(x.dtype).min / 4
-    out = torch.logsumexp(x.masked_fill(~mask, very_negative), dim=dim)
-    if add_one:  # log(1 + e^lse) = softplus(lse); an empty row gives softplus(-huge) = 0
+    out = _MaskedLogSumExp.apply(x, mask, dim)
+    if add_one:  # log(1 + e^lse) = softplus(lse); an empty row gives softplus(-inf) = 0
         return F.softplus(out)
-    return out.masked_fill(~mask.any(dim), float("-inf"))
+    return out
 
 
 class _SplitExpSums(torch.autograd.Function):

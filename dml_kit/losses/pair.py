@@ -296,7 +296,8 @@ class LiftedStructureLoss(_MarginDistanceLoss):
     (the paper's smooth upper bound, Eq. 4). Defaults follow the paper: Euclidean
     distance, ``margin=1``. Averaging: the paper's ``1 / (2|P|)`` times the sum over the
     unordered positive pairs ``P``. Each row's negative sum is one masked log-sum-exp
-    (O(B^2)); an anchor without negatives contributes ``exp`` terms of 0.
+    (O(B^2), one ``exp``); ``J`` is evaluated on the positive pairs only; an anchor
+    without negatives contributes ``exp`` terms of 0.
     """
 
     def __init__(self, margin: float = 1.0, distance: str = "euclidean",
@@ -305,15 +306,15 @@ class LiftedStructureLoss(_MarginDistanceLoss):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
-        n_ordered = pos.sum()
-        if n_ordered == 0:
+        if not has_pairs(labels)[0]:
             return zero_loss(embeddings)
         lse = masked_logsumexp(self.margin - d, neg, dim=1)  # (B,), -inf when no negative
         lse = lse.clamp_min(torch.finfo(d.dtype).min / 4)  # finite, so logaddexp is safe
-        j = torch.logaddexp(lse.unsqueeze(1), lse.unsqueeze(0)) + d
-        terms = j.clamp_min(0.0).pow(2) * pos
+        # J only where it is used: the positive pairs (ordered), not the whole matrix
+        i, j = torch.nonzero(pos, as_tuple=True)
+        jij = torch.logaddexp(lse[i], lse[j]) + d[i, j]
         # sum over ordered pairs = 2 * sum over unordered; |P| = n_ordered / 2
-        return terms.sum() / (2.0 * n_ordered)
+        return jij.clamp_min(0.0).pow(2).sum() / (2.0 * len(i))
 
 
 class NPairLoss(nn.Module):
