@@ -62,7 +62,8 @@ def fill_store(store: Path, preset: str) -> int:
     return len(cells)
 
 
-def _time(args: list[str], env: dict[str, str], repeats: int) -> dict[str, object]:
+def _time(args: list[str], env: dict[str, str], repeats: int,
+          cwd: Path = ROOT) -> dict[str, object]:
     """Wall time of ``python <args>`` (median and minimum of ``repeats``), the heavy
     modules it imported (``-X importtime``) and the load average around it."""
     walls = []
@@ -70,12 +71,12 @@ def _time(args: list[str], env: dict[str, str], repeats: int) -> dict[str, objec
     heavy: list[str] = []
     for _ in range(repeats):
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, text=True,
+        done = subprocess.run([sys.executable, *args], cwd=cwd, env=env, text=True,
                               capture_output=True, check=False)
         walls.append(time.perf_counter() - start)
         if done.returncode != 0:
             raise SystemExit(f"{args} failed:\n{done.stderr[-3000:]}")
-    probe = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=ROOT, env=env,
+    probe = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=cwd, env=env,
                            text=True, capture_output=True, check=False)
     names = {line.rsplit("|", 1)[-1].strip() for line in probe.stderr.splitlines()
              if line.startswith("import time:")}
@@ -95,25 +96,27 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("DML_KIT_DATA", str(ROOT / "data"))
     os.environ["DML_KIT_DATA"] = env["DML_KIT_DATA"]
+    cwd = ROOT  # python -c and -m put the working folder first on sys.path
     if args.code is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(args.code).resolve()),
-                                                           env.get("PYTHONPATH")]))
+        cwd = Path(args.code).resolve()
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "results.sqlite"
         n = fill_store(store, args.preset)
         where = subprocess.run([sys.executable, "-c", "import dml_kit; print(dml_kit.__file__)"],
-                               cwd=ROOT, env=env, text=True, capture_output=True, check=True)
+                               cwd=cwd, env=env, text=True, capture_output=True, check=True)
         print(f"dml_kit timed: {where.stdout.strip()}; store: {n} placeholder cells of "
               f"preset {args.preset!r}; cpus {os.cpu_count()}")
         figures = {
-            "import dml_kit": _time(["-c", "import dml_kit"], env, args.repeats),
+            "import dml_kit": _time(["-c", "import dml_kit"], env, args.repeats, cwd),
             "report": _time(["-m", "dml_kit", "report", "--store", str(store)], env,
-                            args.repeats),
+                            args.repeats, cwd),
             f"grid rerun ({args.preset}, all stored)": _time(
                 ["-m", "dml_kit", "grid", "--preset", args.preset, "--store", str(store),
-                 "--no-progress"], env, args.repeats),
+                 "--no-progress"], env, args.repeats, cwd),
             "data.load('digits') (cached)": _time(
-                ["-c", "from dml_kit import data; data.load('digits')"], env, args.repeats),
+                ["-c", "from dml_kit import data; data.load('digits')"], env, args.repeats,
+                cwd),
         }
     for name, fig in figures.items():
         print(f"{name:45s} median {fig['median_s']:6.2f} s  min {fig['min_s']:6.2f} s  "
