@@ -149,8 +149,9 @@ dk.exercises.check("recall_at_1", my_recall_at_1)
 # %%
 split = dk.data.domain_split(dk.data.load(STUDY["dataset"]), seed=0)
 task = dk.data.kshot_task(split.target, n_way=5, k_shot=5, seed=0)
-run = dk.methods.run("metric", task, split.source,
-                     experiments.PRESETS["classroom"].config.replace(**TRAINING), seed=0)
+config = experiments.PRESETS["classroom"].config.replace(**TRAINING)
+source = dk.methods.train_source("embedding", split.source, config, cache=True)  # cached
+run = dk.methods.run("metric", task, source, config, seed=0)
 emb = dk.metrics.embed(run.model, task.query_x)
 library_r1 = dk.metrics.recall_at_k(emb, task.query_y, ks=(1,))[1]
 try:
