@@ -249,3 +249,16 @@ def test_cache_defaults_to_the_data_folder(blobs, tmp_path, monkeypatch):
     monkeypatch.setenv("DML_KIT_DATA", str(tmp_path / "kitdata"))
     model = methods.train_source("embedding", blobs, TINY, seed=0, cache=True)
     assert str(tmp_path / "kitdata" / "models") in model.info["cache_path"]
+
+
+def test_cache_off_values_and_a_given_fingerprint(blobs, tmp_path, monkeypatch):
+    monkeypatch.setenv("DML_KIT_DATA", str(tmp_path))
+    for off in (False, None):
+        model = methods.train_source("classifier", blobs, TINY, seed=0, cache=off)
+        assert "cache" not in model.info and model.config is TINY and model.seed == 0
+    assert not (tmp_path / "models").exists()
+    fp = persist.data_fingerprint(blobs)
+    first = persist.cached_train_source("classifier", blobs, TINY, seed=0, fingerprint=fp)
+    assert first.fingerprint == fp and first.info["cache"] == "miss"
+    hit = persist.cached_train_source("classifier", blobs, TINY, seed=0)
+    assert hit.info["cache"] == "hit" and hit.info["cache_path"] == first.info["cache_path"]

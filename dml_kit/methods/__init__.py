@@ -104,7 +104,7 @@ def train_source(kind: str, source: Dataset, config: MethodConfig | None = None,
         raise ValueError(f"unknown source kind {kind!r}; choose one of: "
                          f"{', '.join(trainers)}")
     config = config or MethodConfig()
-    if cache is not False:
+    if cache:
         root = None if cache is True else cache
         return cached_train_source(kind, source, config, n_way=n_way, k_shot=k_shot,
                                    seed=seed, callbacks=callbacks, root=root)

@@ -377,15 +377,18 @@ def load_model(path: PathLike, expect_config: MethodConfig | None = None,
     module.to(resolve_device(device))
     if meta.get("saved") != "source":
         return module
-    src = meta["source"]
-    info = dict(src.get("info") or {})
-    if info.get("input_shape") is not None:
-        info["input_shape"] = tuple(info["input_shape"])
-    return SourceModel(kind=src["kind"], model=module, train=TrainResult(**src["train"]),
-                       val_score=src["val_score"], seconds=float(src["seconds"]), info=info,
-                       config=MethodConfig(**meta["config"]), seed=src.get("seed"),
-                       n_way=src.get("n_way"), k_shot=src.get("k_shot"),
-                       fingerprint=meta.get("fingerprint"))
+    try:
+        src = meta["source"]
+        info = dict(src.get("info") or {})
+        if info.get("input_shape") is not None:
+            info["input_shape"] = tuple(info["input_shape"])
+        return SourceModel(kind=src["kind"], model=module, train=TrainResult(**src["train"]),
+                           val_score=src["val_score"], seconds=float(src["seconds"]),
+                           info=info, config=MethodConfig(**meta["config"]),
+                           seed=src.get("seed"), n_way=src.get("n_way"),
+                           k_shot=src.get("k_shot"), fingerprint=meta.get("fingerprint"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise _corrupt(path, f"bad source-model record: {str(err)[:200]}") from None
 
 
 def load_source(path: PathLike, expect_config: MethodConfig | None = None,
@@ -411,7 +414,7 @@ def cache_path(kind: str, config: MethodConfig, *, n_way: int, k_shot: int, seed
 def cached_train_source(kind: str, source: Dataset, config: MethodConfig | None = None, *,
                         n_way: int = 5, k_shot: int = 1, seed: int = 0,
                         callbacks: CallbacksArg = None, root: PathLike | None = None,
-                        refresh: bool = False) -> SourceModel:
+                        refresh: bool = False, fingerprint: str | None = None) -> SourceModel:
     """:func:`~dml_kit.methods.train_source` through the disk cache: load the source model
     of these settings from :func:`cache_path` when it is there, else train it and save it.
 
@@ -420,12 +423,14 @@ def cached_train_source(kind: str, source: Dataset, config: MethodConfig | None 
     ``info["cache"]`` says ``"hit"`` with the original ``info["trained_seconds"]``). A
     corrupt cache file is trained again (with a warning); an unwritable cache folder
     trains without caching (with a warning); interrupted trainings are not saved.
-    ``refresh=True`` trains again and overwrites the file."""
+    ``refresh=True`` trains again and overwrites the file; ``fingerprint`` passes the
+    data fingerprint when the caller has it (:func:`data_fingerprint` of ``source``
+    otherwise)."""
     from dml_kit.methods import train_source  # noqa: PLC0415 (the package imports this module)
 
     config = config or MethodConfig()
     start = time.perf_counter()
-    fingerprint = data_fingerprint(source)
+    fingerprint = fingerprint or data_fingerprint(source)
     key = source_cache_key(kind, config, n_way=n_way, k_shot=k_shot, seed=seed,
                            fingerprint=fingerprint)
     path = cache_path(kind, config, n_way=n_way, k_shot=k_shot, seed=seed,
