@@ -12,6 +12,7 @@ for torch, and importing the kit does not start plotly or numba.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from dml_kit import settings
@@ -56,6 +57,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"dml_kit.{_FROM[name]}"), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"dml_kit.{name}") is not None:
+        return importlib.import_module(f"dml_kit.{name}")  # any other submodule, as before
     raise AttributeError(f"module 'dml_kit' has no attribute {name!r}")
 
 

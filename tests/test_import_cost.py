@@ -82,6 +82,10 @@ def test_lazy_attributes_are_the_modules_and_objects():
     assert experiments.GridSpec is importlib.import_module("dml_kit.experiments.config").GridSpec
     assert callable(experiments.report)  # the function, not the submodule of that name
     assert "kshot_task" in dir(data) and "methods" in dir(dk)
+    # submodules reachable as attributes, as when the packages imported them eagerly
+    assert dk.data.shift.fewer_train_classes and dk.device.resolve_device
+    assert experiments.store.ResultsStore is experiments.ResultsStore
+    assert dk.data.real.isolet is data.real.LOADERS["isolet"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         dk.nope  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute 'nope'"):

@@ -57,6 +57,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"dml_kit.data.{_LAZY[name]}"), name)
         globals()[name] = value
         return value
+    if not name.startswith("_") and importlib.util.find_spec(f"dml_kit.data.{name}") is not None:
+        return importlib.import_module(f"dml_kit.data.{name}")  # any other submodule, as before
     raise AttributeError(f"module 'dml_kit.data' has no attribute {name!r}")
 
 

@@ -27,6 +27,7 @@ Example::
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,6 +65,9 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f"dml_kit.experiments.{_LAZY[name]}"), name)
         globals()[name] = value
         return value
+    submodule = f"dml_kit.experiments.{name}"
+    if not name.startswith("_") and importlib.util.find_spec(submodule) is not None:
+        return importlib.import_module(submodule)  # any other submodule, as before
     raise AttributeError(f"module 'dml_kit.experiments' has no attribute {name!r}")
 
 
