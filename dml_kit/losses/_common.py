@@ -41,6 +41,14 @@ def has_pairs(labels: torch.Tensor) -> tuple[bool, bool]:
     return bool(counts.max() > 1), len(counts) > 1
 
 
+def pair_counts(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n_pos, n_neg)``: for each sample, how many others share its label and how many
+    do not (from the labels, no ``(B, B)`` reduction)."""
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    same = counts[inverse]
+    return same - 1, labels.numel() - same
+
+
 def distances_and_masks(embeddings: torch.Tensor, labels: torch.Tensor, distance: str,
                         normalize: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What every pair loss starts from: ``(d, pos, neg)``.

@@ -4,7 +4,8 @@ All of them are computed from one ``(B, B)`` distance or similarity matrix and b
 label masks (``pos[i, j]``: same label, ``i != j``; ``neg[i, j]``: different labels), so
 memory is O(B^2) and there is no Python loop over pairs, triplets or samples. Where a
 loss needs a per-anchor *ordering* of negatives (all-valid and semi-hard triplets) it
-sorts each anchor's row once instead of materialising the ``(B, B, B)`` triplet cube.
+sorts each anchor's positives and places every negative among them with one
+``searchsorted`` instead of materialising the ``(B, B, B)`` triplet cube.
 
 Distances are named by ``distance=`` (see :mod:`dml_kit.losses.distances`):
 ``"euclidean"``, ``"sqeuclidean"`` or ``"cosine"`` (``1 - cos``). ``normalize=True``
@@ -27,16 +28,12 @@ from dml_kit.losses._common import (
     label_masks,
     log1p_shifted,
     masked_logsumexp,
+    pair_counts,
     split_exp_sums,
     within_class_rank,
     zero_loss,
 )
 from dml_kit.losses.distances import DISTANCES, cosine_similarity
-
-#: Triplet losses build one row of B candidates per positive pair when there are at most
-#: this many positive pairs per sample (P x K batches have K - 1); beyond it they sort
-#: each anchor's negatives instead, so memory stays O(B^2) for any batch.
-DENSE_PAIRS_PER_SAMPLE = 16
 
 
 class _MarginDistanceLoss(nn.Module):
@@ -96,14 +93,6 @@ class ContrastiveLoss(nn.Module):
         if n == 0:
             return zero_loss(embeddings)
         return total * (0.5 if self.power == 2 else 1.0) / n
-
-
-def _sorted_negatives(d: torch.Tensor, neg: torch.Tensor
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each anchor's negative distances sorted ascending, non-negatives as ``+inf`` at the
-    end (values keep their gradient), and the number of negatives per anchor."""
-    ys, _ = torch.sort(d.masked_fill(~neg, float("inf")), dim=1)
-    return ys, neg.sum(1)
 
 
 class _AllTripletsHinge(torch.autograd.Function):
@@ -250,9 +239,11 @@ class SemiHardTripletLoss(_MarginDistanceLoss):
     ``margin=0.2``. Averaging: mean over all positive pairs whose anchor has at least
     one negative (as TensorFlow's implementation does).
 
-    With few positives per sample each positive pair gets one row of the ``B``
-    candidates (an ``(n_pairs, B)`` matrix); otherwise each anchor's negative distances
-    are sorted once and ``searchsorted`` finds ``n*``: O(B^2 log B) time, O(B^2) memory.
+    Computation: each anchor's positive distances are sorted (``topk`` of at most ``P``,
+    the largest number of positives of an anchor); one ``searchsorted`` tells for each
+    negative how many positives are closer than it, the closest negative of each such
+    count (``scatter_reduce``) and a suffix minimum give ``n*`` for every positive pair
+    at once. Time O(B^2 log P), memory O(B^2), no ``(pairs, B)`` copies.
     """
 
     def __init__(self, margin: float = 0.2, distance: str = "sqeuclidean",
@@ -261,27 +252,26 @@ class SemiHardTripletLoss(_MarginDistanceLoss):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
-        has_neg = neg.any(1)
-        anchor, positive = torch.nonzero(pos & has_neg.unsqueeze(1), as_tuple=True)
-        if len(anchor) == 0:
+        n_pos, n_neg = pair_counts(labels)
+        usable = (n_pos > 0) & (n_neg > 0)
+        if not bool(usable.any()):
             return zero_loss(embeddings)
-        d_pos = d[anchor, positive]
-        if len(anchor) <= DENSE_PAIRS_PER_SAMPLE * len(labels):
-            # one row of candidate negatives per positive pair: (n_pairs, B)
-            rows, neg_rows = d[anchor], neg[anchor]
-            farther = neg_rows & (rows > d_pos.detach().unsqueeze(1))
-            semi_hard = rows.masked_fill(~farther, float("inf")).amin(1)
-            farthest = rows.masked_fill(~neg_rows, float("-inf")).amax(1)
-            d_neg = torch.where(farther.any(1), semi_hard, farthest)
-        else:  # sorted negatives + searchsorted: O(B^2) memory for any batch
-            ys, n_neg = _sorted_negatives(d, neg)
-            ys_a, n_a = ys[anchor], n_neg[anchor]
-            first = torch.searchsorted(ys_a.detach().contiguous(),
-                                       d_pos.detach().unsqueeze(1).contiguous(),
-                                       side="right").squeeze(1)
-            choice = torch.where(first < n_a, first, n_a - 1)
-            d_neg = ys_a.gather(1, choice.unsqueeze(1)).squeeze(1)
-        return (d_pos - d_neg + self.margin).clamp_min(0.0).mean()
+        p_max = int(n_pos.max())
+        # each anchor's positive distances, ascending (rows with fewer padded with +inf)
+        xs, _ = torch.topk(torch.where(pos, d, float("inf")), p_max, dim=1, largest=False,
+                           sorted=True)
+        y = torch.where(neg, d, float("inf"))
+        # k(a, n) = #{j: x_j < y_n}: negative n is farther than the positives j < k
+        k = torch.searchsorted(xs.detach(), y.detach(), side="left")
+        # closest negative per k, then the closest among k > j for positive j
+        by_k = torch.full((d.shape[0], p_max + 1), float("inf"), dtype=d.dtype,
+                          device=d.device).scatter_reduce(1, k, y, "amin", include_self=False)
+        semi_hard = by_k.flip(1).cummin(1).values.flip(1)[:, 1:]  # (B, P)
+        farthest = torch.where(neg, d, float("-inf")).amax(1, keepdim=True)
+        d_neg = torch.where(torch.isfinite(semi_hard), semi_hard, farthest)
+        valid = (torch.arange(p_max, device=d.device).unsqueeze(0) < n_pos.unsqueeze(1)) \
+            & usable.unsqueeze(1)
+        return (xs - d_neg + self.margin).clamp_min(0.0)[valid].mean()
 
 
 class LiftedStructureLoss(_MarginDistanceLoss):
@@ -447,27 +437,61 @@ class HistogramLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_inputs(embeddings, labels)
-        pos, neg = label_masks(labels)
-        upper = torch.triu(torch.ones_like(pos), diagonal=1)
-        pos, neg = pos & upper, neg & upper
-        n_pos, n_neg = pos.sum(), neg.sum()
-        if n_pos == 0 or n_neg == 0:
+        has_pos, has_neg = has_pairs(labels)
+        if not has_pos or not has_neg:
             return zero_loss(embeddings)
         s = cosine_similarity(embeddings)
-        h_pos = self._histogram(s[pos])
-        h_neg = self._histogram(s[neg])
+        pos, _ = label_masks(labels)
+        h_pos, h_neg = _PairHistograms.apply(s, pos, self.num_bins)
         return (h_neg * torch.cumsum(h_pos, 0)).sum()
 
-    def _histogram(self, s: torch.Tensor) -> torch.Tensor:
-        """Normalised linear-interpolation histogram of ``s`` over the ``R`` nodes."""
-        r = self.num_bins
-        pos_in_bins = (s.clamp(-1.0, 1.0) + 1.0) * (r / 2.0)  # in [0, r]
-        left = pos_in_bins.detach().floor().clamp(0, r - 1)
-        frac = pos_in_bins - left  # weight of the right node, in [0, 1]
-        left = left.long()
-        hist = s.new_zeros(r + 1)
-        hist = hist.index_add(0, left, 1.0 - frac).index_add(0, left + 1, frac)
-        return hist / s.numel()
+
+class _PairHistograms(torch.autograd.Function):
+    """Normalised linear-interpolation histograms ``(p+, p-)`` of the similarities of the
+    positive and the negative pairs over ``R = num_bins + 1`` nodes, from the whole
+    ``(B, B)`` matrix (each unordered pair counted twice, the diagonal left out, so
+    nothing is selected or copied).
+
+    An entry at ``t = (s + 1) num_bins / 2`` (clamped to ``[0, num_bins]``) with
+    ``k = floor(t)`` and ``f = t - k`` adds ``1 - f`` to node ``k`` and ``f`` to node
+    ``k + 1``; with one code per (kind, ``k``), two ``bincount``s (of 1 and of ``f``)
+    give both histograms. The gradient of an entry is ``num_bins / 2`` times the
+    difference of the histogram's gradient at its two nodes (0 where ``|s| > 1``,
+    as for the clamp)."""
+
+    @staticmethod
+    def forward(ctx, s: torch.Tensor, pos: torch.Tensor,  # type: ignore[override]
+                num_bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+        r = num_bins
+        nodes = r + 1
+        t = s.clamp(-1.0, 1.0).add_(1.0).mul_(r / 2.0)  # in [0, r]
+        left = t.floor().clamp_(max=r - 1)
+        frac = t.sub_(left)  # weight of the right node, in [0, 1]
+        # code = kind * nodes + k; kind 0: negative pair, 1: positive pair, 2: i == j
+        code_f = left.add_(torch.where(pos, float(nodes), 0.0))
+        code_f.diagonal().add_(2 * nodes)
+        code = code_f.view(-1).to(torch.int32)
+        count = torch.bincount(code, minlength=3 * nodes)[:2 * nodes].view(2, nodes)
+        fsum = torch.bincount(code, weights=frac.view(-1),
+                              minlength=3 * nodes)[:2 * nodes].view(2, nodes).double()
+        hist = count - fsum  # left nodes get 1 - f
+        hist[:, 1:] += fsum[:, :-1]  # right nodes get f
+        n = count.sum(1, keepdim=True)
+        hist = (hist / n).to(s.dtype)
+        ctx.save_for_backward(s, code, n.to(s.dtype))
+        ctx.num_bins = r
+        return hist[1], hist[0]
+
+    @staticmethod
+    def backward(ctx, g_pos: torch.Tensor, g_neg: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None, None]:
+        s, code, n = ctx.saved_tensors
+        r = ctx.num_bins
+        g = torch.stack([g_neg, g_pos]) / n  # (2, nodes), per entry of the matrix
+        slope = torch.zeros(3, r + 1, dtype=s.dtype, device=s.device)
+        slope[:2, :r] = (g[:, 1:] - g[:, :-1]) * (r / 2.0)  # d hist / d s at node k
+        grad = slope.view(-1).index_select(0, code).view_as(s)
+        return grad.masked_fill_(s.abs() > 1.0, 0.0), None, None
 
 
 class MarginLoss(nn.Module):
