@@ -79,20 +79,46 @@ class ContrastiveLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, _, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
-        same = ~neg  # same label, the diagonal included
-        hinge = torch.where(same, d - self.pos_margin, self.margin - d).clamp_min(0.0)
-        if self.power == 2:
-            hinge = hinge * hinge
-        # the diagonal (i, i) is not a pair: subtract it instead of masking the matrix
-        total = hinge.sum() - hinge.diagonal().sum()
+        total, n_active = _ContrastiveHinge.apply(d, neg, self.pos_margin, self.margin,
+                                                  self.power)
         b = len(labels)
-        if self.average == "all":
-            n = b * (b - 1)
-        else:
-            n = int((hinge > 0).sum() - (hinge.diagonal() > 0).sum())
+        n = b * (b - 1) if self.average == "all" else int(n_active)
         if n == 0:
             return zero_loss(embeddings)
         return total * (0.5 if self.power == 2 else 1.0) / n
+
+
+class _ContrastiveHinge(torch.autograd.Function):
+    """``(sum of relu(h) ** power, #{h > 0})`` over the pairs ``i != j`` with
+    ``h = d - pos_margin`` (same label) or ``margin - d`` (other label): one pass to
+    build ``h``, and a backward that is ``+-power relu(h) ** (power - 1)`` directly
+    instead of autograd through ``where``, ``clamp`` and ``pow``."""
+
+    @staticmethod
+    def forward(ctx, d: torch.Tensor, neg: torch.Tensor,  # type: ignore[override]
+                pos_margin: float, margin: float, power: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        # h = sign * d + offset: sign +1 / offset -pos_margin on the same label, -1 / margin
+        sign = torch.where(neg, -1.0, 1.0).to(d.dtype)
+        h = torch.addcmul(torch.where(neg, margin, -pos_margin).to(d.dtype), d, sign)
+        h.diagonal().fill_(-1.0)  # (i, i) is not a pair
+        # power 1 keeps h: relu's gradient at h == 0 is clamp's (1, as autograd's)
+        active = h.clamp_min_(0.0) if power == 2 else h.clamp_min(0.0)
+        flat = active.view(-1)
+        total = torch.dot(flat, flat) if power == 2 else flat.sum()
+        n_active = torch.count_nonzero(flat)
+        ctx.save_for_backward(h, sign)
+        ctx.power = power
+        ctx.mark_non_differentiable(n_active)
+        return total, n_active
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor, _: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None, None, None, None]:
+        h, sign = ctx.saved_tensors
+        if ctx.power == 2:
+            return h.mul(sign).mul_(2.0 * grad), None, None, None, None
+        return torch.where(h >= 0, sign * grad, 0.0), None, None, None, None
 
 
 class _AllTripletsHinge(torch.autograd.Function):
