@@ -757,3 +757,106 @@ def test_proxy_losses_cast_float64_embeddings(name: str) -> None:
     value.backward()
     assert x64.grad is not None and x64.grad.dtype == torch.float64
     assert torch.isfinite(x64.grad).all()
+
+
+# ------------------------------------------- regression pins for the fused kernels
+#: Value and gradient norm of every registry loss (default parameters, float64) on
+#: ``_batch(40)`` (NT-Xent: its first 8 rows), proxies drawn after ``manual_seed(0)``.
+#: Recorded when the kernels were fused (one ``exp``, custom backwards); they equal the
+#: earlier straightforward implementations to 1e-15 except Proxy-Anchor (2e-9: the old
+#: ``softplus`` returned ``x`` for ``x > 20``, the fused form is exact).
+PINNED = {
+    "contrastive": (1.4643459274555353, 0.5303405408060102),
+    "triplet": (1.4149594210158418, 0.5867905831025868),
+    "triplet_batch_hard": (1.6905526877767438, 0.6865493320183106),
+    "triplet_semi_hard": (0.09256584764576578, 0.29782212063743146),
+    "lifted_structure": (7.19970864340786, 1.813015537029955),
+    "npair": (6.509436266051856, 2.9851282364863025),
+    "multi_similarity": (1.0286394800008616, 0.22559956694155806),
+    "histogram": (0.44992877603188275, 0.32953248751759545),
+    "margin": (0.4631878298226131, 0.17028985382506087),
+    "softmax": (1.439635825006162, 0.18716393545154805),
+    "normsoftmax": (13.326080048935827, 2.9580074299103893),
+    "cosface": (59.82631861923432, 9.611638914797673),
+    "arcface": (60.16675688130931, 9.201728200328496),
+    "proxy_nca": (8.613703926010023, 3.3304729302159033),
+    "proxy_anchor": (47.79959243885732, 8.075010667913121),
+    "prototypical": (4.791076605319893, 4.5284817814020055),
+    "ntxent": (12.31461901887927, 3.9716749623836045),
+}
+
+
+@pytest.mark.parametrize("name", REGISTRY_NAMES)
+def test_pinned_value_and_gradient_norm(name: str) -> None:
+    x, y = _batch(40)
+    if name == "ntxent":
+        x, y = x[:8], y[:8]
+    torch.manual_seed(0)
+    loss = _build(name)
+    xg = x.clone().requires_grad_(True)
+    value = loss(xg, _labels_for(name, y))
+    value.backward()
+    assert xg.grad is not None
+    expected_value, expected_grad_norm = PINNED[name]
+    assert value.item() == pytest.approx(expected_value, rel=1e-9)
+    assert xg.grad.norm().item() == pytest.approx(expected_grad_norm, rel=1e-9)
+
+
+def test_triplet_losses_by_hand() -> None:
+    # 1-D points 0, 1 (class 0) and 1.2 (class 1), squared distances, margin 0.5:
+    # (a, p, n) = (0, 1, 2): 1 - 1.44 + 0.5 = 0.06; (1, 0, 2): 1 - 0.04 + 0.5 = 1.46
+    x = torch.tensor([[0.0], [1.0], [1.2]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([0, 0, 1])
+    kw = dict(margin=0.5, distance="sqeuclidean", normalize=False)
+    for loss in (pair.TripletLoss(**kw), pair.TripletLoss(**kw, average="all"),
+                 # semi-hard: (0, 1) has the farther negative 2; (1, 0) none -> farthest
+                 pair.SemiHardTripletLoss(**kw)):
+        x.grad = None
+        value = loss(x, y)
+        value.backward()
+        assert value.item() == pytest.approx(0.76, abs=1e-12)
+        # d/dx of ((x0-x1)^2 - (x0-x2)^2 + (x1-x0)^2 - (x1-x2)^2 + 1) / 2
+        torch.testing.assert_close(x.grad, torch.tensor([[-0.8], [2.2], [-1.4]],
+                                                        dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", ["triplet", "triplet_semi_hard"])
+def test_triplet_losses_with_singletons_and_ragged_classes(name: str) -> None:
+    x, _ = _batch(41)
+    x = torch.cat([x, x[:3] + 0.1])
+    y = torch.tensor([0, 0, 0, 1, 2, 2, 3, 3, 3, 3, 4, 5])  # 1, 4 and 5: one sample
+    if name == "triplet":
+        for average in ("all", "nonzero"):
+            kw = dict(margin=0.5, distance="euclidean", normalize=False, average=average)
+            _compare(pair.TripletLoss(**kw), lambda a, b, kw=kw: ref_triplet(a, b, **kw), x, y)
+    else:
+        kw = dict(margin=0.5, distance="euclidean", normalize=False)
+        _compare(pair.SemiHardTripletLoss(**kw), lambda a, b: ref_semi_hard(a, b, **kw),
+                 x, y)
+
+
+@pytest.mark.parametrize("alpha, beta", [(40.0, 60.0), (0.5, 200.0)])
+@pytest.mark.parametrize("base", [0.0, 0.5])
+def test_multi_similarity_large_scales_match_naive(alpha: float, beta: float,
+                                                   base: float) -> None:
+    # exponents above 0: the fused kernel shifts by them (log1p_shifted)
+    x, y = _batch(42)
+    kw = dict(alpha=alpha, beta=beta, base=base, epsilon=0.5)
+    _compare(pair.MultiSimilarityLoss(**kw), lambda a, b: ref_multi_similarity(a, b, **kw),
+             x, y, atol=1e-8)
+
+
+@pytest.mark.parametrize("alpha", [8.0, 32.0, 70.0, 120.0])
+def test_proxy_anchor_matches_naive_for_every_alpha(alpha: float) -> None:
+    # 70: the fixed shift is > 0; 120: the two-logsumexp form
+    x, y = _batch(43)
+    m = proxy.ProxyAnchorLoss(NUM_CLASSES + 1, DIM, alpha=alpha).double()
+    _compare(m, lambda a, b: ref_proxy_anchor(m, a, b), x, y, atol=1e-8)
+
+
+def test_histogram_with_duplicates_matches_naive() -> None:
+    # identical rows: similarities at (or a rounding above) 1, where the clamp has no slope
+    x, y = _batch(44)
+    x = torch.cat([x, x[:2]])
+    y = torch.cat([y, y[:2]])
+    _compare(pair.HistogramLoss(num_bins=20), lambda a, b: ref_histogram(a, b, 20), x, y)
