@@ -3,13 +3,13 @@ equivalent and beside the floor, over a batch sweep; peak memory per case.
 
 Run: ``.venv/bin/python benchmarks/losses.py`` (``--quick`` for a smoke run, ``--sizes``
 to change batch sizes, ``--threads 1 2`` for one sweep per intra-op thread count,
-``--only`` to pick losses, ``--no-memory`` to skip the memory column, ``--json PATH`` to
-keep the rows). CPU, embedding dimension 64, 4 samples per class; each cell is the
-median over repeats of one forward + backward, the kit and PML measured alternately so
-that load from other processes hits both. ``ratio = kit / PML`` (below 1: the kit is
-faster). PML (pytorch-metric-learning 2.9.0) is a dev-only dependency; without it only
-the kit column is printed. The ``uptime`` load average is printed before and after:
-state it beside any figure you quote.
+``--only`` to pick losses, ``--no-memory`` / ``--no-timing`` to skip the memory / time
+tables, ``--json PATH`` to keep the rows). CPU, embedding dimension 64, 4 samples per
+class; each cell is the median over repeats of one forward + backward, the kit and PML
+measured alternately so that load from other processes hits both. ``ratio = kit / PML``
+(below 1: the kit is faster). PML (pytorch-metric-learning 2.9.0) is a dev-only
+dependency; without it only the kit column is printed. The ``uptime`` load average is
+printed before and after: state it beside any figure you quote.
 
 **Floor**: what no loss over a ``(B, B)`` similarity matrix can beat: one ``B x B``
 matmul of the embeddings and a row-wise ``logsumexp``, forward and backward (for the
@@ -20,6 +20,9 @@ proxy and classification losses one ``B x C`` matmul with ``C = B / 4`` class we
 in MiB, each case (loss, batch size, implementation) in a fresh process so that the
 allocator's cache of an earlier case cannot hide it (the process's ``VmHWM``, reset just
 before the step; below a few MiB it is at the resolution of the allocator).
+
+A PML case that cannot allocate its memory (its lifted structure loss wants 26 GB at
+B = 2,048) shows ``OOM`` instead of a time, and ``-`` in the memory table.
 
 Settings are matched where the two implement the same formula (see ``CASES``); where
 they differ (semi-hard selection, N-pair pair selection, ProxyNCA's denominator) the
@@ -177,11 +180,19 @@ def _params(fn: object) -> list[torch.nn.Parameter]:
 
 
 def _time_pair(kit: nn.Module, ref: Callable[..., torch.Tensor] | None, x: torch.Tensor,
-               y: torch.Tensor | None, budget_s: float) -> tuple[float, float | None]:
+               y: torch.Tensor | None, budget_s: float
+               ) -> tuple[float, float | None, str | None]:
+    """Median seconds of the kit and of the reference, and why the reference has no
+    time (it ran out of memory, say) or ``None``."""
     kit_params, ref_params = _params(kit), _params(ref)
     _step(kit, x, y, kit_params)  # warm-up
+    failure = None
     if ref is not None:
-        _step(ref, x, y, ref_params)
+        try:
+            _step(ref, x, y, ref_params)
+        except (RuntimeError, MemoryError) as exc:  # PML's lifted structure at B = 2,048
+            failure = "OOM" if "alloc" in str(exc) or isinstance(exc, MemoryError) else "error"
+            ref = None
     one = _step(kit, x, y, kit_params) + (_step(ref, x, y, ref_params) if ref else 0.0)
     repeats = int(min(60, max(5, budget_s / max(one, 1e-6))))
     kit_t, ref_t = [], []
@@ -189,7 +200,8 @@ def _time_pair(kit: nn.Module, ref: Callable[..., torch.Tensor] | None, x: torch
         kit_t.append(_step(kit, x, y, kit_params))
         if ref is not None:
             ref_t.append(_step(ref, x, y, ref_params))
-    return statistics.median(kit_t), (statistics.median(ref_t) if ref is not None else None)
+    return (statistics.median(kit_t),
+            statistics.median(ref_t) if ref is not None else None, failure)
 
 
 def _status_mib(field: str) -> float:
@@ -228,7 +240,11 @@ def _memory_child(name: str, impl: str, b: int, threads: int) -> None:
     gc.collect()
     reset = _reset_peak()
     before = _status_mib("VmRSS")
-    _step(fn, x, y, _params(fn))
+    try:
+        _step(fn, x, y, _params(fn))
+    except (RuntimeError, MemoryError) as exc:
+        print(json.dumps({"peak_mib": None, "failed": str(exc)[:200]}))
+        return
     peak = _status_mib("VmHWM")
     print(json.dumps({"peak_mib": max(0.0, peak - before), "peak_reset": reset}))
 
@@ -240,7 +256,8 @@ def _memory(name: str, impl: str, b: int, threads: int) -> float | None:
     if proc.returncode != 0:
         print(f"  memory of {name}/{impl}@{b} failed: {proc.stderr.strip()[-300:]}")
         return None
-    return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"])
+    peak = json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"]
+    return None if peak is None else float(peak)
 
 
 def _uptime() -> str:
@@ -263,6 +280,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     parser.add_argument("--only", nargs="*", help="only these case names (floors always run)")
     parser.add_argument("--no-memory", action="store_true",
                         help="skip the peak-memory measurement (a fresh process per case)")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="only the memory table (it needs no quiet machine)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     parser.add_argument("--_memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -278,7 +297,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
     print(f"torch {torch.__version__}, dim {DIM}, {PER_CLASS} per class; times are median "
           f"ms of forward+backward; ratio = kit / PML"
           f"{'' if HAVE_PML else ' (PML not installed)'}; x floor = kit / floor")
-    for threads in args.threads:
+    for threads in [] if args.no_timing else args.threads:
         torch.set_num_threads(threads)
         torch.manual_seed(0)
         print(f"\n== {threads} thread(s); before: {_uptime()}")
@@ -295,7 +314,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 x, y = _inputs(case, b)
                 kit = case.kit(b // PER_CLASS)
                 ref = case.pml(b // PER_CLASS) if case.pml is not None else None
-                t_kit, t_ref = _time_pair(kit, ref, x, y, budget)
+                t_kit, t_ref, failure = _time_pair(kit, ref, x, y, budget)
                 if case.name.startswith("floor"):
                     floors[(case.proxy, b)] = t_kit
                 floor = floors.get((case.proxy, b))
@@ -304,9 +323,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, object]]:
                 rows.append({"loss": case.name, "threads": threads, "batch": b,
                              "kit_ms": 1e3 * t_kit,
                              "pml_ms": None if t_ref is None else 1e3 * t_ref,
-                             "ratio": ratio, "x_floor": last_floor})
-                line += _fmt(1e3 * t_kit, ".1f") + _fmt(
-                    None if t_ref is None else 1e3 * t_ref, ".1f") + _fmt(ratio, ".2f", 6)
+                             "ratio": ratio, "x_floor": last_floor, "pml_failed": failure})
+                line += _fmt(1e3 * t_kit, ".1f") + (f"{failure:>9}" if failure else _fmt(
+                    None if t_ref is None else 1e3 * t_ref, ".1f")) + _fmt(ratio, ".2f", 6)
             print(line + _fmt(last_floor, ".2f", 12), flush=True)
         print(f"after: {_uptime()}")
     if not args.no_memory:
