@@ -49,6 +49,27 @@ def pair_counts(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return same - 1, labels.numel() - same
 
 
+def positive_table(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(index, valid)``, both ``(B, P)``: the other samples of each sample's class
+    (``P`` = the largest class size - 1), padded with index 0 where ``valid`` is
+    False. Built from the labels (a sort of ``B`` values), not from a ``(B, B)`` mask."""
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    order = torch.argsort(inverse, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    k = int(counts.max())
+    slot = torch.arange(k, device=labels.device)
+    members = order[(starts.unsqueeze(1) + slot).clamp_max(len(labels) - 1)]  # (C, K)
+    members = members.masked_fill(slot >= counts.unsqueeze(1), -1)
+    rows = members[inverse]  # (B, K): the sample's class, itself included
+    me = torch.arange(len(labels), device=labels.device).unsqueeze(1)
+    keep = (rows >= 0) & (rows != me)
+    # move the kept entries to the front of each row (stable), drop the last column
+    rank = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :max(k - 1, 1)]
+    index = rows.gather(1, rank)
+    valid = keep.gather(1, rank)
+    return index.masked_fill(~valid, 0), valid
+
+
 def distances_and_masks(embeddings: torch.Tensor, labels: torch.Tensor, distance: str,
                         normalize: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """What every pair loss starts from: ``(d, pos, neg)``.
@@ -168,8 +189,10 @@ def log1p_shifted(sum_shifted: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
 
 def within_class_rank(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each sample, ``(rank, count)``: how many earlier samples share its label, and
-    how many samples share it in all (O(B^2) masks, no loop)."""
-    same = labels.unsqueeze(0) == labels.unsqueeze(1)
-    count = same.sum(1)
-    rank = torch.tril(same, diagonal=-1).sum(1)
-    return rank, count
+    how many samples share it in all (a stable sort of the labels, no loop)."""
+    _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+    order = torch.argsort(inverse, stable=True)  # by class, batch order within a class
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(inverse)
+    rank[order] = torch.arange(len(labels), device=labels.device) - starts[inverse[order]]
+    return rank, counts[inverse]

@@ -29,11 +29,16 @@ from dml_kit.losses._common import (
     log1p_shifted,
     masked_logsumexp,
     pair_counts,
+    positive_table,
     split_exp_sums,
     within_class_rank,
     zero_loss,
 )
 from dml_kit.losses.distances import DISTANCES, cosine_similarity
+
+#: Semi-hard triplets loop over the columns of positives (each a few passes over the
+#: ``(B, B)`` matrix) up to this many positives per anchor; beyond it they sort.
+SEMI_HARD_LOOP_POSITIVES = 16
 
 
 class _MarginDistanceLoss(nn.Module):
@@ -139,10 +144,9 @@ class _AllTripletsHinge(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, d: torch.Tensor, pos: torch.Tensor,  # type: ignore[override]
-                neg: torch.Tensor, margin: float
+                neg: torch.Tensor, margin: float, n_pos: torch.Tensor, n_neg: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = d.shape[0]
-        n_pos = pos.sum(1)
         p_max = int(n_pos.max())
         # sorted positives (ascending; rows with fewer positives padded with +inf)
         xs, p_idx = torch.topk(d.masked_fill(~pos, float("inf")), p_max, dim=1,
@@ -162,7 +166,7 @@ class _AllTripletsHinge(torch.autograd.Function):
         suffix = torch.cat([xz.flip(1).cumsum(1).flip(1), xz.new_zeros(b, 1)], 1)
         total = (suffix * hist).sum() - (coef * y_sum.to(acc)).sum()
         n_active = (coef * hist).sum()
-        n_valid = (n_pos * neg.sum(1)).sum()
+        n_valid = (n_pos * n_neg).sum()
         # d(a, p_j) is the positive of every negative with k <= j
         per_pair = hist[:, :p_max].cumsum(1).masked_fill(~valid, 0.0)
         ctx.save_for_backward(k, p_idx, coef.to(d.dtype), per_pair.to(d.dtype))
@@ -171,11 +175,11 @@ class _AllTripletsHinge(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor, *_: torch.Tensor  # type: ignore[override]
-                 ) -> tuple[torch.Tensor, None, None, None]:
+                 ) -> tuple[torch.Tensor, None, None, None, None, None]:
         k, p_idx, coef, per_pair = ctx.saved_tensors
         g = torch.gather(coef, 1, k).mul_(-grad)
         g.scatter_add_(1, p_idx, per_pair * grad)
-        return g, None, None, None
+        return g, None, None, None, None, None
 
 
 class TripletLoss(_MarginDistanceLoss):
@@ -210,10 +214,11 @@ class TripletLoss(_MarginDistanceLoss):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
-        has_pos, has_neg = has_pairs(labels)
-        if not has_pos or not has_neg:
+        n_pos, n_neg = pair_counts(labels)
+        if not bool(((n_pos > 0) & (n_neg > 0)).any()):
             return zero_loss(embeddings)
-        total, n_active, n_valid = _AllTripletsHinge.apply(d, pos, neg, self.margin)
+        total, n_active, n_valid = _AllTripletsHinge.apply(d, pos, neg, self.margin, n_pos,
+                                                           n_neg)
         n = int(n_active) if self.average == "nonzero" else int(n_valid)
         if n == 0:
             return zero_loss(embeddings)
@@ -241,7 +246,8 @@ class BatchHardTripletLoss(_MarginDistanceLoss):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         d, pos, neg = distances_and_masks(embeddings, labels, self.distance, self.normalize)
-        ok = pos.any(1) & neg.any(1)
+        n_pos, n_neg = pair_counts(labels)
+        ok = (n_pos > 0) & (n_neg > 0)
         if not bool(ok.any()):
             return zero_loss(embeddings)
         hardest_pos = d.masked_fill(~pos, float("-inf")).amax(1)
@@ -283,21 +289,72 @@ class SemiHardTripletLoss(_MarginDistanceLoss):
         if not bool(usable.any()):
             return zero_loss(embeddings)
         p_max = int(n_pos.max())
-        # each anchor's positive distances, ascending (rows with fewer padded with +inf)
+        if p_max <= SEMI_HARD_LOOP_POSITIVES:
+            positives, valid = positive_table(labels)  # (B, P) columns, no (B, B) pass
+            d_pos = d.gather(1, positives)
+            d_neg = _SemiHardNegatives.apply(d, neg, d_pos.detach())
+        else:
+            d_pos, d_neg, valid = self._sorted(d, pos, neg, n_pos, p_max)
+        valid = valid & usable.unsqueeze(1)
+        return (d_pos - d_neg + self.margin).clamp_min(0.0)[valid].mean()
+
+    @staticmethod
+    def _sorted(d: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, n_pos: torch.Tensor,
+                p_max: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Many positives per anchor: sorted positives, one ``searchsorted``, the closest
+        negative per count (``scatter_reduce``) and a suffix minimum."""
         xs, _ = torch.topk(torch.where(pos, d, float("inf")), p_max, dim=1, largest=False,
                            sorted=True)
         y = torch.where(neg, d, float("inf"))
         # k(a, n) = #{j: x_j < y_n}: negative n is farther than the positives j < k
         k = torch.searchsorted(xs.detach(), y.detach(), side="left")
-        # closest negative per k, then the closest among k > j for positive j
         by_k = torch.full((d.shape[0], p_max + 1), float("inf"), dtype=d.dtype,
                           device=d.device).scatter_reduce(1, k, y, "amin", include_self=False)
         semi_hard = by_k.flip(1).cummin(1).values.flip(1)[:, 1:]  # (B, P)
         farthest = torch.where(neg, d, float("-inf")).amax(1, keepdim=True)
         d_neg = torch.where(torch.isfinite(semi_hard), semi_hard, farthest)
-        valid = (torch.arange(p_max, device=d.device).unsqueeze(0) < n_pos.unsqueeze(1)) \
-            & usable.unsqueeze(1)
-        return (xs - d_neg + self.margin).clamp_min(0.0)[valid].mean()
+        valid = torch.arange(p_max, device=d.device).unsqueeze(0) < n_pos.unsqueeze(1)
+        return xs, d_neg, valid
+
+
+class _SemiHardNegatives(torch.autograd.Function):
+    """For each anchor ``a`` and positive column ``j`` (distance ``x = d_pos[a, j]``):
+    ``min {d(a, n) : n negative, d(a, n) > x}``, or the largest negative distance when
+    none is farther. The backward splits each gradient evenly over the negatives at
+    that distance (what ``amin`` / ``amax`` do), one column of positives at a time."""
+
+    @staticmethod
+    def forward(ctx, d: torch.Tensor, neg: torch.Tensor,  # type: ignore[override]
+                d_pos: torch.Tensor) -> torch.Tensor:
+        y = torch.where(neg, d, float("inf"))
+        farthest, far_idx = torch.where(neg, d, float("-inf")).max(1)
+        out = torch.empty_like(d_pos)
+        idx = torch.empty(d_pos.shape, dtype=torch.int64, device=d.device)
+        for j in range(d_pos.shape[1]):
+            closest, at = torch.where(y > d_pos[:, j:j + 1], y, float("inf")).min(1)
+            found = torch.isfinite(closest)
+            out[:, j] = torch.where(found, closest, farthest)
+            idx[:, j] = torch.where(found, at, far_idx)
+        ctx.save_for_backward(y, out, idx)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None, None]:
+        y, out, idx = ctx.saved_tensors
+        g = torch.zeros_like(y)
+        finite = torch.isfinite(out)
+        for j in range(out.shape[1]):
+            if not bool(grad[:, j].any()):
+                continue
+            hit = y == out[:, j:j + 1]
+            # no ties (one negative per row at that distance): the gradient goes to it
+            if int(torch.count_nonzero(hit)) == int(torch.count_nonzero(finite[:, j])):
+                g.scatter_add_(1, idx[:, j:j + 1], grad[:, j:j + 1])
+            else:  # ties: split evenly, as amin / amax do
+                share = grad[:, j] / torch.count_nonzero(hit, dim=1).clamp_min(1)
+                g.add_(torch.where(hit, share.unsqueeze(1), 0.0))
+        return g, None, None
 
 
 class LiftedStructureLoss(_MarginDistanceLoss):
@@ -560,7 +617,7 @@ class MarginLoss(nn.Module):
             beta = self.beta.to(d.dtype)[labels].unsqueeze(1)
         terms = torch.where(pos, self.alpha + d - beta, self.alpha - d + beta).clamp_min(0.0)
         terms = terms * (pos | neg)
-        n = (terms > 0).sum()
+        n = torch.count_nonzero(terms)
         loss = terms.sum() / n if n > 0 else zero_loss(embeddings) + 0.0 * beta.sum()
         if self.nu > 0:
             loss = loss + self.nu * self.beta.sum()

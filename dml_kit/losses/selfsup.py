@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from dml_kit._validation import check_float
-from dml_kit.losses._common import check_inputs, label_masks
+from dml_kit.losses._common import check_inputs, pair_counts, positive_table
 from dml_kit.losses.distances import cosine_similarity
 
 
@@ -32,15 +32,15 @@ class NTXentLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         check_inputs(embeddings, labels)
-        pos, _ = label_masks(labels)
-        if not bool((pos.sum(1) == 1).all()):
+        n_pos, _ = pair_counts(labels)
+        if not bool((n_pos == 1).all()):
             raise ValueError("NT-Xent needs every label to occur exactly twice "
                              "(one positive pair per label: labels = arange(N).repeat(2))")
         logits = cosine_similarity(embeddings) / self.temperature
         logits = logits.masked_fill(
             torch.eye(len(labels), dtype=torch.bool, device=logits.device),
             torch.finfo(logits.dtype).min / 4)
-        partner = pos.to(torch.uint8).argmax(1, keepdim=True)  # the one positive per row
+        partner, _ = positive_table(labels)  # (B, 1): the one positive per row
         positive = logits.gather(1, partner).squeeze(1)
         return (torch.logsumexp(logits, 1) - positive).mean()
 
