@@ -271,11 +271,13 @@ class SemiHardTripletLoss(_MarginDistanceLoss):
     ``margin=0.2``. Averaging: mean over all positive pairs whose anchor has at least
     one negative (as TensorFlow's implementation does).
 
-    Computation: each anchor's positive distances are sorted (``topk`` of at most ``P``,
-    the largest number of positives of an anchor); one ``searchsorted`` tells for each
-    negative how many positives are closer than it, the closest negative of each such
-    count (``scatter_reduce``) and a suffix minimum give ``n*`` for every positive pair
-    at once. Time O(B^2 log P), memory O(B^2), no ``(pairs, B)`` copies.
+    Computation, with ``P`` the largest number of positives of an anchor: up to
+    :data:`SEMI_HARD_LOOP_POSITIVES`, one pass over the ``(B, B)`` matrix per column of
+    positives finds ``n*`` of every anchor at once (:class:`_SemiHardNegatives`);
+    beyond, each anchor's positives are sorted, one ``searchsorted`` tells for each
+    negative how many positives are closer, and the closest negative per count
+    (``scatter_reduce``) with a suffix minimum gives ``n*``. Memory O(B^2), no
+    ``(pairs, B)`` copies.
     """
 
     def __init__(self, margin: float = 0.2, distance: str = "sqeuclidean",
