@@ -62,9 +62,13 @@ class _ClassWeights(nn.Module):
         _check_class_inputs(embeddings, labels, self.num_classes, self.embedding_dim)
         return embeddings.to(self.weight.dtype)
 
-    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """``(B, C)`` cosines between the embeddings and the class weights."""
-        return F.normalize(embeddings, dim=1) @ F.normalize(self.weight, dim=1).t()
+    def cosine(self, embeddings: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """``(B, C)`` cosines between the embeddings and the class weights, times
+        ``scale`` (folded into the ``C x D`` weights, so no second ``(B, C)`` matrix)."""
+        weight = F.normalize(self.weight, dim=1)
+        if scale != 1.0:
+            weight = weight * scale
+        return F.normalize(embeddings, dim=1) @ weight.t()
 
 
 class SoftmaxLoss(nn.Module):
@@ -106,7 +110,7 @@ class NormSoftmaxLoss(_ClassWeights):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self._check(embeddings, labels)
-        return F.cross_entropy(self.cosine(embeddings) / self.temperature, labels)
+        return F.cross_entropy(self.cosine(embeddings, 1.0 / self.temperature), labels)
 
 
 class CosFaceLoss(_ClassWeights):
@@ -127,9 +131,11 @@ class CosFaceLoss(_ClassWeights):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self._check(embeddings, labels)
-        cos = self.cosine(embeddings)
-        logits = cos - self.margin * F.one_hot(labels, self.num_classes).to(cos.dtype)
-        return F.cross_entropy(self.scale * logits, labels)
+        logits = self.cosine(embeddings, self.scale)  # s cos, then s (cos - m) at the target
+        target = labels.unsqueeze(1)
+        logits = logits.scatter_add_(1, target, logits.new_full(target.shape,
+                                                                -self.scale * self.margin))
+        return F.cross_entropy(logits, labels)
 
 
 class ArcFaceLoss(_ClassWeights):
@@ -153,15 +159,18 @@ class ArcFaceLoss(_ClassWeights):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self._check(embeddings, labels)
-        cos = self.cosine(embeddings)
-        target_cos = cos.gather(1, labels.unsqueeze(1))
+        weight = F.normalize(self.weight, dim=1)
+        x = F.normalize(embeddings, dim=1)
+        logits = x @ (self.scale * weight).t()  # s cos; the target entries replaced below
+        target = labels.unsqueeze(1)
+        target_cos = (x * weight[labels]).sum(1, keepdim=True)
         sin = (1.0 - target_cos * target_cos).clamp_min(1e-12).sqrt()
         m = self.margin
         shifted = target_cos * math.cos(m) - sin * math.sin(m)
         shifted = torch.where(target_cos > math.cos(math.pi - m), shifted,
                               target_cos - m * math.sin(m))
-        logits = cos.scatter(1, labels.unsqueeze(1), shifted)
-        return F.cross_entropy(self.scale * logits, labels)
+        logits = logits.scatter_(1, target, self.scale * shifted)
+        return F.cross_entropy(logits, labels)
 
 
 class ProxyNCALoss(_ClassWeights):
@@ -185,10 +194,13 @@ class ProxyNCALoss(_ClassWeights):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self._check(embeddings, labels)
-        neg_d = -2.0 * self.scale**2 * (1.0 - self.cosine(embeddings))  # (B, C)
-        positive = F.one_hot(labels, self.num_classes).bool()
+        # -d = -2 s^2 (1 - cos) = 2 s^2 cos - 2 s^2; the constant cancels between the
+        # log-sum-exp and the positive term, so only 2 s^2 cos is formed
+        neg_d = self.cosine(embeddings, 2.0 * self.scale**2)  # (B, C)
+        classes = torch.arange(self.num_classes, device=labels.device)
+        negative = labels.unsqueeze(1) != classes
         pos_term = neg_d.gather(1, labels.unsqueeze(1)).squeeze(1)
-        return (masked_logsumexp(neg_d, ~positive) - pos_term).mean()
+        return (masked_logsumexp(neg_d, negative) - pos_term).mean()
 
 
 class ProxyAnchorLoss(_ClassWeights):
