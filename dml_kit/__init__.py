@@ -11,11 +11,10 @@ for torch, and importing the kit does not start plotly or numba.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from dml_kit import settings
+from dml_kit._lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from dml_kit import (
@@ -49,17 +48,7 @@ __all__ = ["settings", "default_device", "seed_everything", "__version__", "data
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(f"dml_kit.{name}")
-        globals()[name] = module
-        return module
-    if name in _FROM:
-        value = getattr(importlib.import_module(f"dml_kit.{_FROM[name]}"), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_") and importlib.util.find_spec(f"dml_kit.{name}") is not None:
-        return importlib.import_module(f"dml_kit.{name}")  # any other submodule, as before
-    raise AttributeError(f"module 'dml_kit' has no attribute {name!r}")
+    return lazy_attribute("dml_kit", globals(), name, modules=set(_LAZY), names=_FROM)
 
 
 def __dir__() -> list[str]:

@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dml_kit._lazy import lazy_attribute
 from dml_kit._validation import check_seed
 
 if TYPE_CHECKING:
@@ -53,13 +54,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"dml_kit.data.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("_") and importlib.util.find_spec(f"dml_kit.data.{name}") is not None:
-        return importlib.import_module(f"dml_kit.data.{name}")  # any other submodule, as before
-    raise AttributeError(f"module 'dml_kit.data' has no attribute {name!r}")
+    return lazy_attribute("dml_kit.data", globals(), name, names=_LAZY)
 
 
 def __dir__() -> list[str]:
