@@ -12,7 +12,7 @@
 #
 # | paper | what it teaches | notebooks |
 # |---|---|---|
-# | *Adapted Deep Embeddings* (Scott, Ridgeway & Mozer, NeurIPS 2018) | weight transfer vs. deep metric learning vs. few-shot learning, and the **adapted** hybrids that beat all three | 01–05 |
+# | *Adapted Deep Embeddings* (Scott, Ridgeway & Mozer, NeurIPS 2018) | weight transfer vs. deep metric learning vs. few-shot learning, and the **adapted** hybrids, which the paper finds beat all three (05 checks it on your run) | 01–05 |
 # | *Spherical Embedding Constraint* (Zhang, Li & Zhang, NeurIPS 2020) | why embedding **norms** matter under angular losses, and the SEC regulariser | 06 |
 # | *ooDML* (Milbich, Roth et al., NeurIPS 2021) | how embeddings generalise as test classes **drift** from training classes | 07 |
 #
