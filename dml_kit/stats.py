@@ -126,6 +126,60 @@ def mean_ci(values: Iterable[float] | np.ndarray, *, level: float = LEVEL,
     return Estimate(mean, mean - half, mean + half, n, "t", level)
 
 
+def condition_mean_ci(per_condition: Mapping[object, Mapping[object, float]], *,
+                      level: float = LEVEL, name: str = "per_condition") -> Estimate:
+    """The mean over conditions of each condition's mean, with an interval, when the
+    conditions may hold different replications (more tasks where they are cheap).
+
+    ``per_condition[c]`` maps replication keys (``(seed, task)``) to one value each, e.g.
+    a paired difference ``A - B``. With ``C`` conditions, ``n_c`` replications in ``c``
+    and ``n_cc'`` shared by ``c`` and ``c'``::
+
+        m = (1/C) sum_c mean_c
+        Var(m) = (1/C^2) sum_{c, c'} n_cc' / (n_c n_c') * s_cc'
+
+    where ``s_cc'`` is the sample covariance (``ddof=1``) of ``c`` and ``c'`` over their
+    shared replications (a replication's conditions share its source model, so their
+    values are correlated; pairs sharing fewer than 2 replications count as
+    independent); the interval is ``m +- t_{(1+level)/2, df} sqrt(Var(m))`` with
+    ``df = min_c n_c - 1`` (conservative). When every condition holds the same
+    replications this is exactly :func:`mean_ci` of the per-replication averages over
+    conditions (and it delegates to it, bootstrap included).
+    """
+    if not per_condition:
+        raise ValueError(f"{name} is empty: need at least one condition")
+    conds = []
+    for c, values in per_condition.items():
+        keys = list(values)
+        if not keys:
+            raise ValueError(f"{name}[{c!r}] holds no replication")
+        conds.append((keys, _values(f"{name}[{c!r}]", [values[k] for k in keys])))
+    shared = set(conds[0][0])
+    if all(set(keys) == shared and len(keys) == len(shared) for keys, _ in conds):
+        order = conds[0][0]
+        rows = np.stack([np.array([dict(zip(keys, v, strict=True))[k] for k in order])
+                         for keys, v in conds])
+        return mean_ci(rows.mean(axis=0), level=level, name=name)
+    n_min = min(v.size for _, v in conds)
+    mean = float(np.mean([v.mean() for _, v in conds]))
+    if n_min < 2:
+        return Estimate(mean, math.nan, math.nan, n_min, "none", level)
+    lookup = [dict(zip(keys, v, strict=True)) for keys, v in conds]
+    var = 0.0
+    for i, (keys_i, v_i) in enumerate(conds):
+        for j, (_, v_j) in enumerate(conds):
+            common = [k for k in keys_i if k in lookup[j]]
+            if len(common) < 2:
+                continue
+            a = np.array([lookup[i][k] for k in common])
+            b = np.array([lookup[j][k] for k in common])
+            cov = float(np.cov(a, b, ddof=1)[0, 1])
+            var += len(common) / (v_i.size * v_j.size) * cov
+    var = max(var, 0.0) / len(conds) ** 2
+    half = t_quantile(n_min, level) * math.sqrt(var)
+    return Estimate(mean, mean - half, mean + half, n_min, "t", level)
+
+
 def proportion_ci(successes: int, trials: int, *, level: float = LEVEL) -> Estimate:
     """A proportion ``successes / trials`` with its Wilson score interval (Wilson 1927):
 

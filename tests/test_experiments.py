@@ -3,6 +3,7 @@ writers), the grid runner and the report."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -573,6 +574,19 @@ def test_tasks_per_seed_share_the_source_and_draw_distinct_tasks(tmp_path):
         GridSpec.create("digits", "metric", [1], [5], 1, tasks=101)
     with pytest.raises(ValueError, match="unknown compare_losses 'hist'"):
         GridSpec.create("digits", "metric", [1], [5], 1, compare_losses=["hist"])
+
+
+def test_tasks_by_n_gives_cheap_conditions_more_tasks():
+    spec = GridSpec.create("digits", ["metric"], [1], [5, 10], [0, 1], tasks=2, **TINY)
+    spec = dataclasses.replace(spec, tasks_by_n=((5, 4),))
+    cells = grid_module.grid_cells(spec)
+    per_n = {n: sorted({c.task for c in cells if c.n == n}) for n in (5, 10)}
+    assert per_n == {5: [0, 1, 2, 3], 10: [0, 1]}
+    assert spec.n_cells == len(cells) == (4 + 2) * 2     # (tasks at 5 + at 10) x seeds
+    omni = GridSpec.create(preset="omniglot_cpu")
+    assert (omni.tasks_for(5), omni.tasks_for(10), omni.tasks_for(100)) == (10, 10, 3)
+    # an explicit tasks= applies to every n
+    assert GridSpec.create(preset="omniglot_cpu", tasks=2).tasks_for(5) == 2
 
 
 def torch_equal(a, b) -> bool:

@@ -218,3 +218,35 @@ def test_proportion_ci_is_wilsons_interval():
         stats.proportion_ci(11, 10)
     with pytest.raises(ValueError, match="trials"):
         stats.proportion_ci(1, 0)
+
+
+def test_condition_mean_ci_by_hand_with_unequal_replications():
+    # c1 holds replications a, b; c2 holds a, b, c.  mean = (2 + 4) / 2 = 3
+    # Var = (1/4) [2/(2*2)*2 + 3/(3*3)*4 + 2 * 2/(2*3)*cov((1,3),(2,4)) = 2 * 2/6 * 2]
+    #     = (1/4) (1 + 4/3 + 4/3) = 11/12; df = min n - 1 = 1
+    est = stats.condition_mean_ci({"c1": {"a": 1.0, "b": 3.0},
+                                   "c2": {"a": 2.0, "b": 4.0, "c": 6.0}})
+    half = stats.t_quantile(2) * math.sqrt(11 / 12)
+    assert est.mean == pytest.approx(3.0) and est.n == 2 and est.method == "t"
+    assert (est.low, est.high) == pytest.approx((3 - half, 3 + half))
+    # uncorrelated conditions (no shared replications) add their variances only
+    est = stats.condition_mean_ci({"c1": {"a": 1.0, "b": 3.0}, "c2": {"x": 2.0, "y": 6.0}})
+    half = stats.t_quantile(2) * math.sqrt((2 / 2 + 8 / 2) / 4)
+    assert (est.mean, est.low, est.high) == pytest.approx((3.0, 3 - half, 3 + half))
+
+
+def test_condition_mean_ci_equals_mean_ci_of_row_means_when_replications_match():
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(3, 7))
+    per = {c: {(r // 3, r % 3): values[c, r] for r in range(7)} for c in range(3)}
+    assert stats.condition_mean_ci(per) == stats.mean_ci(values.mean(axis=0))
+    # more replications in a cheap condition narrow the interval of the pooled mean
+    base = stats.condition_mean_ci({0: per[0], 1: per[1]})
+    more = dict(per[0]) | {(9, r): v for r, v in enumerate(rng.normal(size=20))}
+    assert stats.condition_mean_ci({0: more, 1: per[1]}).half_width < base.half_width * 1.05
+    with pytest.raises(ValueError, match=r"per_condition\[1\] holds no replication"):
+        stats.condition_mean_ci({0: per[0], 1: {}})
+    with pytest.raises(ValueError, match="per_condition is empty"):
+        stats.condition_mean_ci({})
+    with pytest.raises(ValueError, match="non-finite"):
+        stats.condition_mean_ci({0: {"a": math.nan, "b": 1.0}})

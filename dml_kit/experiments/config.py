@@ -104,6 +104,9 @@ class Preset:
 
     ``tasks`` is the number of target tasks per (seed, n, k): each seed trains its source
     models once and every task reuses them, so a replication is a (seed, task) pair.
+    ``tasks_by_n`` gives some ``n`` another task count, ``((5, 10), (10, 10))``: more
+    replications where a condition is cheap (small ``n``) tighten the pooled intervals
+    (:func:`dml_kit.stats.condition_mean_ci`) for little time.
     ``compare_losses`` are embedding losses run beside the preset's own (``config.loss``)
     for the ``metric`` method, on the same tasks: Adapted Deep Embeddings' third
     conclusion compares the histogram loss with other losses.
@@ -119,6 +122,7 @@ class Preset:
     source: SourceSpec = field(default_factory=SourceSpec)
     tasks: int = 1
     compare_losses: tuple[str, ...] = ()
+    tasks_by_n: tuple[tuple[int, int], ...] = ()
 
 
 CLASSROOM = Preset(
@@ -166,13 +170,15 @@ PAPER = Preset(
 OMNIGLOT_CPU = Preset(
     name="omniglot_cpu",
     description="Adapted Deep Embeddings on rotated Omniglot with its nets and T1 = n other "
-                "classes, k x n = {1,5,10} x {5,10,100}, 3 seeds x 3 tasks, semi-hard triplet "
-                "beside the histogram loss: about 25 minutes on 2 CPU cores",
+                "classes, k x n = {1,5,10} x {5,10,100}, 3 seeds x 3 tasks (10 tasks at the "
+                "cheap n = 5 and 10), semi-hard triplet beside the histogram loss: about 28 "
+                "minutes on 2 CPU cores",
     dataset="omniglot_rotated",
     k_values=(1, 5, 10),
     n_values=(5, 10, 100),
     seeds=3,
     tasks=3,
+    tasks_by_n=((5, 10), (10, 10)),
     compare_losses=("triplet_semi_hard",),
     config=MethodConfig(
         architecture="ade_omniglot", embedding_dim=128, channels=32,
@@ -295,6 +301,11 @@ class GridSpec:
     preset: str = ""
     tasks: int = 1
     compare_losses: tuple[str, ...] = ()
+    tasks_by_n: tuple[tuple[int, int], ...] = ()
+
+    def tasks_for(self, n: int) -> int:
+        """Target tasks per (seed, k) at ``n`` ways: ``tasks_by_n``'s entry, else ``tasks``."""
+        return dict(self.tasks_by_n).get(n, self.tasks)
 
     @classmethod
     def create(cls, dataset: str | None = None, methods: str | Sequence[str] = "all",
@@ -306,7 +317,8 @@ class GridSpec:
                **config_overrides: Any) -> GridSpec:
         """Fill unset values from ``preset`` and validate everything.
 
-        ``tasks``: target tasks per (seed, n, k) (default: the preset's);
+        ``tasks``: target tasks per (seed, n, k) (default: the preset's, with its
+        ``tasks_by_n``; a ``tasks`` given here applies to every ``n``);
         ``compare_losses``: extra embedding losses for the ``metric`` method (default:
         the preset's when the grid runs all six methods, the paper's comparison;
         otherwise none)."""
@@ -331,6 +343,9 @@ class GridSpec:
                    seeds=resolve_seeds(p.seeds if seeds is None else seeds),
                    config=cfg, source=source or p.source, preset=p.name,
                    tasks=check_int("tasks", p.tasks if tasks is None else tasks, 1, 100),
+                   tasks_by_n=(() if tasks is not None else tuple(
+                       (n, check_int(f"tasks_by_n[{n}]", t, 1, 100))
+                       for n, t in p.tasks_by_n)),
                    compare_losses=resolve_losses(
                        (p.compare_losses if set(chosen) == set(METHODS) else ())
                        if compare_losses is None else compare_losses, cfg.loss))
@@ -338,5 +353,5 @@ class GridSpec:
     @property
     def n_cells(self) -> int:
         per_condition = len(self.methods) + len(self.compare_losses)
-        return (per_condition * len(self.k_values) * len(self.n_values) * len(self.seeds)
-                * self.tasks)
+        return (per_condition * len(self.k_values) * len(self.seeds)
+                * sum(self.tasks_for(n) for n in self.n_values))

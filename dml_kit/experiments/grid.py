@@ -159,7 +159,7 @@ def grid_cells(spec: GridSpec, download: bool = False,
                                        cell_config(spec.config, loss), spec.source,
                                        fingerprint=fp, task=t), task=t, loss=loss)
             for s in spec.seeds for n in spec.n_values for k in spec.k_values
-            for t in range(spec.tasks) for m, loss in runs]
+            for t in range(spec.tasks_for(n)) for m, loss in runs]
 
 
 def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False,

@@ -170,7 +170,9 @@ class Report:
         """A plain-text report (what ``python -m dml_kit report`` prints)."""
         reps = self.replications.to_numpy()
         seeds = self.records["seed"].nunique()
-        tasks = self.records["task"].nunique()
+        per_n = self.records.groupby("n")["task"].nunique()
+        tasks = (str(per_n.iloc[0]) if per_n.nunique() == 1 else
+                 "/".join(f"{t} (n = {n})" for n, t in per_n.items()))
         lines = [f"dataset: {self.dataset}   mean query accuracy in % with 95% intervals over "
                  f"replications ((seed, task) pairs: {seeds} seeds x {tasks} tasks; "
                  f"{int(reps.min())}-{int(reps.max())} per cell)", "",
@@ -253,12 +255,11 @@ def _main_records(frame: pd.DataFrame, loss: str) -> pd.DataFrame:
 
 
 def _pooled(diffs: dict[Any, pd.Series]) -> stats.Estimate:
-    """Mean over conditions of per-replication differences, then its interval over the
-    replications present in every condition."""
-    table = pd.concat(diffs, axis=1).dropna()
-    if table.empty:
-        raise ValueError("no replication is present in every condition")
-    return stats.mean_ci(table.mean(axis=1).to_numpy(), name="pooled differences")
+    """Mean over conditions of each condition's mean paired difference, with its
+    interval (:func:`dml_kit.stats.condition_mean_ci`): conditions may hold different
+    replications (a preset's ``tasks_by_n`` gives cheap conditions more tasks)."""
+    return stats.condition_mean_ci({c: d.to_dict() for c, d in diffs.items()},
+                                   name="pooled differences")
 
 
 def _compare(wide: dict[Any, pd.DataFrame], pairs: dict[Any, tuple[str, str]], label: str,
@@ -297,6 +298,10 @@ def _claim(number: int, test: str, parts: list[tuple[dict[str, Any], list[dict[s
         evidence.append(f"{summary['comparison']}, mean over {summary['conditions']} "
                         f"conditions: {summary['text']}  (per condition: holds in {held}, "
                         f"fails in {failed}, not resolved in {len(rows) - held - failed})")
+        if summary["verdict"] == stats.UNRESOLVED and pd.notna(summary["low"]):
+            bound = 100 * max(abs(summary["low"]), abs(summary["high"]))
+            evidence.append(f"    what this run does settle: the difference is at most "
+                            f"{bound:.1f} points either way (the interval's farther end)")
     verdict = stats.combine([stats.Verdict(s["verdict"], stats.Estimate(
         s["mean"], s["low"], s["high"], s["n"])) for s, _ in parts])
     return Claim(number, CONCLUSIONS[number], test, verdict, comparisons, per_condition,
