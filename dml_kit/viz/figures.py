@@ -383,10 +383,13 @@ def prototype_scatter(query_emb: Any, query_y: Any, prototypes: Any,
     xy = pca_2d(np.concatenate([q, protos]))
     fig = projection_scatter(xy[: len(q)], qy, class_names, widget=widget,
                              title=title or f"{shots}prototypes (stars){scored}")
+    star_names = _class_names(np.arange(n_way), class_names)
     fig.add_trace(go.Scatter(x=xy[len(q):, 0], y=xy[len(q):, 1], mode="markers",
                              name="prototypes", marker=dict(
                                  symbol="star", size=18, color=palette(n_way),
-                                 line=dict(width=1, color="#222"))))
+                                 line=dict(width=1, color="#222")),
+                             hovertext=[f"prototype of class {star_names[j]}"
+                                        for j in range(n_way)], hoverinfo="text"))
     fig.update_layout(meta={"accuracy": accuracy, "k_shot": k_shot, "n_way": n_way})
     return fig
 

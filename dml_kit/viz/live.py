@@ -27,6 +27,15 @@ dashboard then draws a last frame marked "interrupted".
 background thread when it is created and shows PCA until UMAP is ready; UMAP layouts are
 then computed at epoch ends in a worker thread (latest embeddings win), initialised from
 and Procrustes-aligned to the previous layout, and shown by the next frame.
+
+**Images where the points are.** Under the projection, a
+:class:`~dml_kit.viz.inspector.PointInspector` (``dash.inspector``) shows the image and
+class of the probe point under the mouse and, on a click, its nearest neighbours under the
+probe embeddings of the frame shown. The probe *images* come from the training event when
+the loop sends them (an optional ``probe_inputs`` attribute of ``TrainBegin``), else from
+:meth:`LiveDashboard.set_probe_images` (the panels that run training set them); without
+them the inspector shows each point's class and its neighbours' classes. Hovering never
+redraws a figure: the images are PNG data URIs cached per point.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -46,6 +55,7 @@ from plotly.subplots import make_subplots
 from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.callbacks import EpochEvent, StepEvent, TrainBegin, TrainEnd
 from dml_kit.viz.figures import TEMPLATE, as_numpy, palette
+from dml_kit.viz.inspector import PointInspector
 from dml_kit.viz.projection import Projector, umap_ready, warm_up_umap
 
 __all__ = ["LiveDashboard", "atomic_section"]
@@ -157,6 +167,9 @@ class LiveDashboard(widgets.VBox):
         title: shown above the figures.
         seed: UMAP's seed.
         max_points: curves are decimated to at most this many points per trace.
+        probe_images: ``{phase: images}`` or ``{phase: (images, labels)}`` of the probe
+            set, for the point inspector (see :meth:`set_probe_images`).
+        neighbours: how many nearest neighbours a click on a probe point shows.
 
     After (or during) training, :meth:`stats` reports frames, fps and the share of the
     training time spent in the dashboard.
@@ -169,7 +182,8 @@ class LiveDashboard(widgets.VBox):
                  projection: str = "pca", probe_every: int = 0,
                  class_names: Sequence[str] | dict[str, Sequence[str]] | None = None,
                  per_class_norms: bool = False, title: str = "", seed: int = 0,
-                 max_points: int = 1500, width: int = 460, height: int = 340) -> None:
+                 max_points: int = 1500, width: int = 460, height: int = 340,
+                 probe_images: Mapping[str, Any] | None = None, neighbours: int = 5) -> None:
         self.fps = check_float("fps", fps, 0.2, 30.0)
         self.max_draw_share = check_float("max_draw_share", max_draw_share, 0.001, 1.0)
         self.probe_every = check_int("probe_every", probe_every, 0)
@@ -186,10 +200,15 @@ class LiveDashboard(widgets.VBox):
         self.norms_fig = self._make_norms()
         self.projection_fig = self._make_projection()
         self.header = widgets.HTML(value=self._header_html("waiting for training to start"))
+        self.inspector = PointInspector(k=neighbours,
+                                        features_label="this frame's probe embeddings")
+        self._probe_images: dict[str, Any] = {}
+        self.set_probe_images(probe_images or {})
         super().__init__(children=[
             self.header,
             widgets.HBox([self.curves, self.norms_fig]),
             widgets.HBox([self.projection_fig]),
+            self.inspector,
         ])
         if title:
             self.children = (widgets.HTML(f"<b>{title}</b>"),
@@ -296,6 +315,37 @@ class LiveDashboard(widgets.VBox):
         """Names for the probe classes (one list, or ``{phase: names}``)."""
         self._class_names = names
 
+    def set_probe_images(self, images: Mapping[str, Any]) -> None:
+        """The probe images of each phase for the point inspector: ``{phase: images}``
+        (one image per probe point, in the loop's order) or ``{phase: (images, labels)}``
+        (checked at the phase start: the first ``P`` labels must equal the probe labels
+        the loop sends, and the first ``P`` images are used). Images the loop sends with
+        the event take precedence; a set that does not match is ignored (the inspector then
+        shows classes only)."""
+        if not isinstance(images, Mapping):
+            raise ValueError("images must be a mapping {phase: images} or "
+                             f"{{phase: (images, labels)}}, got {type(images).__name__}")
+        self._probe_images = dict(images)
+
+    def _images_for(self, event: TrainBegin, labels: np.ndarray | None) -> Any:
+        """The probe images of the phase starting with ``event``, or ``None``."""
+        if labels is None:
+            return None
+        sent = getattr(event, "probe_inputs", None)
+        if sent is not None and len(sent) == len(labels):
+            return sent
+        given = self._probe_images.get(event.phase)
+        if given is None:
+            return None
+        n = len(labels)
+        if isinstance(given, tuple):
+            x, y = given
+            y = as_numpy(y, np.int64)
+            if len(x) >= n and len(y) >= n and np.array_equal(y[:n], labels):
+                return x[:n]
+            return None
+        return given if len(given) == n else None
+
     # ---- callback hooks ---------------------------------------------------------------
     def on_train_begin(self, event: TrainBegin) -> None:
         t0 = time.perf_counter()
@@ -314,6 +364,10 @@ class LiveDashboard(widgets.VBox):
             self._status = "training started"
             self._setup_projection_traces()
             self._setup_norm_traces()
+            if self._probe_labels is not None:
+                self.inspector.set_points(self._probe_labels, self._names(),
+                                          images=self._images_for(event, self._probe_labels))
+            self.inspector.attach(self.projection_fig)
         self.draw_seconds += time.perf_counter() - t0
 
     def on_step(self, event: StepEvent) -> None:
@@ -406,7 +460,7 @@ class LiveDashboard(widgets.VBox):
                                      marker=dict(size=7, color=colors[c],
                                                  line=dict(width=0.5, color="white")),
                                      hovertemplate=f"class {name}<br>index %{{customdata}}"
-                                     "<extra></extra>"))
+                                     "<br>click: nearest neighbours<extra></extra>"))
 
     def _setup_norm_traces(self) -> None:
         names = self._names() if self.per_class_norms else ["all"]
@@ -456,6 +510,7 @@ class LiveDashboard(widgets.VBox):
                 points, kind, ptag = self._pca.fit_transform(emb), "PCA", tag
                 self._layout = (points, "PCA", tag)
             frame["projection"] = (points, labels, kind, ptag)
+            frame["probe_embeddings"] = emb
         return frame
 
     @staticmethod
@@ -511,6 +566,8 @@ class LiveDashboard(widgets.VBox):
                 self._update(self.projection_fig, scatter, {
                     "title.text": f"Probe embeddings: {kind} ({where}){note}",
                     "meta": {"method": kind, "tag": int(tag)}})
+                if self.inspector.n_points == points.shape[0]:
+                    self.inspector.set_features(frame["probe_embeddings"])
             self.header.value = self._header_html(self._header_text(frame))
 
     def _header_text(self, frame: dict[str, Any]) -> str:

@@ -14,7 +14,10 @@
 * :class:`RetrievalGallery`: a query image -> its top-k neighbours under pixels and under
   an embedding, with its Recall@1 and precision@k;
 * :class:`ConfusionExplorer`: method, n, k -> which classes it confuses on a task, with
-  images of the confused pairs.
+  images of the confused pairs;
+* :class:`PointInspector` (from :mod:`dml_kit.viz.inspector`): the image pane and
+  neighbours strip every projection carries (hover a point: its image and class; click
+  it: its nearest neighbours); :func:`click` and :func:`hover` drive it headless.
 
 Every panel is an ``ipywidgets.VBox`` and can be driven from Python without a browser:
 set a control's ``.value`` (observers redraw at once) or press a button with
@@ -36,6 +39,7 @@ library functions (``dml_kit.methods``, ``dml_kit.metrics``, ``dml_kit.compare``
 
 from __future__ import annotations
 
+from dml_kit.viz.inspector import PointInspector, hover
 from dml_kit.widgets.base import (
     DATASETS,
     _check_dataset_name,
@@ -66,7 +70,7 @@ __all__ = ["TaskExplorer", "MethodRunner", "SECExplorer", "ShiftExplorer", "Grid
            "EpochReplay", "PrototypeExplorer", "MethodComparison", "CosineGradientExplorer",
            "task_limits", "load_cached", "split_cached", "zero_shot_evaluator", "score_rows",
            "uses_loss", "uses_regularizer", "DATASETS", "RetrievalGallery",
-           "ConfusionExplorer", "query_predictions", "click"]
+           "ConfusionExplorer", "query_predictions", "click", "hover", "PointInspector"]
 
 # the panel framework's private names stay importable from here (tests and older code use
 # ``from dml_kit.widgets import _replace_figure``)

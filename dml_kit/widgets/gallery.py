@@ -7,7 +7,8 @@
   confuses on one task (a confusion heatmap) and images of the confused pairs;
 * :func:`query_predictions`: the class a method's result predicts for each query;
 * :func:`click`: deliver a click on a point of a ``go.FigureWidget`` through the same
-  path as the browser's (tests and the notebooks' check cells use it).
+  path as the browser's (tests and the notebooks' check cells use it; it lives in
+  :mod:`dml_kit.viz.inspector` with :func:`~dml_kit.viz.inspector.hover`).
 """
 
 from __future__ import annotations
@@ -31,23 +32,10 @@ from dml_kit.methods.scores import RULE_DISTANCE
 from dml_kit.metrics import embed, pairwise_scores
 from dml_kit.viz import figures as F
 from dml_kit.viz import gallery as G
+from dml_kit.viz.inspector import click
 from dml_kit.widgets.base import _figure_widget, _Panel, _replace_figure, _status, task_limits
 
 __all__ = ["RetrievalGallery", "ConfusionExplorer", "query_predictions", "click"]
-
-
-def click(figure: go.FigureWidget, trace: int, point: int) -> None:
-    """Click point ``point`` of trace ``trace`` of ``figure`` as the browser would: the
-    message goes through the widget's ``_js2py_pointsCallback`` trait, so every
-    ``on_click`` handler of the figure runs exactly as it does for a reader's click."""
-    t = figure.data[check_int("trace", trace, 0, len(figure.data) - 1)]
-    xs, ys = list(t.x if t.x is not None else []), list(t.y if t.y is not None else [])
-    point = check_int("point", point, 0, max(len(xs) - 1, 0),
-                      hint=f"trace {trace} has {len(xs)} points")
-    figure._js2py_pointsCallback = {
-        "event_type": "plotly_click",
-        "points": {"trace_indexes": [trace], "point_indexes": [point],
-                   "xs": [xs[point]], "ys": [ys[point]]}}
 
 
 def _on_cells(figure: go.FigureWidget, handler: Any) -> None:

@@ -2,6 +2,10 @@
 
 * :class:`EpochReplay`: a slider over the probe embeddings a run recorded, epoch by epoch;
 * :class:`PrototypeExplorer`: k -> queries and prototypes of a task in a frozen embedding.
+
+Both projections carry a :class:`~dml_kit.viz.inspector.PointInspector` (``inspector``):
+hovering a point shows its image and class, clicking it its nearest neighbours under the
+embedding shown.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from dml_kit.data.core import Dataset
 from dml_kit.losses.distances import class_means
 from dml_kit.metrics import embed, prototype_accuracy
 from dml_kit.viz import figures as F
+from dml_kit.viz.inspector import PointInspector
 from dml_kit.viz.projection import Projector
 from dml_kit.widgets.base import _figure_widget, _Panel, _replace_figure, _status
 
@@ -37,15 +42,20 @@ class EpochReplay(_Panel):
         class_names: names of the probe labels (e.g. the source dataset's ``class_names``).
         phase: which phase's frames to replay (``"source"`` or ``"adapt"``).
         index: the frame shown first (default: the last).
+        images: the probe images ``(P, C, H, W)`` or ``(P, H, W)``, one per probe point in
+            the recorded order, for the point inspector (``None``: it shows classes only).
+        neighbours: how many nearest neighbours a click shows.
 
     Attributes: ``epoch`` (slider: index into ``frames``), ``frames`` (``(epoch,
     embeddings, labels)``), ``layouts`` (the 2-D points per frame), ``scatter`` and
-    ``histogram`` (figures).
+    ``histogram`` (figures), ``inspector`` (hover: image and class; click: nearest
+    neighbours under the selected epoch's embeddings).
     """
 
     def __init__(self, probes: Sequence[tuple[str, int, Any, Any]],
                  class_names: Sequence[str] | None = None, *, phase: str = "source",
-                 seed: int = 0, index: int | None = None) -> None:
+                 seed: int = 0, index: int | None = None, images: Any = None,
+                 neighbours: int = 5) -> None:
         super().__init__()
         self.frames = [(int(e), emb, y) for ph, e, emb, y in probes if ph == phase]
         if not self.frames:
@@ -60,7 +70,11 @@ class EpochReplay(_Panel):
             max=last, description="epoch #", continuous_update=False)
         self.scatter = _figure_widget(height=420)
         self.histogram = _figure_widget(height=340)
-        self.children = [self.epoch, self.status, self.scatter, self.histogram]
+        self.inspector = PointInspector(k=neighbours,
+                                        features_label="this epoch's probe embeddings")
+        self.inspector.set_points(self.frames[0][2], self.class_names, images=images)
+        self.children = [self.epoch, self.status, self.scatter, self.inspector,
+                         self.histogram]
         self.epoch.observe(self._guard(lambda change: self.refresh()), names="value")
         self._guard(self.refresh)()
 
@@ -69,7 +83,10 @@ class EpochReplay(_Panel):
         epoch, emb, labels = self.frames[self.epoch.value]
         _replace_figure(self.scatter, F.projection_scatter(
             self.layouts[self.epoch.value], labels, self.class_names,
-            title=f"Probe embeddings, epoch {epoch}"))
+            title=f"Probe embeddings, epoch {epoch}",
+            subtitle="hover: image · click: nearest neighbours"))
+        self.inspector.attach(self.scatter)
+        self.inspector.set_features(emb)
         hist = F.pair_similarity_histogram(emb, labels, title=f"Probe pairs, epoch {epoch}")
         _replace_figure(self.histogram, hist)
         meta = hist.layout.meta
@@ -95,8 +112,11 @@ class PrototypeExplorer(_Panel):
         model: an embedder ``nn.Module`` (e.g. a protonet's ``SourceModel.model``).
         n_way, k_shot, n_query, seed: the task; ``max_shot`` caps the slider.
 
+    Hovering a query shows its image and class (``inspector``); clicking it shows its
+    nearest neighbours among the queries under the embedding.
+
     Attributes: ``k_shot`` (slider), ``figure``, ``task`` (the current task), ``accuracy``
-    (``{k: nearest-prototype accuracy}`` for every k shown so far).
+    (``{k: nearest-prototype accuracy}`` for every k shown so far), ``inspector``.
     """
 
     def __init__(self, target: Dataset, model: Any, *, n_way: int = 5, k_shot: int = 1,
@@ -117,9 +137,10 @@ class PrototypeExplorer(_Panel):
                             hint=f"{target.min_class_size} per class, {n_query} queries"),
             min=1, max=k_max, description="k (shots)", continuous_update=False)
         self.figure = _figure_widget(height=460)
+        self.inspector = PointInspector(k=5, features_label="the embedding")
         self.task: Any = None
         self.accuracy: dict[int, float] = {}
-        self.children = [self.k_shot, self.status, self.figure]
+        self.children = [self.k_shot, self.status, self.figure, self.inspector]
         self.k_shot.observe(self._guard(lambda change: self.refresh()), names="value")
         self._guard(self.refresh)()
 
@@ -133,6 +154,8 @@ class PrototypeExplorer(_Panel):
         fig = F.prototype_scatter(query, t.query_y, class_means(support, t.support_y)[1],
                                   t.class_names, accuracy=self.accuracy[k], k_shot=k)
         _replace_figure(self.figure, fig)
+        self.inspector.set_points(t.query_y, t.class_names, images=t.query_x, features=query)
+        self.inspector.attach(self.figure)
         self.status.value = _status(f"{t.n_way}-way {k}-shot, {self.n_query} queries per "
                                     f"class: accuracy {self.accuracy[k]:.2f}")
 

@@ -6,12 +6,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
+import torch
 
 from dml_kit._validation import check_int
 from dml_kit.data.core import Dataset
 from dml_kit.experiments.shift_study import zero_shot_recall
 from dml_kit.viz import figures as F
+from dml_kit.viz.inspector import PointInspector
+from dml_kit.viz.projection import pca_2d
 from dml_kit.widgets.base import (
     _config_or_classroom,
     _disabled,
@@ -21,7 +25,11 @@ from dml_kit.widgets.base import (
     _status,
 )
 
-__all__ = ["ShiftExplorer", "zero_shot_evaluator", "score_rows"]
+__all__ = ["ShiftExplorer", "zero_shot_evaluator", "score_rows", "split_projection"]
+
+#: the two sides of a split: colour (Okabe-Ito blue / orange) and marker shape, so the
+#: sides differ without colour too
+_SIDES = (("train", "#0072B2", "circle"), ("test", "#E69F00", "diamond"))
 
 
 def _split_parts(split: Any) -> tuple[tuple[int, ...], tuple[int, ...], float]:
@@ -72,6 +80,52 @@ def score_rows(scores: Mapping[str, float], distance: float, *, value: str = "re
     return rows
 
 
+def split_projection(data: Dataset, train_classes: Sequence[int],
+                     test_classes: Sequence[int], *, per_class: int = 4,
+                     title: str = "") -> tuple[go.Figure, np.ndarray, torch.Tensor]:
+    """The first ``per_class`` examples of each listed class of ``data``, in a 2-D PCA of
+    their raw inputs (pixels): one trace per side of the split (train classes: blue
+    circles, test classes: orange diamonds), each point's ``customdata`` ``[row, class
+    name]`` where ``row`` indexes the returned rows. Hovering names the class and side.
+
+    Returns ``(figure, rows, features)``: the dataset indices of the points and their
+    flattened inputs ``(M, D)`` (the features the neighbours are searched in)."""
+    per_class = check_int("per_class", per_class, 1, 100)
+    labels = data.y.numpy()
+    names = data.class_names
+    picks: list[np.ndarray] = []
+    sides: list[int] = []
+    for side, ids in enumerate((train_classes, test_classes)):
+        for c in ids:
+            found = np.flatnonzero(labels == int(c))[:per_class]
+            picks.append(found)
+            sides += [side] * len(found)
+    rows = np.concatenate(picks) if picks else np.zeros(0, dtype=np.int64)
+    if len(rows) < 2:
+        raise ValueError("the split's shown classes hold fewer than 2 examples: nothing to "
+                         "project")
+    features = data.x[torch.as_tensor(rows)].flatten(1).double()
+    xy = pca_2d(features.numpy())
+    side_of = np.asarray(sides)
+    fig = go.Figure()
+    for side, (label, color, symbol) in enumerate(_SIDES):
+        m = np.flatnonzero(side_of == side)
+        custom = np.empty((len(m), 2), dtype=object)
+        custom[:, 0] = m
+        custom[:, 1] = [names[labels[rows[i]]] for i in m]
+        fig.add_trace(go.Scatter(
+            x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{label} classes",
+            marker=dict(size=8, color=color, symbol=symbol, line=dict(width=0.5,
+                                                                       color="white")),
+            customdata=custom,
+            hovertemplate=(f"class %{{customdata[1]}} ({label} side)<br>#%{{customdata[0]}}"
+                           "<br>click: nearest neighbours<extra></extra>")))
+    fig.update_layout(template=F.TEMPLATE, title=title or "the split's classes, PCA of the "
+                      "raw inputs", xaxis_title="component 1", yaxis_title="component 2",
+                      legend_title_text="side", height=380)
+    return fig, rows, features
+
+
 class ShiftExplorer(_Panel):
     """A slider over a ladder of class splits of growing distribution shift (ooDML).
 
@@ -89,9 +143,16 @@ class ShiftExplorer(_Panel):
     :func:`zero_shot_evaluator`; :func:`score_rows` turns the scores into rows of that
     shape); without ``evaluate`` the button is disabled.
 
+    Below the samples, ``projection`` shows a few images of each shown class in a 2-D
+    PCA of their raw pixels (:func:`split_projection`; train side blue circles, test side
+    orange diamonds): hovering a point shows its image and class in ``inspector``,
+    clicking it its nearest neighbours under raw pixels (same class marked), so one sees
+    which train classes a test class sits among.
+
     Attributes: ``split`` (slider: index into the ladder), ``evaluate_button``,
-    ``samples`` (sample-image figure), ``curve`` (shift curve), ``results`` (rows so far,
-    in the study's shape).
+    ``samples`` (sample-image figure), ``projection`` and ``inspector``,
+    ``projection_rows`` (the dataset indices of the projected points), ``curve`` (shift
+    curve), ``results`` (rows so far, in the study's shape).
     """
 
     def __init__(self, data: Dataset, ladder: Sequence[Any], *, results: Any = None,
@@ -123,9 +184,12 @@ class ShiftExplorer(_Panel):
         self.evaluate_button = widgets.Button(description="Evaluate this split",
                                               disabled=evaluate is None, icon="play")
         self.samples = _figure_widget(height=240)
+        self.projection = _figure_widget(height=380)
+        self.inspector = PointInspector(k=5, features_label="raw pixels")
+        self.projection_rows = np.zeros(0, dtype=np.int64)
         self.curve = _figure_widget(height=360)
         self.children = [widgets.HBox([self.split, self.evaluate_button]), self.status,
-                         self.samples, self.curve]
+                         self.samples, self.projection, self.inspector, self.curve]
         self.split.observe(self._guard(lambda change: self.refresh()), names="value")
         self.evaluate_button.on_click(self._guard(self._on_evaluate))
         self._guard(self.refresh)()
@@ -154,10 +218,25 @@ class ShiftExplorer(_Panel):
         """Redraw for the selected split."""
         train_ids, test_ids, fd = self._parts[self.split.value]
         _replace_figure(self.samples, self._sample_figure())
+        self._draw_projection()
         _replace_figure(self.curve, self._curve_figure())
         self.status.value = _status(
             f"split {self.split.value} of {len(self.ladder)}: Fréchet distance {fd:.3g}, "
             f"{len(train_ids)} train / {len(test_ids)} test classes")
+
+    def _draw_projection(self) -> None:
+        train_ids, test_ids, fd = self._parts[self.split.value]
+        fig, rows, features = split_projection(
+            self.data, train_ids[:self.max_classes], test_ids[:self.max_classes],
+            title=f"split {self.split.value}: the shown classes, PCA of raw pixels<br><sup>"
+                  "hover: image · click: nearest neighbours</sup>")
+        _replace_figure(self.projection, fig)
+        self.projection_rows = rows
+        idx = torch.as_tensor(rows)
+        self.inspector.set_points(self.data.y[idx], self.data.class_names,
+                                  images=self.data.x[idx] if self.data.is_image else None,
+                                  features=features)
+        self.inspector.attach(self.projection)
 
     def _on_evaluate(self, button: Any = None) -> None:
         if self._evaluate is None:

@@ -3,7 +3,8 @@
 * :class:`MethodRunner`: method, loss, regularizer and weight, k, n, epochs -> trains with a
   :class:`~dml_kit.viz.live.LiveDashboard` and shows the target accuracy;
 * :class:`SECExplorer`: one loss trained with and without SEC, side by side (norm
-  histograms, coefficient of variation, accuracy).
+  histograms, coefficient of variation, accuracy, and a projection of the target task's
+  embeddings where hovering shows a point's image and clicking its nearest neighbours).
 
 Which controls apply to a method comes from its registry entry
 (:data:`dml_kit.methods.METHODS`): :func:`uses_loss`, :func:`uses_regularizer`.
@@ -16,13 +17,17 @@ import time
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import torch
 
 from dml_kit import data, losses, methods, regularizers
 from dml_kit._validation import check_choice, check_float, check_int
+from dml_kit.methods.batches import holdout, probe_subset
 from dml_kit.metrics import embed, norm_stats
 from dml_kit.viz import figures as F
+from dml_kit.viz.inspector import PointInspector
 from dml_kit.viz.live import LiveDashboard
+from dml_kit.viz.projection import pca_2d
 from dml_kit.widgets.base import (
     _config_or_classroom,
     _disabled,
@@ -34,7 +39,7 @@ from dml_kit.widgets.base import (
     task_limits,
 )
 
-__all__ = ["MethodRunner", "SECExplorer", "uses_loss", "uses_regularizer"]
+__all__ = ["MethodRunner", "SECExplorer", "uses_loss", "uses_regularizer", "probe_sets"]
 
 
 def uses_loss(method: str) -> bool:
@@ -50,6 +55,24 @@ def uses_regularizer(method: str) -> bool:
     registry entry's ``uses_regularizer``, else whether it classifies in an embedding."""
     entry = methods.get(method)
     return bool(getattr(entry, "uses_regularizer", entry.embedding))
+
+
+def probe_sets(method: str, task: Any, source: Any, config: Any, seed: int
+               ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The probe inputs and labels a :func:`dml_kit.methods.run` of ``method`` shows its
+    callbacks, per phase, for the live dashboard's images: ``"source"``: the
+    :func:`~dml_kit.methods.batches.probe_subset` of the held-out part of ``source``
+    (:func:`~dml_kit.methods.batches.holdout` with ``config.val_fraction`` and ``seed``),
+    as the source phases pick it; ``"adapt"``: the support followed by up to 200 queries
+    (a classifier's fine-tuning probes the support only: the prefix). The dashboard
+    checks the labels against those the loop sends before it uses the images."""
+    sets: dict[str, tuple[torch.Tensor, torch.Tensor]] = {
+        "adapt": (torch.cat([task.support_x, task.query_x[:200]]),
+                  torch.cat([task.support_y, task.query_y[:200]]))}
+    if methods.get(method).source_kind is not None and hasattr(source, "x"):
+        _, val = holdout(source, config.val_fraction, seed)
+        sets["source"] = probe_subset(val, seed=seed)
+    return sets
 
 
 class MethodRunner(_TrainingPanel):
@@ -161,6 +184,8 @@ class MethodRunner(_TrainingPanel):
             dash.reset()
             dash.set_class_names({"source": self.source.class_names,
                                   "adapt": task.class_names})
+            dash.set_probe_images(probe_sets(self.method.value, task, self.source,
+                                             self.config(), self.seed.value))
             self.status.value = _status(f"training {self.method.value} on "
                                         f"{html.escape(repr(task))} ...")
             self.accuracy.value = _status("training ...")
@@ -196,9 +221,17 @@ class SECExplorer(_TrainingPanel):
     Both runs use the ``metric`` method (source training, then 1-NN on the target task)
     with the same seed, data and loss; only ``regularizer="sec"`` differs.
 
+    Below the histograms, ``projections`` show each run's target embeddings (support and
+    queries) in a 2-D PCA; hovering a point shows its image and class in that run's
+    ``inspectors`` entry, clicking it its nearest neighbours under that run's embedding
+    (:class:`~dml_kit.viz.inspector.PointInspector`), so the two runs' neighbours of the
+    same image compare side by side.
+
     Attributes: the controls, ``train_button``, ``figures`` (``[without, with]`` norm
-    histograms), ``runs`` (the two :class:`~dml_kit.methods.RunResult`), ``cv``
-    (``{"without": .., "with": ..}``), ``accuracy`` (same keys).
+    histograms), ``projections`` and ``inspectors`` (same order), ``runs`` (the two
+    :class:`~dml_kit.methods.RunResult`), ``cv`` (``{"without": .., "with": ..}``),
+    ``accuracy`` (same keys), ``embeddings`` (the two runs' target embeddings, support
+    then queries).
     """
 
     def __init__(self, dataset: str | Any = "digits", *, loss: str = "triplet",
@@ -221,14 +254,23 @@ class SECExplorer(_TrainingPanel):
                                 n_max=n_max, k_max=k_max, label="Train both")
         self.figures = [_figure_widget(height=340, width=440, title="without SEC"),
                         _figure_widget(height=340, width=440, title="with SEC")]
+        self.projections = [_figure_widget(height=380, width=440, title="without SEC"),
+                            _figure_widget(height=380, width=440, title="with SEC")]
+        self.inspectors = [PointInspector(k=5, neighbour_px=40,
+                                          features_label=f"the embedding {key} SEC")
+                           for key in ("without", "with")]
         self.runs: list[Any] = []
         self.cv: dict[str, float] = {}
         self.accuracy: dict[str, float] = {}
+        self.embeddings: list[torch.Tensor] = []
         self.children = [
             widgets.HBox([self.loss, self.weight]),
             widgets.HBox([self.n_way, self.k_shot]),
             widgets.HBox([self.epochs, self.seed, self.train_button]),
             self.status, widgets.HBox(self.figures),
+            widgets.HBox([widgets.VBox([fig, insp], layout=widgets.Layout(width="450px"))
+                          for fig, insp in zip(self.projections, self.inspectors,
+                                               strict=True)]),
         ]
         self.status.value = _status("press 'Train both'")
 
@@ -249,8 +291,9 @@ class SECExplorer(_TrainingPanel):
                 runs.append(result)
                 embeddings.append(embed(result.model,
                                         torch.cat([task.support_x, task.query_x])))
-        self.runs = runs
+        self.runs, self.embeddings = runs, embeddings
         labels = torch.cat([task.support_y, task.query_y])
+        self._draw_projections(task, labels)
         stats = [norm_stats(emb) for emb in embeddings]
         hi = max(s["max"] for s in stats) * 1.05
         for key, fig, result, emb, st in zip(("without", "with"), self.figures, runs,
@@ -265,5 +308,19 @@ class SECExplorer(_TrainingPanel):
             f"{self.loss.value}: norm CV {self.cv['without']:.3f} -> {self.cv['with']:.3f} "
             f"with SEC (weight {self.weight.value:g}); accuracy "
             f"{100 * self.accuracy['without']:.1f}% -> {100 * self.accuracy['with']:.1f}%")
+
+    def _draw_projections(self, task: Any, labels: torch.Tensor) -> None:
+        """Each run's target embeddings in a 2-D PCA, with its point inspector."""
+        images = torch.cat([task.support_x, task.query_x])
+        for key, fig, inspector, emb in zip(("without", "with"), self.projections,
+                                            self.inspectors, self.embeddings, strict=True):
+            new = F.projection_scatter(
+                pca_2d(np.asarray(emb, dtype=np.float64)), labels, task.class_names,
+                title=f"{key} SEC: target embeddings (PCA)",
+                subtitle="hover: image · click: nearest neighbours")
+            new.update_layout(width=440, height=380)
+            _replace_figure(fig, new)
+            inspector.set_points(labels, task.class_names, images=images, features=emb)
+            inspector.attach(fig)
 
 
