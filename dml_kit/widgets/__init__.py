@@ -63,6 +63,7 @@ from dml_kit.widgets.gallery import ConfusionExplorer, RetrievalGallery, click, 
 from dml_kit.widgets.gradients import CosineGradientExplorer
 from dml_kit.widgets.replay import EpochReplay, PrototypeExplorer
 from dml_kit.widgets.shift import ShiftExplorer, score_rows, zero_shot_evaluator
+from dml_kit.widgets.sketchpad import Sketchpad as Sketchpad  # the sketchpad panel (issue 17)
 from dml_kit.widgets.tasks import TaskExplorer
 from dml_kit.widgets.training import MethodRunner, SECExplorer, uses_loss, uses_regularizer
 
