@@ -358,9 +358,46 @@ def test_grid_runs_stores_and_does_not_retrain(tmp_path, monkeypatch):
                  progress=False, force=True, **TINY)
 
 
+def test_a_grid_with_new_cells_loads_its_source_models_from_the_model_cache(tmp_path,
+                                                                            monkeypatch):
+    from dml_kit import methods as methods_module
+
+    trained = []
+    real_trainers = methods_module.source_trainers()
+
+    def counting(kind):
+        def train(*args, **kwargs):
+            trained.append(kind)
+            return real_trainers[kind](*args, **kwargs)
+        return train
+
+    monkeypatch.setattr(methods_module, "source_trainers",
+                        lambda: {k: counting(k) for k in real_trainers})
+    kw = {"methods": ["metric", "adapted_metric", "weight_transfer"], "n_values": [5],
+          "seeds": [0], "tasks": 1, "executor": "serial", "progress": False, **TINY}
+    first = run_grid("digits", k_values=[1], store=tmp_path / "r.sqlite", **kw)
+    assert sorted(trained) == ["classifier", "embedding"]
+    assert sorted(p.suffix for p in (tmp_path / "models").iterdir()) == [".pt", ".pt"]
+    trained.clear()
+    more = run_grid("digits", k_values=[1, 3], store=tmp_path / "r.sqlite", **kw)
+    assert trained == []                       # k = 3's cells reuse the cached sources
+    new = more[more["k"] == 3]
+    assert len(new) == 3 and new["notes"].str.contains("loaded from the model cache").all()
+    # the cache changes no number: a grid that trains everything gives the same records
+    fresh = run_grid("digits", k_values=[1, 3], store=tmp_path / "fresh.sqlite",
+                     model_cache=False, **kw)
+    assert sorted(trained) == ["classifier", "embedding"]
+    assert np.array_equal(more["accuracy"].to_numpy(), fresh["accuracy"].to_numpy())
+    assert list(first["config_hash"]) == list(more[more["k"] == 1]["config_hash"])
+    with pytest.raises(TypeError, match="model_cache must be True, False or a folder"):
+        run_grid("digits", k_values=[5], store=tmp_path / "x.sqlite", model_cache=3, **kw)
+
+
 def test_process_executor_matches_serial(tmp_path):
+    # model_cache=False: both executors train (a shared cache would make the second load)
     kw = {"methods": ["metric", "adapted_protonet", "scratch"], "k_values": [2],
-          "n_values": [5], "seeds": [3], "tasks": 2, "progress": False, **TINY}
+          "n_values": [5], "seeds": [3], "tasks": 2, "progress": False, "model_cache": False,
+          **TINY}
     serial = run_grid("digits", store=tmp_path / "a.sqlite", executor="serial", **kw)
     procs = run_grid("digits", store=tmp_path / "b.sqlite", executor="process",
                      max_workers=2, **kw)
@@ -373,7 +410,7 @@ def test_ray_executor(tmp_path):
     """Ray (optional extra) with a local ray.init(); about a minute on 2 busy cores."""
     ray = pytest.importorskip("ray")
     kw = {"methods": ["metric", "scratch"], "k_values": [2], "n_values": [5], "seeds": [0],
-          "tasks": 1, "progress": False, **TINY}
+          "tasks": 1, "progress": False, "model_cache": False, **TINY}
     serial = run_grid("digits", store=tmp_path / "a.sqlite", executor="serial", **kw)
     try:
         via_ray = run_grid("digits", store=tmp_path / "b.sqlite", ray_address="local",
@@ -726,7 +763,7 @@ def test_paper_preset_on_local_ray_matches_the_process_executor(tmp_path):
             "max_episodes": 3, "target_epochs": 2, "val_classes": 5}
     kw = {"preset": "paper", "methods": ["metric", "adapted_protonet", "weight_transfer"],
           "k_values": [2], "n_values": [5], "seeds": [0], "tasks": 1, "compare_losses": [],
-          "progress": False, "data_path": SHARED_OMNIGLOT, **tiny}
+          "progress": False, "data_path": SHARED_OMNIGLOT, "model_cache": False, **tiny}
     procs = run_grid(store=tmp_path / "p.sqlite", executor="process", max_workers=2, **kw)
     try:
         via_ray = run_grid(store=tmp_path / "r.sqlite", ray_address="local", max_workers=2,

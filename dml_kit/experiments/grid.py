@@ -114,6 +114,7 @@ class Job:
     preset: str = ""
     download: bool = False
     data_path: str | None = None
+    model_cache: str | None = None  # folder whose models/ caches source models, or None
 
 
 def dataset_fingerprint(data: Dataset, samples: int = FINGERPRINT_SAMPLES) -> str:
@@ -284,10 +285,12 @@ def _run_cells(job: Job) -> list[RunRecord]:
         src = source_data(job.dataset, job.source, job.seed, job.source_n, job.download,
                           job.data_path)
         source_model = methods.train_source(job.source_kind, src, config, n_way=job.train_n,
-                                            k_shot=job.train_k, seed=job.seed)
+                                            k_shot=job.train_k, seed=job.seed,
+                                            cache=job.model_cache or False)
         if source_model.interrupted:
             raise KeyboardInterrupt
         source_seconds = source_model.seconds
+    cached = source_model is not None and source_model.info.get("cache") == "hit"
     records = []
     charged = False
     for cell in job.cells:
@@ -307,13 +310,25 @@ def _run_cells(job: Job) -> list[RunRecord]:
             loss=_loss_name(cell.method, config),
             regularizer=config.regularizer if uses_reg and config.regularized else None,
             regularizer_weight=config.regularizer_weight if uses_reg else 0.0,
-            metrics={k: float(v) for k, v in result.metrics.items()}, notes=result.notes,
+            metrics={k: float(v) for k, v in result.metrics.items()},
+            notes=_notes(result.notes, cached, source_model),
             train_seconds=src_s + result.target_seconds, source_seconds=src_s,
             target_seconds=result.target_seconds, preset=job.preset,
             source=json.dumps(asdict(job.source), sort_keys=True),
             config=json.dumps(config.hash_dict(), sort_keys=True, default=str),
             version=dml_kit.__version__))
     return records
+
+
+def _notes(notes: str, loaded: bool, source_model: Any) -> str:
+    """A record's notes, with where its source model came from when it was loaded from
+    the model cache (its ``source_seconds`` is then the load time)."""
+    if not loaded:
+        return notes
+    trained = source_model.info.get("trained_seconds")
+    said = (f"source model loaded from the model cache (trained in {trained:.1f} s)"
+            if isinstance(trained, float) else "source model loaded from the model cache")
+    return f"{notes}; {said}" if notes else said
 
 
 #: Linux's prctl option that sends a signal to a process when its parent dies
@@ -375,6 +390,7 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
              tasks: int | None = None, compare_losses: Sequence[str] | None = None,
              data_path: str | os.PathLike[str] | None = None,
              gpus_per_job: float | None = None,
+             model_cache: bool | str | os.PathLike[str] = True,
              **config_overrides: Any) -> pd.DataFrame:
     """Run ``methods x k_values x n_values x seeds x tasks`` on ``dataset`` and return the
     records.
@@ -405,6 +421,15 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
             part of a cell's hash, which holds the data's content fingerprint instead.
         gpus_per_job: Ray only: GPUs per job (default: 1 on a cluster with GPUs, else 0;
             :func:`ray_gpus_per_job`). Each job trains one source model on its GPU.
+        model_cache: where source models are cached between runs
+            (:func:`dml_kit.methods.persist.cached_train_source`, keyed by kind,
+            settings, seed, data fingerprint and recipe): ``True`` (default) under
+            ``models/`` beside the store (the default store's is ``data/models``, which
+            the notebooks share), a folder for ``<folder>/models``, ``False`` to train
+            every source model. A grid that adds cells (another k, more tasks) loads the
+            source models it already trained; a loaded model embeds bit for bit as the
+            trained one, so the records are the same either way, and their notes say
+            "loaded from the model cache" (``source_seconds`` is then the load time).
 
     Returns:
         One row per cell of the grid (stored earlier or just run), the columns of
@@ -436,6 +461,9 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
     if todo:
         check_grid_fits(spec, download, data_path)
         jobs = plan_jobs(spec, todo, download, data_path)
+        cache_root = _model_cache_root(model_cache, store)
+        for job in jobs:
+            job.model_cache = cache_root
         _execute(jobs, store, executor, max_workers, ray_address, progress, replace=force,
                  total=len(todo), gpus_per_job=gpus_per_job)
     # a rerun of this call then finds its hashes without torch (grid_index.run_grid)
@@ -445,6 +473,19 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
                         compare_losses=compare_losses, data_path=data_path,
                         gpus_per_job=gpus_per_job, executor=executor, **config_overrides)
     return records_frame(store.records(hashes))
+
+
+def _model_cache_root(model_cache: bool | str | os.PathLike[str],
+                      store: ResultsStore) -> str | None:
+    """The folder whose ``models/`` caches source models (``None``: no cache)."""
+    if model_cache is True:
+        return str(store.path.resolve().parent)
+    if model_cache is False:
+        return None
+    if not isinstance(model_cache, (str, os.PathLike)):
+        raise TypeError(f"model_cache must be True, False or a folder path, got "
+                        f"{type(model_cache).__name__}: {model_cache!r:.60}")
+    return str(Path(model_cache).expanduser().resolve())
 
 
 def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: int | None,

@@ -45,7 +45,7 @@ KEY_VERSION = 1
 #: file name endings left out of the data folder's identity (stores, unfinished writes)
 _SKIP_SUFFIXES = (".sqlite", ".sqlite-wal", ".sqlite-shm", ".sqlite-journal", ".part")
 #: arguments of ``run_grid`` that do not shape the cells (how, where and whether to run)
-_RUN_ONLY = ("store", "executor", "max_workers", "progress", "download")
+_RUN_ONLY = ("store", "executor", "max_workers", "progress", "download", "model_cache")
 
 _code_digest: str | None = None
 
