@@ -31,6 +31,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import pandas as pd
@@ -199,6 +200,27 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def to_markdown(self) -> str:
+        """The accuracy table and the conclusions as Markdown
+        (:func:`dml_kit.experiments.export.to_markdown`)."""
+        from dml_kit.experiments import export  # noqa: PLC0415 (export imports this module's type)
+
+        return export.to_markdown(self)
+
+    def to_latex(self) -> str:
+        """The accuracy table as a LaTeX table and the conclusions as a list
+        (:func:`dml_kit.experiments.export.to_latex`)."""
+        from dml_kit.experiments import export  # noqa: PLC0415
+
+        return export.to_latex(self)
+
+    def save(self, path: str | os.PathLike[str], format: str | None = None) -> list[Path]:
+        """Write the report as CSV, Markdown or LaTeX, by ``path``'s suffix
+        (:func:`dml_kit.experiments.export.export_report`); returns the files written."""
+        from dml_kit.experiments import export  # noqa: PLC0415
+
+        return export.export_report(self, path, format)
 
 
 Results: TypeAlias = pd.DataFrame | ResultsStore | str | os.PathLike[str] | None

@@ -60,7 +60,7 @@ from dml_kit.viz.projection import (
 )
 
 _LAZY = {"LiveDashboard": "dml_kit.viz.live", "live": "dml_kit.viz.live",
-         "toy": "dml_kit.viz.toy"}
+         "toy": "dml_kit.viz.toy", "save_figure": "dml_kit.viz.export"}
 _MODULES = ("live", "toy")
 
 __all__ = [
@@ -71,7 +71,7 @@ __all__ = [
     "figure_fingerprint", "Projector", "procrustes_align", "pca_2d", "configure_numba_cache",
     "warm_up_umap", "umap_ready", "umap_status", "wait_for_umap", "LiveDashboard", "toy",
     "nearest_neighbours", "retrieval_gallery", "confusion_counts", "confused_pairs",
-    "confusion_heatmap", "confused_pairs_gallery",
+    "confusion_heatmap", "confused_pairs_gallery", "save_figure",
 ]
 
 
