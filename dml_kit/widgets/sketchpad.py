@@ -467,6 +467,7 @@ class Sketchpad(_Panel):
         self.probabilities_figure = _figure_widget(height=300, width=430)
         self.projection_figure = _figure_widget(height=360, width=480)
         self.updates = 0
+        self._drawing: np.ndarray | None = None
         self._silent = False
         self._projector: Projector | None = None
         self._clear_state()
@@ -502,7 +503,8 @@ class Sketchpad(_Panel):
             self._silent = False
 
     def set_task(self, task: KShotTask) -> None:
-        """Compare the drawing with another task's support set (and redraw)."""
+        """Compare the drawing with another task's support set (and redraw): the strokes
+        are rasterised again at the task's image size."""
         if not isinstance(task, KShotTask):
             raise ValueError(f"task must be a dml_kit.data.KShotTask, got "
                              f"{type(task).__name__}")
@@ -523,7 +525,8 @@ class Sketchpad(_Panel):
         self._embed_support()
 
     def set_model(self, model: Any) -> None:
-        """Embed with another model (e.g. after more training) and redraw."""
+        """Embed with another model (e.g. after more training): the support set and the
+        current drawing are embedded again and every figure redrawn."""
         self.model = embedder_of(model)
         self._embed_support()
 
@@ -545,7 +548,13 @@ class Sketchpad(_Panel):
         else:
             self._projector = Projector("umap", seed=0)
             self.support_points = self._projector.fit_transform(emb)
-        self._refresh()
+        # the current drawing, seen by the new model or compared with the new task
+        if self.canvas.strokes:
+            self._on_strokes({"new": self.canvas.strokes})
+        elif self._drawing is not None and self._drawing.shape == self.image_size:
+            self._show(self._drawing)
+        else:
+            self._show(None)
 
     # --- input ---------------------------------------------------------------------------
     def draw_strokes(self, strokes: Any, *, width: float | None = None,
@@ -599,7 +608,10 @@ class Sketchpad(_Panel):
 
     # --- output --------------------------------------------------------------------------
     def _show(self, image: np.ndarray | None) -> None:
+        """Embed ``image`` (bright ink, the task's size; ``None``: nothing drawn) and
+        redraw."""
         self._clear_state()
+        self._drawing = image
         if image is not None:
             self.image = (1 - image if self.dark_ink else image).astype(np.float32)
             x = torch.from_numpy(np.ascontiguousarray(self.image))[None, None]
