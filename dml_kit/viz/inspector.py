@@ -306,9 +306,10 @@ class PointInspector(widgets.VBox):
             cells.append(
                 f"<div class='dml-inspector-neighbour' data-index='{j}' "
                 f"data-correct='{int(ok)}' style='text-align:center;font-size:11px;"
-                f"width:{self.neighbour_px + 16}px'>{self._img_tag(j, self.neighbour_px, color)}"
-                f"<br>{rank}. #{j}<br>{html.escape(self._name(j))}<br>"
-                f"<span style='color:{color}'>{mark}</span></div>")
+                f"line-height:1.25;width:{max(self.neighbour_px + 16, 84)}px'>"
+                f"{self._img_tag(j, self.neighbour_px, color)}"
+                f"<div>{rank}. #{j} · {html.escape(self._name(j))}</div>"
+                f"<div style='color:{color}'>{mark}</div></div>")
         same = sum(self.correct)
         self.neighbours_pane.value = (
             f"<div class='dml-inspector-strip' data-index='{index}' style='font-size:12px'>"
