@@ -158,7 +158,8 @@ def sketch_neighbours(drawing: Any, images: Any, labels: Any, indices: Sequence[
 
 
 def class_probability_bars(probabilities: Any, class_names: Sequence[str], *,
-                           title: str | None = None, height: int = 300) -> go.Figure:
+                           title: str | None = None, height: int = 320,
+                           width: int | None = 430) -> go.Figure:
     """One horizontal bar per class of the task: ``p(y = j | x)`` in percent, in the class
     colours, the most probable class outlined in black. ``probabilities`` is ``(n,)``
     (finite, each in [0, 1], summing to 1) or ``None`` (nothing drawn: empty bars).
@@ -192,10 +193,9 @@ def class_probability_bars(probabilities: Any, class_names: Sequence[str], *,
         textposition="outside", cliponaxis=False, customdata=list(range(n)),
         hovertemplate="%{y}: %{x:.1f}%<extra></extra>", name="p(class | drawing)"))
     if title is None:
-        title = ("p(class | drawing): softmax of −‖f(x) − c_j‖² over the prototypes"
-                 if predicted is not None else "draw a character to see its class "
-                                               "probabilities")
-    fig.update_layout(title=title, height=height, xaxis=dict(range=[0, 115],
+        title = ("p(class | drawing) = softmax<sub>j</sub>(−‖f(x) − c<sub>j</sub>‖²)"
+                 if predicted is not None else "draw to see the class probabilities")
+    fig.update_layout(title=title, height=height, width=width, xaxis=dict(range=[0, 115],
                                                              title="probability (%)"),
                       yaxis=dict(autorange="reversed"), margin=dict(l=110, r=20, t=60, b=45),
                       showlegend=False,
@@ -207,7 +207,7 @@ def class_probability_bars(probabilities: Any, class_names: Sequence[str], *,
 def sketch_projection(points: Any, labels: Any, class_names: Sequence[str], *,
                       prototypes: Any = None, drawing: Any = None,
                       title: str | None = None, subtitle: str | None = None,
-                      height: int = 360) -> go.Figure:
+                      height: int = 360, width: int | None = 460) -> go.Figure:
     """The support set in 2-D (one trace per class, as
     :func:`~dml_kit.viz.figures.projection_scatter`), then a trace of the prototypes
     (stars, ``(n, 2)`` or ``None``) and a trace of the drawing (``(2,)`` or ``None``: empty).
@@ -223,7 +223,7 @@ def sketch_projection(points: Any, labels: Any, class_names: Sequence[str], *,
     if lab.size and int(lab.max()) >= n:
         raise ValueError(f"class_names has {n} entries but labels reach {int(lab.max())}")
     fig = projection_scatter(pts, lab, names, marker_size=9, title=title or
-                             "where your drawing lands among the support set",
+                             "where your drawing lands",
                              subtitle=subtitle)
     # projection_scatter makes one trace per class present up to the largest label
     while len(fig.data) < n:
@@ -247,7 +247,7 @@ def sketch_projection(points: Any, labels: Any, class_names: Sequence[str], *,
         marker=dict(symbol="circle", size=20, color="rgba(255,255,255,0.6)",
                     line=dict(width=4, color=DRAWING_COLOR)),
         hovertemplate="your drawing<extra></extra>"))
-    fig.update_layout(height=height, margin=dict(l=50, r=20, t=70, b=45),
+    fig.update_layout(height=height, width=width, margin=dict(l=50, r=20, t=70, b=45),
                       meta={"drawing": None if point is None else point.tolist(),
                             "n_support": int(pts.shape[0])})
     return fig

@@ -464,8 +464,8 @@ class Sketchpad(_Panel):
         self.summary = widgets.HTML()
         self.summary.add_class("dml-sketch-prediction")
         self.neighbours_figure = _figure_widget(height=200)
-        self.probabilities_figure = _figure_widget(height=300, width=430)
-        self.projection_figure = _figure_widget(height=360, width=480)
+        self.probabilities_figure = _figure_widget(height=320, width=430)
+        self.projection_figure = _figure_widget(height=360, width=460)
         self.updates = 0
         self._drawing: np.ndarray | None = None
         self._silent = False
@@ -478,7 +478,8 @@ class Sketchpad(_Panel):
             layout=widgets.Layout(margin="0 0 0 16px"))
         self.children = [widgets.HBox([self.canvas, controls]), self.status,
                          self.neighbours_figure,
-                         widgets.HBox([self.probabilities_figure, self.projection_figure])]
+                         widgets.HBox([self.probabilities_figure, self.projection_figure],
+                                      layout=widgets.Layout(flex_flow="row wrap"))]
         self.canvas.observe(self._guard(self._on_strokes), names="strokes")
         self.clear_button.on_click(self._guard(lambda button: self.clear()))
 
@@ -657,7 +658,7 @@ class Sketchpad(_Panel):
         _replace_figure(self.projection_figure, S.sketch_projection(
             self.support_points, labels, names, prototypes=proto_points, drawing=self.point,
             subtitle=f"{self.projection.upper()} of the {len(labels)} support embeddings; "
-                     "stars: prototypes"))
+                     "stars: prototypes; ring: your drawing"))
         if self.probabilities is None:
             self.summary.value = _status("Nothing drawn yet: draw one of the characters "
                                          "shown below.")
@@ -666,6 +667,6 @@ class Sketchpad(_Panel):
             runner = np.sort(self.probabilities)[-2] if len(self.probabilities) > 1 else 0.0
             self.summary.value = _status(
                 f"prediction: <b>{html.escape(self.predicted_class or '')}</b> "
-                f"(p = {p:.2f}; next best p = {float(runner):.2f})")
+                f"(p = {p:.1%}; runner-up {float(runner):.1%})")
         self.status.value = _status("")
 
