@@ -101,6 +101,22 @@ explorer = dk.widgets.TaskExplorer("glyphs", n_way=5, k_shot=1, seed=0)
 explorer
 
 # %% [markdown]
+# ## A teaser: draw your own character
+#
+# Where the course is heading: a network that has never seen these five characters
+# compares your drawing with one labelled example set of each (notebook 04 explains how).
+# Draw one of the characters shown under the canvas with the mouse; after each stroke the
+# panel shows the nearest examples, the class probabilities and where your drawing lands.
+# (The first run trains a small network and keeps it on disk for the next runs.)
+#
+# **Predict first:** will your drawing's class come out on top? What if you draw it
+# sloppily?
+
+# %%
+sketchpad = dk.widgets.Sketchpad()      # default: a small protonet on glyphs, 5-way 5-shot
+sketchpad
+
+# %% [markdown]
 # ## What comes next
 #
 # | notebook | question |

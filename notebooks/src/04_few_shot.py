@@ -182,6 +182,26 @@ table = dk.stats.paired_table(results[results["k"] >= 2], "nearest prototype",
 print(table.drop(columns=["low", "high"]).round(3).to_string(index=False))
 
 # %% [markdown]
+# ## Draw your own character
+#
+# The protonet was trained on printed glyphs. What does it make of *your* handwriting?
+# Draw on the canvas below with the mouse (one of the task's five characters is shown in
+# each frame under it). After every stroke the drawing is shrunk to 28×28 like the
+# glyphs (its ink box centred and scaled to their typical size), embedded, and the panel
+# shows its nearest support images, the probabilities
+# $p(y = j \mid x) = \operatorname{softmax}_j(-\lVert f(x) - c_j \rVert^2)$ of the task's
+# five classes (the same rule as above), and where it lands among the support set.
+#
+# **Predict first:** draw one of the five characters carefully. Will its class come out on
+# top, and with what probability? Then draw it again, sloppier, or only half of it: which
+# moves first, the top class or its probability? Where does the ring land relative to the
+# star of the class you meant?
+
+# %%
+sketch = dk.widgets.Sketchpad(protonet, task)   # the frozen protonet, the 5-way 5-shot task
+sketch
+
+# %% [markdown]
 # ## The real thing: Omniglot's one-shot challenge
 #
 # Glyphs are our classroom stand-in. The benchmark that made few-shot learning famous is
@@ -225,6 +245,19 @@ assert view.error is None, view.error
 assert shown(view.figure) != before and 5 in view.accuracy  # the view followed the slider
 assert "5-shot" in view.figure.layout.title.text
 assert len(view.figure.data) == 5 + 1                        # five classes + prototypes
+
+# %%
+# the sketchpad on the task's own images: the first query image of each class, as a drawing
+hits = []
+for c in range(task.n_way):
+    sketch.set_image(task.query_x[task.query_y == c][0])
+    assert sketch.error is None and abs(sketch.probabilities.sum() - 1) < 1e-9
+    hits.append(sketch.prediction == c)
+sketch.draw_strokes([[[40, 200], [112, 24], [184, 200]], [[70, 130], [154, 130]]])  # an "A"
+assert sketch.predicted_class in task.class_names and len(sketch.neighbours) == 6
+sketch.clear()                                       # leave the canvas empty for the reader
+print(f"sketchpad: {sum(hits)} of {task.n_way} query images predicted as their class "
+      f"(nearest prototype over all {len(task.query_y)} queries: {run.accuracy:.2f})")
 
 # %%
 mean = results.groupby(["method", "k"])["accuracy"].mean().unstack()
