@@ -64,12 +64,15 @@ class TrainBegin:
         max_epochs: the planned number of epochs (early stopping may end sooner).
         method: name of the method that trains (``""`` when called directly).
         probe_labels: labels of the probe set, or ``None`` when the run has none.
+        probe_inputs: the probe set's inputs (images or feature vectors, on the CPU), or
+            ``None``: what a live view shows when a projected point is hovered.
     """
 
     phase: str
     max_epochs: int
     method: str = ""
     probe_labels: torch.Tensor | None = None
+    probe_inputs: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,8 @@ class HistoryCallback(Callback):
     ``steps`` and ``epochs`` hold one dict per event (``phase, epoch, step, loss`` and, for
     epochs, ``score, best_score, improved, seconds`` and the norm statistics flattened as
     ``norm_mean, norm_std, norm_cv, norm_min, norm_max``); ``probes`` holds
-    ``(phase, epoch, embeddings, labels)`` tuples when ``keep_probes=True``.
+    ``(phase, epoch, embeddings, labels)`` tuples when ``keep_probes=True``, and
+    ``probe_inputs[phase]`` the probe set's inputs (for images beside a replay).
     ``pandas.DataFrame(history.epochs)`` gives a learning-curve table.
 
     Args:
@@ -249,6 +253,7 @@ class HistoryCallback(Callback):
     probes: list[tuple[str, int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     phases: list[str] = field(default_factory=list)
     results: list[TrainResult] = field(default_factory=list)
+    probe_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # instance attributes shadow the class defaults read by the loop
@@ -257,6 +262,8 @@ class HistoryCallback(Callback):
 
     def on_train_begin(self, event: TrainBegin) -> None:
         self.phases.append(event.phase)
+        if event.probe_inputs is not None:
+            self.probe_inputs[event.phase] = event.probe_inputs
 
     def on_step(self, event: StepEvent) -> None:
         self.steps.append({"phase": event.phase, "epoch": event.epoch, "step": event.step,

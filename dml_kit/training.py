@@ -213,7 +213,8 @@ def fit(  # noqa: C901 (the one training loop: each branch is a documented optio
         return embed(embedder, probe_x, device=dev)
 
     cbs.on_train_begin(TrainBegin(phase=phase, max_epochs=config.max_epochs, method=method,
-                                  probe_labels=probe_y))
+                                  probe_labels=probe_y,
+                                  probe_inputs=None if probe_x is None else probe_x.cpu()))
     bar = None
     interrupt: KeyboardInterrupt | None = None
     diverged: FloatingPointError | None = None

@@ -89,6 +89,8 @@ def test_callbacks_receive_steps_epochs_norms_and_probes():
     assert [e["epoch"] for e in history.epochs] == [1, 2, 3]
     assert {"norm_mean", "norm_cv"} <= set(history.epochs[0])
     assert len(history.probes) == 3 and history.probes[0][2].shape == (20, 2)
+    # the probe inputs travel with TrainBegin, so a replay can show each point's image
+    assert torch.equal(history.probe_inputs["adapt"], x[:20])
     assert len(history.results) == 1 and history.results[0].epochs == 3
     assert all(s is not None for s in history.scores("adapt"))
 

@@ -136,7 +136,8 @@ dk.viz.pair_similarity_histogram(target_emb[sample], target.y[sample],
 # histograms, and to the clusters? Which moves first?
 
 # %%
-replay = dk.widgets.EpochReplay(history.probes, source.class_names, phase="source")
+replay = dk.widgets.EpochReplay(history.probes, source.class_names, phase="source",
+                                images=history.probe_inputs["source"])  # hover or click a point
 replay
 
 # %% [markdown]
