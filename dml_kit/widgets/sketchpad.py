@@ -191,19 +191,27 @@ def check_strokes(strokes: Any, canvas_px: int, *, width: float = 20.0,
     return out
 
 
-def _segment_ink(grid: np.ndarray, a: np.ndarray, b: np.ndarray, radius: np.ndarray
-                 ) -> np.ndarray:
-    """Coverage in [0, 1] of pixel centres ``grid`` ``(G, 2)`` by round-capped segments
-    ``a -> b`` (``(S, 2)`` each) of half-width ``radius`` ``(S,)``: ``clip(r - d + 1/2)``
-    with ``d`` the distance to the segment (a one-pixel anti-aliased edge); max over the
-    segments."""
+def _draw_segment(ink: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> None:
+    """Paint the round-capped segment ``a -> b`` (pixel coordinates, ``(2,)`` each) of
+    half-width ``radius`` into ``ink`` ``(H, W)``: each pixel centre at distance ``d`` from
+    the segment gets ``max(ink, clip(r - d + 1/2, 0, 1))`` (a one-pixel anti-aliased
+    edge). Only the pixels of the segment's box widened by ``r + 1`` are computed."""
+    h, w = ink.shape
+    x0 = max(int(np.floor(min(a[0], b[0]) - radius - 1)), 0)
+    x1 = min(int(np.ceil(max(a[0], b[0]) + radius + 1)), w)
+    y0 = max(int(np.floor(min(a[1], b[1]) - radius - 1)), 0)
+    y1 = min(int(np.ceil(max(a[1], b[1]) + radius + 1)), h)
+    if x0 >= x1 or y0 >= y1:
+        return
+    px = np.arange(x0, x1) + 0.5
+    py = (np.arange(y0, y1) + 0.5)[:, None]
     ab = b - a
-    length2 = np.maximum((ab ** 2).sum(1), 1e-12)
-    ap = grid[:, None, :] - a[None, :, :]                      # (G, S, 2)
-    t = np.clip((ap * ab[None]).sum(2) / length2[None], 0.0, 1.0)
-    nearest = a[None] + t[..., None] * ab[None]
-    dist = np.sqrt(((grid[:, None, :] - nearest) ** 2).sum(2))
-    return np.clip(radius[None] - dist + 0.5, 0.0, 1.0).max(1)
+    length2 = float(ab @ ab)
+    t = np.zeros((y1 - y0, x1 - x0)) if length2 < 1e-12 else \
+        np.clip(((px - a[0]) * ab[0] + (py - a[1]) * ab[1]) / length2, 0.0, 1.0)
+    dist = np.hypot(px - (a[0] + t * ab[0]), py - (a[1] + t * ab[1]))
+    window = ink[y0:y1, x0:x1]
+    np.maximum(window, np.clip(radius - dist + 0.5, 0.0, 1.0), out=window)
 
 
 def rasterize_strokes(strokes: Any, *, canvas_px: int = CANVAS_PX, size: int = 28,
@@ -238,17 +246,16 @@ def rasterize_strokes(strokes: Any, *, canvas_px: int = CANVAS_PX, size: int = 2
         scale = extent / max(float((hi - lo).max()), 1e-6)
         centre = (lo + hi) / 2
     fine = size * supersample
-    coords = (np.arange(fine) + 0.5)
-    gy, gx = np.meshgrid(coords, coords, indexing="ij")
-    grid = np.stack([gx.ravel(), gy.ravel()], 1)
-    ink = np.zeros(fine * fine)
+    ink = np.zeros((fine, fine))
     for p, w in zip(pts, widths, strict=True):
         q = ((p - centre) * scale + size / 2) * supersample
-        a, b = (q[:-1], q[1:]) if len(q) > 1 else (q, q)
-        r = np.full(len(a), np.clip(w * scale, MIN_STROKE_PX, MAX_STROKE_PX) * supersample / 2)
-        for start in range(0, len(a), 64):  # bounded memory: (G, 64) per block
-            sl = slice(start, start + 64)
-            ink = np.maximum(ink, _segment_ink(grid, a[sl], b[sl], r[sl]))
+        radius = float(np.clip(w * scale, MIN_STROKE_PX, MAX_STROKE_PX)) * supersample / 2
+        kept = [0]                    # points closer than half a fine pixel add nothing
+        for i in range(1, len(q)):
+            if np.hypot(*(q[i] - q[kept[-1]])) >= 0.5 or i == len(q) - 1:
+                kept.append(i)
+        for a, b in zip(kept, kept[1:] or kept, strict=False):
+            _draw_segment(ink, q[a], q[b], radius)
     img = ink.reshape(size, supersample, size, supersample).mean((1, 3))
     top = float(img.max())
     return (img / top if top > 0 else img).astype(np.float32)
@@ -416,7 +423,8 @@ class Sketchpad(_Panel):
       ``projection="pca"`` fits the support set once (:func:`~dml_kit.viz.projection.pca_2d`)
       and maps the drawing with the same linear map, so the support points stay put;
       ``"umap"`` refits :class:`~dml_kit.viz.projection.Projector` on the support set and
-      the drawing at each stroke, aligned to the previous layout (seconds per stroke).
+      the drawing at each stroke, aligned to the previous layout (UMAP is not linear: its
+      stars are the means of each class's 2-D points, not projected prototypes).
 
     Args:
         model: the embedder: a :class:`~dml_kit.methods.RunResult` of
