@@ -145,6 +145,11 @@ def test_method_heatmap_accuracy_and_error_reduction(results):
     assert (zr[2] > 0).all()  # adapted_metric is better than scratch everywhere here
     with pytest.raises(ValueError, match="baseline"):
         F.method_heatmap(results, value="error_reduction")
+    # colour limits are explicit either way: the accuracy scale spans the accuracies, the
+    # diverging one is symmetric about 0 (a widget switching between them keeps neither)
+    assert fig.data[0].zauto is False and er.data[0].zauto is False
+    assert (fig.data[0].zmin, fig.data[0].zmax) == pytest.approx((np.nanmin(z), np.nanmax(z)))
+    assert er.data[0].zmin == pytest.approx(-np.nanmax(np.abs(zr))) == -er.data[0].zmax
 
 
 def test_accuracy_vs_distance_draws_settings_per_method():

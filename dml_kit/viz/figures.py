@@ -664,12 +664,20 @@ def method_heatmap(df: Any, *, value: str = "accuracy", method: str = "method", 
               for cond in conds]
     fig = _new_figure(False)
     diverging = value == "error_reduction"
-    zmax = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    finite = np.isfinite(z).any()
+    # explicit colour limits (zauto off) in both cases: a figure widget that showed the
+    # diverging scale before must not keep its -max..max range in the browser
+    if diverging:
+        zmax = float(np.nanmax(np.abs(z))) if finite else 1.0
+        zmin = -zmax
+    else:
+        zmin, zmax = ((float(np.nanmin(z)), float(np.nanmax(z))) if finite else (0.0, 1.0))
+        if zmax - zmin < 1e-9:
+            zmin, zmax = zmin - 0.01, zmax + 0.01
     fig.add_trace(go.Heatmap(
         z=z, x=labels, y=[str(r) for r in rows], texttemplate="%{z:.2f}",
         colorscale="RdBu" if diverging else "Viridis",
-        zmid=0 if diverging else None, zmin=-zmax if diverging else None,
-        zmax=zmax if diverging else None,
+        zmid=0 if diverging else None, zauto=False, zmin=zmin, zmax=zmax,
         colorbar=dict(title=dict(text="error red." if diverging else value)),
         hovertemplate="%{y}<br>%{x}<br>%{z:.3f}<extra></extra>"))
     fig.update_layout(
