@@ -293,7 +293,9 @@ def test_epoch_replay_slider_redraws_both_figures():
     replay = W.EpochReplay(probes, ["a", "b", "c"])
     assert replay.error is None and len(replay.frames) == 3   # the adapt frame left out
     assert replay.epoch.value == 2 and "epoch 3" in replay.scatter.layout.title.text
+    assert replay.epoch.label == "3"          # the slider shows the epoch the title names
     replay.epoch.value = 0
+    assert replay.epoch.label == "1"
     assert replay.error is None
     assert "epoch 1" in replay.scatter.layout.title.text
     assert replay.histogram.layout.title.text.startswith("Probe pairs, epoch 1")

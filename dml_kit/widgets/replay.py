@@ -46,7 +46,8 @@ class EpochReplay(_Panel):
             the recorded order, for the point inspector (``None``: it shows classes only).
         neighbours: how many nearest neighbours a click shows.
 
-    Attributes: ``epoch`` (slider: index into ``frames``), ``frames`` (``(epoch,
+    Attributes: ``epoch`` (slider labelled with the epoch numbers; its ``value`` is the
+    index into ``frames``), ``frames`` (``(epoch,
     embeddings, labels)``), ``layouts`` (the 2-D points per frame), ``scatter`` and
     ``histogram`` (figures), ``inspector`` (hover: image and class; click: nearest
     neighbours under the selected epoch's embeddings).
@@ -65,9 +66,11 @@ class EpochReplay(_Panel):
         projector = Projector("pca", seed=check_seed(seed))
         self.layouts = [projector.fit_transform(emb) for _, emb, _ in self.frames]
         self.class_names = None if class_names is None else list(class_names)
-        self.epoch = widgets.IntSlider(
-            value=last if index is None else check_int("index", index, 0, last), min=0,
-            max=last, description="epoch #", continuous_update=False)
+        # the slider's value is the frame index, its label the epoch number the titles show
+        self.epoch = widgets.SelectionSlider(
+            options=[(str(e), i) for i, (e, _, _) in enumerate(self.frames)],
+            value=last if index is None else check_int("index", index, 0, last),
+            description="epoch", continuous_update=False)
         self.scatter = _figure_widget(height=420)
         self.histogram = _figure_widget(height=340)
         self.inspector = PointInspector(k=neighbours,
