@@ -15,6 +15,8 @@
   an embedding, with its Recall@1 and precision@k;
 * :class:`ConfusionExplorer`: method, n, k -> which classes it confuses on a task, with
   images of the confused pairs;
+* :class:`Sketchpad`: draw a character with the mouse -> its nearest support images, the
+  class probabilities of an n-way k-shot task and where it lands in the projection;
 * :class:`PointInspector` (from :mod:`dml_kit.viz.inspector`): the image pane and
   neighbours strip every projection carries (hover a point: its image and class; click
   it: its nearest neighbours); :func:`click` and :func:`hover` drive it headless.
@@ -63,7 +65,7 @@ from dml_kit.widgets.gallery import ConfusionExplorer, RetrievalGallery, click, 
 from dml_kit.widgets.gradients import CosineGradientExplorer
 from dml_kit.widgets.replay import EpochReplay, PrototypeExplorer
 from dml_kit.widgets.shift import ShiftExplorer, score_rows, zero_shot_evaluator
-from dml_kit.widgets.sketchpad import Sketchpad as Sketchpad  # the sketchpad panel (issue 17)
+from dml_kit.widgets.sketchpad import Sketchpad
 from dml_kit.widgets.tasks import TaskExplorer
 from dml_kit.widgets.training import MethodRunner, SECExplorer, uses_loss, uses_regularizer
 
@@ -71,7 +73,8 @@ __all__ = ["TaskExplorer", "MethodRunner", "SECExplorer", "ShiftExplorer", "Grid
            "EpochReplay", "PrototypeExplorer", "MethodComparison", "CosineGradientExplorer",
            "task_limits", "load_cached", "split_cached", "zero_shot_evaluator", "score_rows",
            "uses_loss", "uses_regularizer", "DATASETS", "RetrievalGallery",
-           "ConfusionExplorer", "query_predictions", "click", "hover", "PointInspector"]
+           "ConfusionExplorer", "query_predictions", "click", "hover", "PointInspector",
+           "Sketchpad"]
 
 # the panel framework's private names stay importable from here (tests and older code use
 # ``from dml_kit.widgets import _replace_figure``)
