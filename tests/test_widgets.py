@@ -173,6 +173,9 @@ def test_shift_explorer_slider_moves_samples_and_marker():
     assert list(zero.y) == pytest.approx([0.9, 0.65])
     assert any("shot" in t.name and t.line.dash == "dash" for t in se.curve.data)
     assert {r["setting"] for r in se.results} == {"zero-shot", "few-shot"}   # the study's shape
+    # the line is named for what made it (an evaluate without a label: "this panel's runs")
+    assert zero.name == "this panel's runs (zero-shot)"
+    assert {r["method"] for r in se.results} == {"this panel's runs"}
 
 
 def test_score_rows_adapts_evaluate_scores_to_the_study_shape():
@@ -197,6 +200,11 @@ def test_zero_shot_evaluator_scores_through_the_library(monkeypatch):
     evaluate = W.zero_shot_evaluator(epochs=2, max_test_classes=20, eval_draws=3)
     assert evaluate(W.load_cached("digits"), _ladder()[0]) == {"zero_shot": 0.42}
     assert seen == {"seed": 0, "eval_draws": 3, "max_test_classes": 5, "epochs": 2}
+    assert evaluate.label == "metric, 2 epochs x 20 batches"
+    panel = W.ShiftExplorer(W.load_cached("digits"), _ladder(), evaluate=evaluate)
+    panel.evaluate_button.click()
+    assert panel.error is None
+    assert [t.name for t in panel.curve.data] == ["metric, 2 epochs x 20 batches (zero-shot)"]
 
 
 @pytest.mark.timeout(240)

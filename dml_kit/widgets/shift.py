@@ -59,6 +59,9 @@ def zero_shot_evaluator(config: Any = None, *, epochs: int = 3, batches_per_epoc
                                   max_test_classes=min(max_test_classes, n_test))
         return {"zero_shot": scores["recall@1"]}
 
+    # the name the panel gives this line in its curve (ShiftExplorer reads it)
+    evaluate.label = (f"metric, {epochs} epoch{'s' if epochs != 1 else ''} x "  # type: ignore[attr-defined]
+                      f"{batches_per_epoch} batches")
     return evaluate
 
 
@@ -182,7 +185,10 @@ class ShiftExplorer(_Panel):
                                        min=0, max=len(ladder) - 1, description="split",
                                        continuous_update=False)
         self.evaluate_button = widgets.Button(description="Evaluate this split",
-                                              disabled=evaluate is None, icon="play")
+                                              disabled=evaluate is None, icon="play",
+                                              layout=widgets.Layout(width="auto"))
+        #: the curve's name for this panel's own runs (``evaluate.label`` when it has one)
+        self.evaluate_label = str(getattr(evaluate, "label", "this panel's runs"))
         self.samples = _figure_widget(height=240)
         self.projection = _figure_widget(height=380)
         self.inspector = PointInspector(k=5, features_label="raw pixels")
@@ -245,9 +251,10 @@ class ShiftExplorer(_Panel):
         with _disabled(self.evaluate_button):
             scores = dict(self._evaluate(self.data, self.selected))
         _, _, fd = self._parts[self.split.value]
+        label = self.evaluate_label
         self.results = [r for r in self.results
-                        if not (r.get("distance") == fd and r.get("method", "") == "")]
-        self.results += score_rows(scores, fd, value=self.value)
+                        if not (r.get("distance") == fd and r.get("method", "") == label)]
+        self.results += score_rows(scores, fd, value=self.value, method=label)
         self.refresh()
 
 
