@@ -28,6 +28,15 @@ background thread when it is created and shows PCA until UMAP is ready; UMAP lay
 then computed at epoch ends in a worker thread (latest embeddings win), initialised from
 and Procrustes-aligned to the previous layout, and shown by the next frame.
 
+**Threads (one policy, :class:`LiveThreadBudget`).** While umap-learn's warm-up compiles or
+a UMAP layout is being fitted beside the training loop, training runs with
+:func:`live_torch_threads` torch threads (``max(1, T - 1)``, ``T`` the count it had) so one
+core is left to the UMAP thread, which runs numba with
+:data:`~dml_kit.viz.projection.UMAP_THREADS` thread(s); the count is restored as soon as
+that thread is idle, at the end of each phase, and on any exception when training runs
+inside ``with dash.thread_budget:`` (the panels do). Oversubscribing the cores instead
+made training 3x slower on a 2-core machine (issue 16).
+
 **Images where the points are.** Under the projection, a
 :class:`~dml_kit.viz.inspector.PointInspector` (``dash.inspector``) shows the image and
 class of the probe point under the mouse and, on a click, its nearest neighbours under the
@@ -44,21 +53,108 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+import torch
 from plotly.subplots import make_subplots
 
 from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.callbacks import EpochEvent, StepEvent, TrainBegin, TrainEnd
 from dml_kit.viz.figures import TEMPLATE, as_numpy, palette
 from dml_kit.viz.inspector import PointInspector
-from dml_kit.viz.projection import Projector, umap_ready, warm_up_umap
+from dml_kit.viz.projection import UMAP_THREADS, Projector, umap_ready, umap_status, warm_up_umap
 
-__all__ = ["LiveDashboard", "atomic_section"]
+__all__ = ["LiveDashboard", "atomic_section", "LiveThreadBudget", "live_torch_threads",
+           "UMAP_THREADS"]
+
+#: UMAP epochs of a fresh layout and of one started from the previous layout (live views)
+UMAP_EPOCHS = 150
+UMAP_WARM_EPOCHS = 30
+
+
+def live_torch_threads(threads: int) -> int:
+    """Torch intra-op threads for training while a UMAP warm-up or layout runs beside it:
+    ``max(1, threads - 1)``, where ``threads`` is the count training has otherwise (torch's
+    default: one per core). One core is left to the UMAP thread (numba compiles on one
+    thread; layouts run with :data:`~dml_kit.viz.projection.UMAP_THREADS`)."""
+    threads = check_int("threads", threads, 1)
+    return max(1, threads - 1)
+
+
+class LiveThreadBudget:
+    """The live-training thread policy, in one place: while ``side_work_busy()`` is true
+    (the UMAP warm-up or a UMAP layout is running), the training thread uses
+    :func:`live_torch_threads` torch threads; otherwise, and after :meth:`stop`, the count
+    it had at :meth:`start`.
+
+    torch's thread count belongs to the thread that sets it (ATen's OpenMP backend), so the
+    budget is switched from the *training* thread: :meth:`start`, :meth:`update` and
+    :meth:`stop` do nothing when called from another thread. The dashboard calls them from
+    its hooks (``on_train_begin``, every step and epoch, ``on_train_end``); use it as a
+    context manager around training (``with dash.thread_budget: methods.run(...)``) so the
+    count is also restored when training raises (an exception the loop does not turn into
+    ``on_train_end``)::
+
+        with budget:        # start(): remember T = torch.get_num_threads()
+            ...             # update(): max(1, T - 1) while UMAP works, T when it is idle
+        # stop(): T again, whatever happened
+
+    **Numbers.** The thread count changes how float reductions are split, so a run whose
+    count changes gives (slightly) different weights and can give a different accuracy
+    than the same run at a fixed count (measured: the classroom run, 1 vs 2 threads, 0.86
+    vs 0.88 target accuracy). Live runs are for viewing; the numbers of record come from
+    grids, which run every job with one thread
+    (:data:`dml_kit.experiments.grid.JOB_THREADS`).
+    """
+
+    def __init__(self, side_work_busy: Callable[[], bool]) -> None:
+        self.side_work_busy = side_work_busy
+        self.threads: int | None = None   # the count restored by stop()
+        self.current: int | None = None   # the count this budget set last
+        self._owner: threading.Thread | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the budget is between :meth:`start` and :meth:`stop`."""
+        return self._owner is not None
+
+    def start(self) -> None:
+        """Remember the calling (training) thread's torch thread count and apply the budget;
+        when already active this is :meth:`update`."""
+        if self._owner is None:
+            self._owner = threading.current_thread()
+            self.threads = self.current = torch.get_num_threads()
+        self.update()
+
+    def update(self) -> int:
+        """Apply the policy now (from the training thread) and return the count in force."""
+        if self._owner is not threading.current_thread() or self.threads is None:
+            return self.current or 0
+        wanted = live_torch_threads(self.threads) if self.side_work_busy() else self.threads
+        if wanted != self.current:
+            torch.set_num_threads(wanted)
+            self.current = wanted
+        return wanted
+
+    def stop(self) -> None:
+        """Restore the count remembered by :meth:`start` (from the training thread)."""
+        if self._owner is not threading.current_thread() or self.threads is None:
+            return
+        if self.current != self.threads:
+            torch.set_num_threads(self.threads)
+        self._owner = None
+        self.threads = self.current = None
+
+    def __enter__(self) -> LiveThreadBudget:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @contextlib.contextmanager
@@ -195,6 +291,7 @@ class LiveDashboard(widgets.VBox):
         self._seed = seed
         self._pca = Projector("pca", seed=seed)
         self._umap_worker: _UmapWorker | None = None
+        self.thread_budget = LiveThreadBudget(self._side_work_busy)
         self.set_projection(projection)
         self.curves = self._make_curves()
         self.norms_fig = self._make_norms()
@@ -304,8 +401,8 @@ class LiveDashboard(widgets.VBox):
         if projection == "umap" and self._umap_worker is None:
             warm_up_umap(background=True)
             self._umap_worker = _UmapWorker(
-                Projector("umap", seed=self._seed, when_cold="wait", n_epochs=150,
-                          warm_epochs=40), self._umap_done)
+                Projector("umap", seed=self._seed, when_cold="wait", n_epochs=UMAP_EPOCHS,
+                          warm_epochs=UMAP_WARM_EPOCHS), self._umap_done)
         elif projection == "pca":
             self._umap_worker = None
             with self._lock:
@@ -368,6 +465,7 @@ class LiveDashboard(widgets.VBox):
                 self.inspector.set_points(self._probe_labels, self._names(),
                                           images=self._images_for(event, self._probe_labels))
             self.inspector.attach(self.projection_fig)
+        self.thread_budget.start()
         self.draw_seconds += time.perf_counter() - t0
 
     def on_step(self, event: StepEvent) -> None:
@@ -380,6 +478,7 @@ class LiveDashboard(widgets.VBox):
                 self._probe = (as_numpy(event.probe_embeddings),
                                as_numpy(event.probe_labels, np.int64), event.step)
             self._dirty = True
+        self.thread_budget.update()
         self._maybe_draw(t0)
         self.draw_seconds += time.perf_counter() - t0
 
@@ -400,11 +499,13 @@ class LiveDashboard(widgets.VBox):
                     self._umap_worker.submit(self._probe[0], event.step, reference)
             self._status = "training"
             self._dirty = True
+        self.thread_budget.update()
         self._maybe_draw(t0)
         self.draw_seconds += time.perf_counter() - t0
 
     def on_train_end(self, event: TrainEnd) -> None:
         t0 = time.perf_counter()
+        self.thread_budget.stop()
         result = event.result
         with self._lock:
             self.interrupted = self.interrupted or bool(result.interrupted)
@@ -418,6 +519,11 @@ class LiveDashboard(widgets.VBox):
             self._dirty = True
         self.draw(force=True)
         self.draw_seconds += time.perf_counter() - t0
+
+    def _side_work_busy(self) -> bool:
+        """Whether a UMAP thread works beside training now (warm-up or a layout)."""
+        worker = self._umap_worker
+        return umap_status() == "warming" or (worker is not None and worker.busy)
 
     # ---- drawing ----------------------------------------------------------------------
     def _maybe_draw(self, now: float) -> None:

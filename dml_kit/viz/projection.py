@@ -9,6 +9,15 @@ layout, so an animation does not jump, spin or mirror between frames:
 * UMAP is additionally *initialised* from the previous layout and run for fewer epochs
   (``warm_epochs``), which is both faster and smoother.
 
+**UMAP's neighbour graph.** For fewer than 4,096 points umap-learn builds its kNN graph from
+a dense distance matrix computed by scikit-learn with umap's numba metric as a *Python
+callable*: about N^2 / 2 Python calls, several seconds at N = 2,000, and the same again on
+every frame, so a warm-started frame saved almost nothing (1.5 % at 2,000 points). The
+:class:`Projector` instead computes the exact kNN itself with one matrix product
+(:func:`exact_knn`, milliseconds) and hands it to umap-learn as ``precomputed_knn``; the
+fuzzy graph built from it is the one umap would have built (same neighbours, same
+distances up to float32 rounding).
+
 **UMAP's compile cost.** umap-learn compiles its numba kernels the first time it is
 imported and used in a process (measured on the 2-core machine: see
 ``benchmarks/live.py``). Three things keep that out of the reader's way:
@@ -36,12 +45,19 @@ import numpy as np
 from dml_kit._validation import check_choice, check_float, check_int, check_seed
 
 __all__ = [
-    "Projector", "procrustes_align", "pca_2d", "configure_numba_cache", "numba_cache_dir",
-    "warm_up_umap", "enable_umap_caching", "umap_status", "umap_ready", "wait_for_umap", "METHODS",
+    "Projector", "procrustes_align", "pca_2d", "exact_knn", "configure_numba_cache",
+    "numba_cache_dir", "warm_up_umap", "UMAP_THREADS", "EXACT_KNN_MAX_POINTS",
+    "enable_umap_caching", "umap_status", "umap_ready", "wait_for_umap", "METHODS",
 ]
 
 METHODS = ("pca", "umap")
 CACHE_ENV = "DML_KIT_NUMBA_CACHE"
+#: up to this many points the Projector computes UMAP's kNN exactly (:func:`exact_knn`);
+#: above, umap-learn's own approximate search (pynndescent) is used
+EXACT_KNN_MAX_POINTS = 10_000
+#: numba threads of a UMAP fit (umap-learn's ``n_jobs``; it sets them for the calling thread
+#: only and restores them afterwards): live views fit beside training and leave it the rest
+UMAP_THREADS = 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,7 +203,12 @@ def warm_up_umap(background: bool = True) -> threading.Thread | None:
 
 
 def _umap_fit(x: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float,
-              n_epochs: int | None, init: Any, metric: str = "euclidean") -> np.ndarray:
+              n_epochs: int | None, init: Any, metric: str = "euclidean",
+              precomputed: bool = True) -> np.ndarray:
+    """umap-learn's ``fit_transform`` with :data:`UMAP_THREADS` numba threads (``n_jobs``,
+    which umap-learn applies to the calling thread only and resets afterwards) and, when
+    ``precomputed``
+    and ``N <= EXACT_KNN_MAX_POINTS``, the exact kNN of :func:`exact_knn`."""
     import warnings
 
     import umap
@@ -195,13 +216,81 @@ def _umap_fit(x: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float,
     if not _state.get("caching"):
         _state["caching"] = enable_umap_caching() >= 0
     n_neighbors = min(n_neighbors, x.shape[0] - 1)
+    knn: tuple[Any, ...] = (None, None, None)
+    if precomputed and x.shape[0] <= EXACT_KNN_MAX_POINTS:
+        knn = (*exact_knn(x, n_neighbors, metric=metric), None)
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist,
                         n_epochs=n_epochs, init=init, random_state=seed, metric=metric,
-                        n_jobs=1, low_memory=True, verbose=False)
+                        n_jobs=UMAP_THREADS, low_memory=True, verbose=False,
+                        precomputed_knn=knn)
     with warnings.catch_warnings():
         # "n_jobs value 1 overridden..." and the spectral-init fallback chatter
         warnings.simplefilter("ignore")
+        # "precomputed_knn[2] is not an NNDescent object": we never call .transform
         return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------
+# exact nearest neighbours
+# ---------------------------------------------------------------------------------------
+def exact_knn(x: Any, k: int, *, metric: str = "euclidean", block: int = 1024
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The exact ``k`` nearest neighbours of every row of ``x`` ``(N, D)``, itself included
+    (first, at distance 0), as umap-learn's ``precomputed_knn`` expects them:
+    ``(indices (N, k) int32, distances (N, k) float32)``, each row sorted by distance.
+
+    Distances (computed in float64, ``block`` rows at a time so memory stays
+    ``block x N``): ``euclidean`` ``d(a, b) = sqrt(|a|^2 + |b|^2 - 2 a.b)`` (clipped at 0);
+    ``cosine`` ``d(a, b) = 1 - a.b / (|a| |b|)`` as umap-learn defines it (two zero rows are
+    at distance 0, a zero row and a non-zero one at 1). One matrix product per block plus a
+    partial sort: O(N^2 D), milliseconds for the few thousand probe points of a live view.
+    """
+    arr = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x,
+                     dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[0] < 2:
+        raise ValueError(f"x must be (N, D) with N >= 2, got shape {arr.shape}")
+    n = arr.shape[0]
+    k = check_int("k", k, 1, n)
+    metric = check_choice("metric", metric, ("euclidean", "cosine"))
+    block = check_int("block", block, 1)
+    if metric == "cosine":
+        norms = np.linalg.norm(arr, axis=1)
+        zero = norms == 0
+        arr = arr / np.where(zero, 1.0, norms)[:, None]
+    sq = (arr ** 2).sum(axis=1)
+    indices = np.empty((n, k), dtype=np.int32)
+    distances = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, block):
+        rows = np.arange(start, min(start + block, n))
+        # a per-row key with the order of the distance: |b|^2 - 2 a.b (adding |a|^2 and the
+        # square root are monotone, so they are applied to the k survivors only) or -a.b
+        key = arr[rows] @ arr.T
+        if metric == "euclidean":
+            key *= -2.0
+            key += sq[None, :]
+        else:
+            np.negative(key, out=key)
+            both_zero = zero[rows, None] & zero[None, :]
+            key[zero[rows, None] ^ zero[None, :]] = 0.0  # distance 1
+            key[both_zero] = -1.0  # distance 0
+        key[np.arange(rows.size), rows] = -np.inf  # itself first, whatever the rounding
+        if k < n:
+            part = np.argpartition(key, k - 1, axis=1)[:, :k]
+        else:
+            part = np.broadcast_to(np.arange(n), (rows.size, n)).copy()
+        part.sort(axis=1)  # ties broken by index, whatever argpartition returned
+        part_key = np.take_along_axis(key, part, axis=1)
+        order = np.argsort(part_key, axis=1, kind="stable")
+        chosen = np.take_along_axis(part, order, axis=1)
+        chosen_key = np.take_along_axis(part_key, order, axis=1)
+        if metric == "euclidean":
+            dist = np.sqrt(np.maximum(chosen_key + sq[rows, None], 0.0))
+        else:
+            dist = np.clip(1.0 + chosen_key, 0.0, 2.0)
+        dist[:, 0] = 0.0
+        indices[rows] = chosen
+        distances[rows] = dist
+    return indices, distances
 
 
 # ---------------------------------------------------------------------------------------
@@ -283,6 +372,13 @@ class Projector:
         warm_epochs: epochs for a layout initialised from the previous one.
         when_cold: with ``method="umap"`` before umap-learn is warm: ``"wait"`` blocks
             until it is, ``"pca"`` returns a PCA layout meanwhile (what live views use).
+        knn: how UMAP finds each point's neighbours: ``"exact"`` (default; :func:`exact_knn`
+            passed as ``precomputed_knn``, up to ``EXACT_KNN_MAX_POINTS`` points) or
+            ``"umap"`` (umap-learn's own search; slow below 4,096 points, see above).
+
+    A warm frame (UMAP started from the previous layout) costs the kNN, the fuzzy graph
+    and ``warm_epochs`` optimisation epochs; a fresh one adds the spectral initialisation
+    and ``n_epochs`` epochs (``benchmarks/live.py`` times both).
 
     ``last_method`` tells which method produced the most recent layout, ``last_seconds``
     how long it took.
@@ -291,7 +387,7 @@ class Projector:
     def __init__(self, method: str = "pca", *, seed: int = 0, align: bool = True,
                  scale: bool = True, n_neighbors: int = 15, min_dist: float = 0.1,
                  metric: str = "euclidean", n_epochs: int | None = 200,
-                 warm_epochs: int = 60, when_cold: str = "wait") -> None:
+                 warm_epochs: int = 60, when_cold: str = "wait", knn: str = "exact") -> None:
         self.method = check_choice("method", method, METHODS)
         self.seed = check_seed(seed)
         self.align = bool(align)
@@ -302,6 +398,7 @@ class Projector:
         self.n_epochs = None if n_epochs is None else check_int("n_epochs", n_epochs, 1, 5000)
         self.warm_epochs = check_int("warm_epochs", warm_epochs, 1, 5000)
         self.when_cold = check_choice("when_cold", when_cold, ("wait", "pca"))
+        self.knn = check_choice("knn", knn, ("exact", "umap"))
         self._previous: np.ndarray | None = None
         self._previous_method: str | None = None
         self.last_method: str | None = None
@@ -349,7 +446,7 @@ class Projector:
                 epochs = self.warm_epochs
             y = _umap_fit(x.astype(np.float32), seed=self.seed, n_neighbors=self.n_neighbors,
                           min_dist=self.min_dist, n_epochs=epochs, init=init,
-                          metric=self.metric)
+                          metric=self.metric, precomputed=self.knn == "exact")
         if self.align and prev is not None:
             y = procrustes_align(y, prev, scale=self.scale)
         self._previous = y

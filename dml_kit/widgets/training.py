@@ -83,7 +83,9 @@ class MethodRunner(_TrainingPanel):
     ``source_classes`` source classes, for speed; target tasks from the target part) and
     :func:`dml_kit.methods.run`. Training runs in the click handler, so the notebook's
     stop button interrupts it cleanly (best weights restored, the dashboard marks the
-    frame "interrupted").
+    frame "interrupted"). It runs inside the dashboard's
+    :class:`~dml_kit.viz.live.LiveThreadBudget`: one torch thread fewer while a UMAP layout
+    is computed beside it, the original count restored afterwards (also after an error).
 
     Args:
         dataset: ``"glyphs"``, ``"digits"`` or a :class:`~dml_kit.data.DomainSplit`-like
@@ -189,8 +191,10 @@ class MethodRunner(_TrainingPanel):
             self.status.value = _status(f"training {self.method.value} on "
                                         f"{html.escape(repr(task))} ...")
             self.accuracy.value = _status("training ...")
-            result = methods.run(self.method.value, task, self.source, self.config(),
-                                 seed=self.seed.value, callbacks=[dash])
+            # the live thread budget: a core left to UMAP while it works, restored after
+            with dash.thread_budget:
+                result = methods.run(self.method.value, task, self.source, self.config(),
+                                     seed=self.seed.value, callbacks=[dash])
         self.result = result
         first = dash.t_first_frame
         self.timings = {"click_to_first_frame": (first - t_click) if first else float("nan"),
