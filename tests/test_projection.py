@@ -123,3 +123,115 @@ def test_umap_projector_is_aligned_and_falls_back_to_pca_until_warm():
         m = labels == c
         assert np.linalg.norm(first[m].mean(0) - second[m].mean(0)) < \
             0.25 * np.ptp(first, axis=0).max()
+
+
+# ---- exact kNN for UMAP (precomputed_knn) ------------------------------------------------
+def _brute_force_knn(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every pairwise distance by the definition, itself first, then by distance."""
+    if metric == "euclidean":
+        dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    else:
+        norms = np.linalg.norm(x, axis=1)
+        safe = np.where(norms == 0, 1.0, norms)
+        dist = 1.0 - (x @ x.T) / np.outer(safe, safe)
+        zero = norms == 0
+        dist[zero[:, None] ^ zero[None, :]] = 1.0
+        dist[zero[:, None] & zero[None, :]] = 0.0
+    np.fill_diagonal(dist, -1.0)
+    idx = np.argsort(dist, axis=1, kind="stable")[:, :k]
+    return idx, np.maximum(np.take_along_axis(dist, idx, axis=1), 0.0)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+@pytest.mark.parametrize("block", [7, 1024])
+def test_exact_knn_matches_brute_force(metric, block):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(90, 6)) * np.linspace(3, 0.5, 6)
+    idx, dist = P.exact_knn(x, 8, metric=metric, block=block)
+    ref_idx, ref_dist = _brute_force_knn(x, 8, metric)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32  # what umap-learn expects
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-6, atol=1e-6)
+    assert (idx[:, 0] == np.arange(90)).all() and (dist[:, 0] == 0).all()
+    assert (np.diff(dist, axis=1) >= 0).all()
+
+
+def test_exact_knn_zero_rows_and_duplicates_under_cosine():
+    x = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])
+    idx, dist = P.exact_knn(x, 3, metric="cosine")
+    assert idx[0].tolist() == [0, 1, 2] and dist[0].tolist() == [0.0, 0.0, 1.0]
+    # (1, 0) and (2, 0) point the same way; the zero rows and (0, 1) tie at distance 1
+    assert idx[2, :2].tolist() == [2, 3] and dist[2].tolist() == [0.0, 0.0, 1.0]
+    assert idx[2, 2] in (0, 1, 4)
+    np.testing.assert_allclose(dist[4], [0.0, 1.0, 1.0])
+
+
+def test_exact_knn_validates_arguments():
+    x = np.zeros((5, 3))
+    with pytest.raises(ValueError, match="k"):
+        P.exact_knn(x, 6)
+    with pytest.raises(ValueError, match="metric"):
+        P.exact_knn(x, 2, metric="manhattan")
+    with pytest.raises(ValueError, match="x must be"):
+        P.exact_knn(np.zeros(5), 2)
+    with pytest.raises(ValueError, match="knn"):
+        Projector("umap", knn="approximate")
+
+
+def _clusters(n: int = 150, dim: int = 16, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 5
+    centres = rng.normal(size=(5, dim)) * 5
+    return (centres[labels] + rng.normal(size=(n, dim))).astype(np.float32), labels
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_exact_knn_equals_umaps_own_and_gives_its_graph(metric):
+    """umap-learn below 4,096 points: sklearn's pairwise distances, then
+    umap.utils.fast_knn_indices. Our kNN has the same neighbours, and the fuzzy graph UMAP
+    builds from it as ``precomputed_knn`` is the one it builds by itself."""
+    import warnings
+
+    assert P.wait_for_umap(timeout=280)
+    import umap
+    from sklearn.metrics import pairwise_distances
+    from umap.utils import fast_knn_indices
+
+    x, _ = _clusters(120)
+    dmat = pairwise_distances(x.astype(np.float64), metric=metric)
+    ref_idx = fast_knn_indices(dmat, 10)
+    idx, dist = P.exact_knn(x, 10, metric=metric)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dist, np.take_along_axis(dmat, ref_idx, axis=1), atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        own = umap.UMAP(n_neighbors=10, metric=metric, random_state=0, n_epochs=5,
+                        init="random").fit(x)
+        given = umap.UMAP(n_neighbors=10, metric=metric, random_state=0, n_epochs=5,
+                          init="random", precomputed_knn=(idx, dist, None)).fit(x)
+    assert (own.graph_ != given.graph_).nnz == 0 or \
+        np.abs((own.graph_ - given.graph_).toarray()).max() < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_umap_layout_is_seeded_and_warm_frames_stay_close():
+    assert P.wait_for_umap(timeout=280)
+    x, labels = _clusters()
+    first = Projector("umap", seed=3, n_epochs=60).fit_transform(x)
+    again = Projector("umap", seed=3, n_epochs=60).fit_transform(x)
+    np.testing.assert_array_equal(first, again)  # same seed, same layout
+    other = Projector("umap", seed=4, n_epochs=60).fit_transform(x)
+    assert np.abs(other - first).max() > 1e-3
+    # a warm frame of slightly moved embeddings stays where the previous one was
+    proj = Projector("umap", seed=3, n_epochs=60, warm_epochs=15)
+    before = proj.fit_transform(x)
+    moved = x + 0.05 * np.random.default_rng(6).normal(size=x.shape).astype(np.float32)
+    after = proj.fit_transform(moved)
+    spread = np.ptp(before, axis=0).max()
+    assert np.median(np.linalg.norm(after - before, axis=1)) < 0.15 * spread
+    for c in range(5):
+        m = labels == c
+        assert np.linalg.norm(after[m].mean(0) - before[m].mean(0)) < 0.2 * spread
