@@ -120,7 +120,8 @@ def _hand_frame():
                 rows.append(dict(split=split, distance=distance, seed=seed, setting=setting,
                                  method="metric", k=k, n_test_classes=20,
                                  **{"recall@1": value, "map@r": value / 2},
-                                 train_classes=train, seconds=1.0))
+                                 train_classes=train, seconds=1.0, loss="histogram",
+                                 adaptation="none" if k == 0 else "full"))
     frame = pd.DataFrame(rows)
     assert list(frame.columns) == shift_study.COLUMNS
     return frame
