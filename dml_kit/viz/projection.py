@@ -207,8 +207,8 @@ def _umap_fit(x: np.ndarray, *, seed: int, n_neighbors: int, min_dist: float,
               precomputed: bool = True, learning_rate: float = 1.0) -> np.ndarray:
     """umap-learn's ``fit_transform`` with :data:`UMAP_THREADS` numba threads (``n_jobs``,
     which umap-learn applies to the calling thread only and resets afterwards) and, when
-    ``precomputed``
-    and ``N <= EXACT_KNN_MAX_POINTS``, the exact kNN of :func:`exact_knn`."""
+    ``precomputed`` and ``N <= EXACT_KNN_MAX_POINTS``, the exact kNN of
+    :func:`exact_knn`."""
     import warnings
 
     import umap
