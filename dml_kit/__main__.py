@@ -151,7 +151,12 @@ def _grid(args: argparse.Namespace, frame: pd.DataFrame | None = None,
 
 
 def _study(args: argparse.Namespace, start: float) -> int:
-    """Run the SEC (``sec``) or ooDML (``shift``) study in its setting and print it."""
+    """Run the SEC (``sec``) or ooDML (``shift``) study in its setting and print it, on
+    one torch thread (deterministic, and on a shared 2-core machine 2 threads spin
+    against other processes: a margin-loss step ran 10x slower at load 8)."""
+    import torch
+
+    torch.set_num_threads(1)
     overrides: dict[str, Any] = {} if args.seeds is None else {"seeds": args.seeds}
     common = {"store": args.store or _default_store(), "force": args.force,
               "progress": not args.no_progress, "data_path": args.data_path}

@@ -185,3 +185,132 @@ def test_count_control_separates_class_count_from_shift():
     assert c.shift_effect.label == stats.HOLDS
     with pytest.raises(ValueError, match="share no seed"):
         shift_study.count_control(_hand_frame(), control.assign(seed=[7, 8, 9]))
+
+
+# ---- the full shape: several shots, two adaptations, two methods ------------------------
+def test_several_shots_and_both_adaptations_share_one_source_model(ladder_and_data,
+                                                                    monkeypatch):
+    data, ladder = ladder_and_data
+    calls = []
+    real = shift_study.train_source
+    monkeypatch.setattr(shift_study, "train_source",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    frame = shift_study.generalisation_study(
+        data, ladder[:1], k_shot=(2, 5), adaptation=("last_layer", "full"), seeds=(0,),
+        progress=False, max_test_classes=8, **TINY)
+    assert len(calls) == 1 and len(frame) == 1 + 2 * 2
+    units = set(zip(frame.setting, frame.k, frame.adaptation, strict=True))
+    assert units == {("zero-shot", 0, "none"), ("few-shot", 2, "last_layer"),
+                     ("few-shot", 2, "full"), ("few-shot", 5, "last_layer"),
+                     ("few-shot", 5, "full")}
+    assert set(frame.loss) == {"histogram"} and frame["recall@1"].between(0, 1).all()
+    with pytest.raises(ValueError, match="adaptation"):
+        shift_study.generalisation_study(data, ladder, adaptation="magic", progress=False)
+    with pytest.raises(ValueError, match="k_shot"):
+        shift_study.generalisation_study(data, ladder, k_shot=(), progress=False)
+
+
+def test_support_subset_keeps_the_queries(make_blobs):
+    import torch
+
+    from dml_kit.data import kshot_task
+
+    task = kshot_task(make_blobs(6, 8), 6, 5, seed=0)
+    sub = shift_study._support_subset(task, 2)
+    assert sub.k_shot == 2 and len(sub.support_y) == 12
+    assert torch.equal(sub.query_x, task.query_x) and torch.equal(sub.val_x, sub.support_x)
+    first_two = torch.cat([task.support_x[task.support_y == c][:2] for c in range(6)])
+    assert torch.equal(sub.support_x, first_two)
+
+
+def test_adapt_last_layer_trains_only_the_last_linear_layer():
+    import torch
+
+    from dml_kit.models import MLP
+
+    torch.manual_seed(0)
+    model = MLP(6, embedding_dim=4, hidden=(8,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = torch.randn(12, 6), torch.arange(4).repeat_interleave(3)
+    adapted = shift_study.adapt_last_layer(model, x, y, steps=20, lr=1e-2)
+    last = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)][-1]
+    for key, value in adapted.state_dict().items():
+        assert torch.equal(model.state_dict()[key], before[key])     # original untouched
+        if key.startswith(last + "."):
+            assert not torch.equal(value, before[key]), key
+        else:
+            assert torch.equal(value, before[key]), key
+    with pytest.raises(ValueError, match="same number"):
+        shift_study.adapt_last_layer(model, x, y[:5])
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        shift_study.adapt_last_layer(torch.nn.ReLU(), x, y)
+
+
+def _two_methods(b_offsets):
+    """The hand frame as method "a" and a copy shifted by ``b_offsets[split]`` as "b"."""
+    import pandas as pd
+
+    a = _hand_frame().assign(loss="a")
+    b = a.assign(loss="b")
+    b["recall@1"] = b["recall@1"] + b["split"].map(b_offsets)
+    return pd.concat([a, b], ignore_index=True)
+
+
+def test_select_and_ranking_change_rules():
+    from dml_kit import stats
+
+    swap = _two_methods({0: -0.1, 1: 0.0, 2: 0.1})   # a ahead on rung 0, b on rung 2
+    with pytest.raises(ValueError, match="pass loss="):
+        shift_study.ladder_table(swap)
+    with pytest.raises(ValueError, match="loss='c' is not in"):
+        shift_study.select(swap, loss="c")
+    change = shift_study.ranking_change(swap, "a", "b")
+    assert [v.label for v in change.per_rung] == [stats.HOLDS, stats.FAILS, stats.FAILS]
+    # rung 1 differs by exactly 0 in every seed: "fails" by stats.verdict's rule, but a
+    # tie is nobody's lead; the swap between rungs 0 and 2 is what holds
+    assert change.label == stats.HOLDS
+    assert change.interaction.estimate.mean == pytest.approx(0.2)
+    steady = shift_study.ranking_change(_two_methods({0: -0.1, 1: -0.1, 2: -0.1}), "a", "b")
+    assert steady.label == stats.FAILS
+    noisy = _two_methods({0: -0.1, 1: 0.0, 2: 0.0})
+    noisy.loc[(noisy.loss == "b") & (noisy.split == 2), "recall@1"] += [0.1, -0.1, 0.05] * 2
+    assert shift_study.ranking_change(noisy, "a", "b").label == stats.UNRESOLVED
+
+
+def test_oodml_table_verdicts_and_figure():
+    from dml_kit import stats
+    from dml_kit.viz import studies
+
+    frame = _two_methods({0: -0.1, 1: 0.0, 2: 0.1})
+    table = shift_study.oodml_table(frame)
+    assert list(table.loss) == ["a"] * 3 + ["b"] * 3
+    assert {"zero-shot", "5-shot full", "gain 5-shot full"} <= set(table.columns)
+    assert table.loc[0, "zero-shot"] == "0.700 [0.452, 0.948]"
+    v = shift_study.oodml_verdicts(frame)
+    assert v.falls["a"].label == stats.HOLDS
+    assert v.falls_all in (stats.HOLDS, stats.FAILS, stats.UNRESOLVED)
+    assert v.harder_gain[("a", 5, "full")].estimate.mean == pytest.approx(0.05)
+    assert len(v.ranking) == 1 and v.ranking[0].label == stats.HOLDS
+    assert any("ranking of a vs b" in line for line in v.lines())
+    fig = studies.oodml_ladder(table)
+    assert len(fig.data) == 2 * 2                       # 2 methods x (zero-shot, 5-shot full)
+
+
+def test_oodml_study_stores_and_reads_back(ladder_and_data, tmp_path):
+    data, ladder = ladder_and_data
+    setting = shift_study.ShiftSetting(name="tiny", description="test", dataset="blobs",
+                                       class_step=1, n_splits=3, seeds=(0, 1),
+                                       losses=("histogram", "proxy_anchor"), k_shots=(2,),
+                                       adaptations=("last_layer",))
+    store = ResultsStore(tmp_path / "r.sqlite")
+    frame = shift_study.oodml_study(data, setting, ladder=ladder, store=store, progress=False,
+                                    **TINY)
+    assert len(frame) == 2 * 3 * 2 * 2 and set(frame.loss) == {"histogram", "proxy_anchor"}
+    stored = shift_study.stored_oodml_study(store, "tiny")
+    assert len(stored) == len(frame)
+    again, note = shift_study.stored_or_quick(setting, store)
+    assert "stored" in note and len(again) == len(frame)
+    with pytest.raises(ValueError, match="setting"):
+        shift_study.oodml_study(data, "huge")
+    with pytest.raises(ValueError, match="n_splits"):
+        setting.replace(n_splits=2)

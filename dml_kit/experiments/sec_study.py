@@ -42,6 +42,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,13 @@ from dml_kit._validation import check_choice, check_float, check_int, check_seed
 from dml_kit.callbacks import HistoryCallback
 from dml_kit.data.core import Dataset
 from dml_kit.experiments.grid import dataset_fingerprint
-from dml_kit.experiments.store import RECORD_KINDS, ResultsStore, RunRecord, stable_hash
+from dml_kit.experiments.store import (
+    RECORD_KINDS,
+    ResultsStore,
+    RunRecord,
+    default_path,
+    stable_hash,
+)
 from dml_kit.methods import RECIPE_VERSION, train_source
 from dml_kit.methods.config import MethodConfig
 from dml_kit.metrics import embed, map_at_r, nmi, norm_stats, recall_at_k
@@ -568,3 +575,28 @@ def report_text(frame: pd.DataFrame) -> str:
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         summary = sec_summary(frame).to_string()
     return "\n".join([summary, "", *sec_verdicts(frame).lines()])
+
+
+def stored_or_quick(setting: str = "classroom", store: ResultsStore | str | None = None, *,
+                    data: Dataset | None = None, **quick: Any) -> tuple[pd.DataFrame, str]:
+    """What a notebook shows: the stored study of ``setting`` when ``store`` (default
+    ``data/results.sqlite``) holds all of its final units, else a quick unstored run of
+    the setting changed by ``quick`` (``seeds=2, losses=("triplet",), ...``) on ``data``.
+    Returns ``(frame, note)``; the note says which it is and, for a quick run, the
+    command that stores the full study."""
+    full = get_setting(setting)
+    path = default_path() if store is None else (store.path if isinstance(store, ResultsStore)
+                                                 else store)
+    expected = 2 * len(full.losses) * len(full.seeds)
+    found = 0
+    if Path(path).is_file():
+        frame = stored_sec_study(ResultsStore(path, create=False), full.name)
+        test = frame[frame["role"] == "test"]
+        found = len(test)
+        if found >= expected and set(full.losses) <= set(test["loss"]):
+            return frame, f"the stored {full.name} study ({found} final runs) from {path}"
+    frame = sec_study(data, full, store=None, progress=False, **quick)
+    changed = ", ".join(f"{k}={v}" for k, v in quick.items())
+    return frame, (f"{path} holds {found} of the {expected} final runs of the {full.name} "
+                   f"study, so this is a quick run ({changed}); store the full one with: "
+                   f"python -m dml_kit sec --setting {full.name}")

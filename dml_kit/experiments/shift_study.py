@@ -48,6 +48,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,13 @@ from dml_kit.data.shift import ShiftSplit, shift_splits
 from dml_kit.data.tasks import KShotTask, kshot_task
 from dml_kit.experiments.config import get_preset
 from dml_kit.experiments.grid import dataset_fingerprint
-from dml_kit.experiments.store import RECORD_KINDS, ResultsStore, RunRecord, stable_hash
+from dml_kit.experiments.store import (
+    RECORD_KINDS,
+    ResultsStore,
+    RunRecord,
+    default_path,
+    stable_hash,
+)
 from dml_kit.methods import METHODS, RECIPE_VERSION, train_source
 from dml_kit.methods import get as get_method
 from dml_kit.methods import run as run_method
@@ -642,14 +649,14 @@ SHIFT_SETTINGS: dict[str, ShiftSetting] = {s.name: s for s in (
                     "Proxy-Anchor, 3 seeds, zero-shot and 2/5-shot (last layer and full "
                     "fine-tuning): under 10 minutes on 2 CPU cores",
         dataset="glyphs", class_step=8, n_splits=4, seeds=(0, 1, 2),
-        overrides=(("target_epochs", 10),)),
+        overrides=(("target_epochs", 5),)),
     ShiftSetting(
         name="omniglot",
         description="Omniglot (28 px), every 4th character (406 classes), 5 rungs, histogram "
                     "loss and Proxy-Anchor, 3 seeds, zero-shot and 2/5-shot: under 30 "
                     "minutes on 2 CPU cores",
         dataset="omniglot", class_step=4, n_splits=5, seeds=(0, 1, 2),
-        overrides=(("target_epochs", 10),)),
+        overrides=(("target_epochs", 5),)),
 )}
 
 
@@ -766,8 +773,9 @@ def oodml_table(frame: pd.DataFrame, value: str = "recall@1") -> pd.DataFrame:
 class RankingChange:
     """Whether two methods swap places along the ladder: ``per_rung`` holds the paired
     verdict of "``a`` beats ``b``" on each rung; ``label`` is :data:`stats.HOLDS` when
-    ``a`` is resolved ahead on some rung and ``b`` on another, :data:`stats.FAILS` when
-    the same one is resolved ahead on every rung, else not resolved; ``interaction`` is
+    ``a`` is resolved ahead on some rung and ``b`` on another (ahead: the interval of the
+    paired difference lies above 0), :data:`stats.FAILS` when the same one is resolved
+    ahead on every rung, else not resolved; ``interaction`` is
     "(a - b) on the easiest rung minus on the hardest > 0" (``a`` loses its lead)."""
 
     a: str
@@ -830,10 +838,12 @@ def ranking_change(frame: pd.DataFrame, a: str, b: str,
                          "need at least 1 and 2")
     za, zb = za.loc[seeds, cols], zb.loc[seeds, cols]
     per_rung = [stats.compare(za[c], zb[c]) for c in cols]
-    labels = {v.label for v in per_rung}
-    if stats.HOLDS in labels and stats.FAILS in labels:
+    # "ahead" is a resolved lead (a tie in every seed is nobody's lead)
+    a_ahead = [v.label == stats.HOLDS for v in per_rung]
+    b_ahead = [stats.compare(zb[c], za[c]).label == stats.HOLDS for c in cols]
+    if any(a_ahead) and any(b_ahead):
         label = stats.HOLDS
-    elif labels in ({stats.HOLDS}, {stats.FAILS}):
+    elif all(a_ahead) or all(b_ahead):
         label = stats.FAILS
     else:
         label = stats.UNRESOLVED
@@ -875,3 +885,30 @@ def report_text(frame: pd.DataFrame, value: str = "recall@1") -> str:
     with pd.option_context("display.width", 250, "display.max_columns", 30):
         table = oodml_table(frame, value).round(3).to_string(index=False)
     return "\n".join([table, "", *oodml_verdicts(frame, value).lines()])
+
+
+def stored_or_quick(setting: str | ShiftSetting = "classroom",
+                    store: ResultsStore | str | None = None, *,
+                    data: Dataset | None = None, ladder: Sequence[ShiftSplit] | None = None,
+                    **quick: Any) -> tuple[pd.DataFrame, str]:
+    """What a notebook shows: the stored :func:`oodml_study` of ``setting`` when
+    ``store`` (default ``data/results.sqlite``) holds every one of its rows, else a quick
+    unstored run of the setting changed by ``quick`` (``seeds=2, source_epochs=1, ...``)
+    on ``data`` / ``ladder``. Returns ``(frame, note)``; the note says which it is and,
+    for a quick run, the command that stores the full study."""
+    full = get_shift_setting(setting)
+    path = default_path() if store is None else (store.path if isinstance(store, ResultsStore)
+                                                 else store)
+    per_rung = 1 + len(full.k_shots) * len(full.adaptations)
+    expected = len(full.losses) * full.n_splits * len(full.seeds) * per_rung
+    found = 0
+    if Path(path).is_file():
+        frame = stored_oodml_study(ResultsStore(path, create=False), full.name)
+        found = len(frame)
+        if found >= expected and set(full.losses) <= set(frame["loss"]):
+            return frame, f"the stored {full.name} study ({found} rows) from {path}"
+    frame = oodml_study(data, full, store=None, progress=False, ladder=ladder, **quick)
+    changed = ", ".join(f"{k}={v}" for k, v in quick.items())
+    return frame, (f"{path} holds {found} of the {expected} rows of the {full.name} study, "
+                   f"so this is a quick run ({changed}); store the full one with: "
+                   f"python -m dml_kit shift --setting {full.name}")
