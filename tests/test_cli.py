@@ -158,3 +158,65 @@ def test_report_takes_each_dataset_of_the_store_in_turn(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "dataset: glyphs" in out and "dataset: digits" not in out
     assert "in turn" not in out
+
+
+# ---- the SEC and ooDML studies --------------------------------------------------------
+def test_study_help_imports_no_torch():
+    code = ("import sys\nfrom dml_kit.__main__ import main\n"
+            "for argv in (['sec', '--help'], ['shift', '--help'], ['--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as e:\n"
+            "        assert e.code == 0, e.code\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--setting {classroom,omniglot}" in out.stdout
+    assert out.stdout.strip().endswith("False")
+
+
+def test_sec_command_runs_the_setting_and_report_reads_it(tmp_path, capsys, monkeypatch,
+                                                          make_blobs):
+    from dml_kit.experiments import sec_study
+    from dml_kit.methods.config import MethodConfig
+
+    tiny = sec_study.SecSetting(
+        name="classroom", description="tiny", dataset="blobs", train_classes=12,
+        test_classes=8, val_fraction=0.25, seeds=(0, 1), losses=("triplet",), sweep=(1.0,),
+        config=MethodConfig(embedding_dim=8, hidden=(16,), source_epochs=1,
+                            batches_per_epoch=2, batch_classes=4, batch_per_class=3,
+                            val_classes=4))
+    seen = {}
+    real = sec_study.sec_study
+
+    def small(data, setting, **kwargs):
+        seen.update(setting=setting, **kwargs)
+        return real(make_blobs(30, 8, dim=12), tiny, **{**kwargs, "data_path": None})
+
+    monkeypatch.setattr(sec_study, "sec_study", small)
+    store = tmp_path / "s.sqlite"
+    argv = ["sec", "--store", str(store), "--data-path", "/some/where", "--no-progress"]
+    assert main(argv) == 0
+    assert seen["setting"] == "classroom" and seen["data_path"] == "/some/where"
+    assert seen["store"] == str(store) and seen["progress"] is False
+    out = capsys.readouterr().out
+    assert "R@1 gain" in out and "norm CV falls" in out and "finished in" in out
+    assert main(["report", "--kind", "sec", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "sec study, setting classroom (4 rows)" in out and "Recall@1 gain, triplet" in out
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--kind", "shift", "--store", str(store)])
+    assert exc.value.code == 2
+    assert "python -m dml_kit shift --setting classroom" in capsys.readouterr().err
+    # the grid report leaves study records alone
+    with pytest.raises(SystemExit):
+        main(["report", "--store", str(store)])
+    assert "no records" in capsys.readouterr().err
+
+
+def test_study_arguments_are_checked(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sec", "--setting", "huge"])
+    assert exc.value.code == 2 and "--setting" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--kind", "magic"])
+    assert exc.value.code == 2 and "--kind" in capsys.readouterr().err

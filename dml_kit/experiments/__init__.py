@@ -14,7 +14,10 @@ runner and the report.
   mean error reduction of the best adapted vs the best non-adapted method),
   :func:`report_datasets` (one report per dataset of a store);
 * :mod:`~dml_kit.experiments.shift_study`: :func:`generalisation_study` (ooDML: zero-shot
-  and few-shot Recall@1 / MAP@R along a ladder of shift splits).
+  and few-shot Recall@1 / MAP@R along a ladder of shift splits), :func:`oodml_study` (its
+  full shape in named settings);
+* :mod:`~dml_kit.experiments.sec_study` (the submodule: ``experiments.sec_study.sec_study``):
+  the SEC paper's tables, angular losses with and without SEC.
 
 Example::
 
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     )
     from dml_kit.experiments.grid import Cell, Job, cell_hash, grid_cells, plan_jobs
     from dml_kit.experiments.grid_index import run_grid
-    from dml_kit.experiments.shift_study import generalisation_study
+    from dml_kit.experiments.shift_study import generalisation_study, oodml_study
 
 # the store and the report need no torch: imported now (and ``report`` must be bound to
 # the function before anything imports the submodule of that name)
@@ -56,7 +59,7 @@ _LAZY = {
     "get_preset": "config", "resolve_methods": "config", "resolve_seeds": "config",
     "Cell": "grid", "Job": "grid", "cell_hash": "grid", "grid_cells": "grid",
     "plan_jobs": "grid", "run_grid": "grid_index",
-    "generalisation_study": "shift_study",
+    "generalisation_study": "shift_study", "oodml_study": "shift_study",
 }
 
 
@@ -76,5 +79,5 @@ def __dir__() -> list[str]:
 
 __all__ = ["PRESETS", "Cell", "GridSpec", "Job", "Preset", "Report", "ResultsStore",
            "RunRecord", "SourceSpec", "cell_hash", "default_path", "generalisation_study",
-           "get_preset", "grid_cells", "plan_jobs", "records_frame", "report",
+           "get_preset", "grid_cells", "oodml_study", "plan_jobs", "records_frame", "report",
            "report_datasets", "resolve_methods", "resolve_seeds", "run_grid"]
