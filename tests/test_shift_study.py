@@ -294,6 +294,15 @@ def test_oodml_table_verdicts_and_figure():
     assert any("ranking of a vs b" in line for line in v.lines())
     fig = studies.oodml_ladder(table)
     assert len(fig.data) == 2 * 2                       # 2 methods x (zero-shot, 5-shot full)
+    # a second few-shot setting (2 shots): every verdict still finds its rows
+    import pandas as pd
+
+    two = frame[frame.setting == "few-shot"].assign(k=2)
+    both = pd.concat([frame, two], ignore_index=True)
+    v2 = shift_study.oodml_verdicts(both)
+    assert set(v2.harder_gain) == {(m, k, "full") for m in "ab" for k in (2, 5)}
+    assert v2.ranking[0].label == stats.HOLDS
+    assert {"2-shot full", "5-shot full"} <= set(shift_study.oodml_table(both).columns)
 
 
 def test_oodml_study_stores_and_reads_back(ladder_and_data, tmp_path):

@@ -829,8 +829,9 @@ def ranking_change(frame: pd.DataFrame, a: str, b: str,
     ranking of methods changes with the shift")? Per rung the paired difference of their
     zero-shot ``value`` over seeds (:func:`dml_kit.stats.compare`); see
     :class:`RankingChange` for the rule."""
-    za = _by_seed(select(frame, loss=a).query("setting == 'zero-shot'"), "zero-shot", value)
-    zb = _by_seed(select(frame, loss=b).query("setting == 'zero-shot'"), "zero-shot", value)
+    zero = frame[frame["setting"] == "zero-shot"]
+    za = _by_seed(select(zero, loss=a), "zero-shot", value)
+    zb = _by_seed(select(zero, loss=b), "zero-shot", value)
     seeds = za.index.intersection(zb.index)
     cols = [c for c in za.columns if c in zb.columns]
     if seeds.empty or len(cols) < 2:
