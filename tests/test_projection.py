@@ -235,3 +235,17 @@ def test_umap_layout_is_seeded_and_warm_frames_stay_close():
     for c in range(5):
         m = labels == c
         assert np.linalg.norm(after[m].mean(0) - before[m].mean(0)) < 0.2 * spread
+
+
+@pytest.mark.parametrize("shape", [(200, 10), (12, 40)])  # D <= N (scatter) and D > N (Gram)
+def test_pca_2d_equals_the_svd_scores(shape):
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=shape) * np.linspace(4, 0.2, shape[1])
+    xc = x - x.mean(axis=0)
+    u, s, _ = np.linalg.svd(xc, full_matrices=False)
+    reference = u[:, :2] * s[:2]
+    y = pca_2d(x)
+    for j in range(2):  # equal up to each column's sign
+        sign = np.sign(y[:, j] @ reference[:, j])
+        np.testing.assert_allclose(y[:, j], sign * reference[:, j], atol=1e-8)
+    assert pca_2d(x[:, :1])[:, 1].tolist() == [0.0] * shape[0]
