@@ -201,3 +201,16 @@ def test_cli_settings_match_the_studies():
     from dml_kit.experiments import shift_study
 
     assert set(STUDY_SETTINGS) == set(sec_study.SETTINGS) == set(shift_study.SHIFT_SETTINGS)
+
+
+def test_stored_or_quick_reads_a_complete_study_or_says_how_to_make_one(study, blobs,
+                                                                        tmp_path):
+    frame, store = study
+    stored, note = sec_study.stored_or_quick(TINY, store)
+    assert "stored tiny study (12 final runs)" in note and len(stored) == len(frame)
+    quick, note = sec_study.stored_or_quick(TINY, tmp_path / "none.sqlite", data=blobs,
+                                            losses=("triplet",), seeds=2)
+    assert "holds 0 of the 12 final runs" in note
+    assert "python -m dml_kit sec --setting tiny" in note
+    assert set(quick.loss) == {"triplet"} and len(quick) == 4
+    assert not (tmp_path / "none.sqlite").exists()

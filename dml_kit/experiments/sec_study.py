@@ -577,7 +577,8 @@ def report_text(frame: pd.DataFrame) -> str:
     return "\n".join([summary, "", *sec_verdicts(frame).lines()])
 
 
-def stored_or_quick(setting: str = "classroom", store: ResultsStore | str | None = None, *,
+def stored_or_quick(setting: str | SecSetting = "classroom",
+                    store: ResultsStore | str | None = None, *,
                     data: Dataset | None = None, **quick: Any) -> tuple[pd.DataFrame, str]:
     """What a notebook shows: the stored study of ``setting`` when ``store`` (default
     ``data/results.sqlite``) holds all of its final units, else a quick unstored run of
