@@ -490,3 +490,22 @@ def test_log_ticks_label_1_2_5_within_the_data():
     ticks = fig.layout.yaxis.tickvals
     assert min(ticks) <= 1.5 * min(grads) and max(ticks) >= max(grads) / 1.5
     assert fig.layout.yaxis2.tickvals and fig.layout.yaxis2.showgrid is False
+
+
+def test_live_projection_colours_only_the_probe_classes_distinctly():
+    """A probe of 4 classes out of 60 names: 4 palette colours (the first four of the
+    qualitative palette), the other 56 traces grey and out of the legend."""
+    from dml_kit.callbacks import TrainBegin
+    from dml_kit.viz.figures import palette
+    from dml_kit.viz.live import LiveDashboard
+
+    names = [f"c{i}" for i in range(60)]
+    dash = LiveDashboard(class_names=names)
+    labels = torch.tensor([3, 17, 42, 59] * 5)
+    dash.on_train_begin(TrainBegin(phase="source", max_epochs=1, probe_labels=labels))
+    traces = dash.projection_fig.data
+    assert len(traces) == 60
+    shown = [t for t in traces if t.showlegend is not False]
+    assert [t.name for t in shown] == ["c3", "c17", "c42", "c59"]
+    assert [t.marker.color for t in shown] == palette(4)
+    assert {t.marker.color for t in traces if t.showlegend is False} == {"#bbbbbb"}

@@ -559,11 +559,20 @@ class LiveDashboard(widgets.VBox):
                 for t in fig.data:
                     t.x, t.y = [], []
             return
-        colors = palette(len(names))
+        # the qualitative palette over the classes the probe set holds (a probe of 10
+        # classes out of 60 gets 10 clearly different colours, not 10 neighbouring shades
+        # of a 60-step scale); absent classes keep an empty grey trace
+        labels = self._probe_labels
+        present = sorted({int(v) for v in labels}) if labels is not None else []
+        rank = {c: i for i, c in enumerate(present)}
+        shades = palette(len(present))
         fig.data = ()
         for c, name in enumerate(names):
             fig.add_trace(go.Scatter(x=[], y=[], mode="markers", name=name,
-                                     marker=dict(size=7, color=colors[c],
+                                     showlegend=c in rank,
+                                     marker=dict(size=7,
+                                                 color=shades[rank[c]] if c in rank
+                                                 else "#bbbbbb",
                                                  line=dict(width=0.5, color="white")),
                                      hovertemplate=f"class {name}<br>index %{{customdata}}"
                                      "<br>click: nearest neighbours<extra></extra>"))
