@@ -509,3 +509,6 @@ def test_live_projection_colours_only_the_probe_classes_distinctly():
     assert [t.name for t in shown] == ["c3", "c17", "c42", "c59"]
     assert [t.marker.color for t in shown] == palette(4)
     assert {t.marker.color for t in traces if t.showlegend is False} == {"#bbbbbb"}
+    # a phase starts with empty traces under a title that says it waits (not a stale epoch)
+    assert dash.projection_fig.layout.title.text == ("Probe embeddings (source: waiting for "
+                                                     "the first epoch)")

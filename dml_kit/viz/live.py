@@ -553,6 +553,9 @@ class LiveDashboard(widgets.VBox):
         (at a phase start), never per frame."""
         names = self._names()
         fig = self.projection_fig
+        # a new phase starts empty: say so instead of the last phase's "(epoch N)" title
+        fig.layout.title.text = (f"Probe embeddings ({self.phase or 'training'}: waiting for "
+                                 "the first epoch)")
         if len(fig.data) == len(names) and all(t.name == n for t, n in
                                                 zip(fig.data, names, strict=True)):
             with fig.batch_update():
