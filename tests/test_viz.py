@@ -395,7 +395,8 @@ def _study_frame() -> pd.DataFrame:
                 rows.append(dict(split=split, distance=distance, seed=seed, setting=setting,
                                  method=method, k=k, n_test_classes=20,
                                  **{"recall@1": r1 + 0.01 * seed, "map@r": r1 / 2},
-                                 train_classes=20, seconds=1.0))
+                                 train_classes=20, seconds=1.0, loss="histogram",
+                                 adaptation=None if setting == "zero-shot" else "full"))
     frame = pd.DataFrame(rows)
     assert list(frame.columns) == COLUMNS
     return frame
