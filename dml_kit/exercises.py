@@ -59,12 +59,10 @@ def _batches(seed: int, dim: int = 8) -> list[tuple[torch.Tensor, torch.Tensor]]
     return [(torch.randn(len(y), dim, generator=g, dtype=torch.float64), y) for y in labels]
 
 
-def _compare(name: str, got: torch.Tensor, want: torch.Tensor, what: str,
+def _compare(got: torch.Tensor, want: torch.Tensor, what: str,
              rtol: float = 1e-5, atol: float = 1e-7) -> None:
-    if not isinstance(got, torch.Tensor):
-        raise _Mismatch(f"{name} must return a torch.Tensor, got {type(got).__name__}")
-    if got.shape != want.shape:
-        raise _Mismatch(f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}")
+    """``got`` against ``want``, both from :func:`_value_and_grad`: 0-d values (it refuses
+    anything else) or gradients with the input's shape, so type and shape always agree."""
     if not torch.allclose(got.double(), want.double(), rtol=rtol, atol=atol):
         if want.numel() == 1 and float(want) != 0:
             ratio = float(got) / float(want)
@@ -96,11 +94,11 @@ def _check_loss_like(student: Callable[..., torch.Tensor],
         want, want_grad = _value_and_grad(reference, emb, y, *extra)
         got, got_grad = _value_and_grad(student, emb, y, *extra)
         try:
-            _compare("your function", got, want, f"batch {i} (labels {y.tolist()}), value")
+            _compare(got, want, f"batch {i} (labels {y.tolist()}), value")
         except _Mismatch as err:
             hint = hints(emb, y, got, want) if hints else ""
             raise _Mismatch(f"{err}{'. ' + hint if hint else ''}") from None
-        _compare("your function", got_grad, want_grad, f"batch {i}, gradient")
+        _compare(got_grad, want_grad, f"batch {i}, gradient")
     return "values and gradients match the library on 3 batches"
 
 
@@ -173,14 +171,14 @@ def _check_prototypical_loss(student: Callable) -> str:
         want, want_g = _value_and_grad(prototypical_loss, s, sy, qe, qy)
         got, got_g = _value_and_grad(student, s, sy, qe, qy)
         try:
-            _compare("your function", got, want, f"{n_way}-way {k_shot}-shot episode, value")
+            _compare(got, want, f"{n_way}-way {k_shot}-shot episode, value")
         except _Mismatch as err:
             euclid = prototypical_loss(s, sy, qe, qy, distance="euclidean")
             hint = (" Use the squared Euclidean distance, as Snell et al. do."
                     if torch.allclose(got, euclid) else
                     " Logits are minus the squared distances to the prototypes.")
             raise _Mismatch(f"{err}.{hint}") from None
-        _compare("your function", got_g, want_g,
+        _compare(got_g, want_g,
                  f"{n_way}-way {k_shot}-shot episode, gradient w.r.t. the support embeddings")
     return "values and gradients match on a 3-way 1-shot and a 5-way 3-shot episode"
 
@@ -209,8 +207,8 @@ def _check_sec(student: Callable) -> str:
         emb = emb * torch.linspace(0.5, 3.0, emb.shape[0], dtype=torch.float64).unsqueeze(1)
         want, want_g = _value_and_grad(reference, emb)
         got, got_g = _value_and_grad(student, emb)
-        _compare("your function", got, want, f"batch {i}, value")
-        _compare("your function", got_g, want_g, f"batch {i}, gradient")
+        _compare(got, want, f"batch {i}, value")
+        _compare(got_g, want_g, f"batch {i}, gradient")
     return ("value and gradient match. Did you detach mu? With the plain batch mean it makes "
             "no difference to the gradient: the deviations ||f_i|| - mu sum to zero")
 
