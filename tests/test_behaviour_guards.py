@@ -598,6 +598,17 @@ def test_nmi_takes_the_largest_seed():
     assert metrics.nmi(e, y, seed=2**32 - 1) == pytest.approx(1.0)
 
 
+def test_a_perfect_baseline_gives_nan_without_a_warning():
+    """Where the baseline makes no error there is nothing to reduce: nan, and no numpy
+    'divide by zero' warning in the reader's notebook (the division never meets 0)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = metrics.error_reductions([1.0, 0.5, 0.8], [1.0, 0.75, 0.7])
+    assert np.isnan(got[0]) and got[1:] == pytest.approx([0.5, -0.5])
+
+
 # ---- found by the mutation benchmark: the training loop ----------------------------------
 def _linear(w: tuple[float, float] = (1.0, -2.0)) -> torch.nn.Linear:
     model = torch.nn.Linear(2, 1, bias=False)
