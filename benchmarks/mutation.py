@@ -137,6 +137,18 @@ EQUIVALENT: dict[str, str] = {
         "support set for seeds 1-5 and another for seed 6 would be judged differently",
     "dml_kit.exercises.x__check_support_query_split__mutmut_108":
         "all equal to the first <=> all equal to the second",
+    "dml_kit.exercises.x__check_prototypical_loss__mutmut_9": _INPUTS + " (5 queries, not 4)",
+    "dml_kit.exercises.x__check_sec__mutmut_15":
+        _INPUTS + " (norm multipliers in float32, promoted to float64)",
+    "dml_kit.exercises.x__check_sec__mutmut_16": _INPUTS + " (norms spread from 1.5, not 0.5)",
+    "dml_kit.exercises.x__check_support_query_split__mutmut_95":
+        "k = 4 in the 'different seeds' check: class 1's four examples all go to the "
+        "support, the other classes' choices still vary with the seed",
+    "dml_kit.exercises.x__check_recall_at_1__mutmut_9": "ks=(1,) is recall_at_k's default",
+    "dml_kit.exercises.x__check_triplet_loss__mutmut_20":
+        "normalize=None is falsy: TripletLoss stores bool(normalize), the same False",
+    "dml_kit.exercises.x__check_triplet_loss__mutmut_46":
+        "normalize=None is falsy: TripletLoss stores bool(normalize), the same False",
     "dml_kit.exercises.x__check_error_reduction__mutmut_25":
         "a float difference is never exactly the tolerance 1e-9",
     "dml_kit.exercises.x__check_recall_at_1__mutmut_20":

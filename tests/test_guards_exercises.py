@@ -84,3 +84,39 @@ def test_frechet_answers_are_judged_to_1e4_relative_above_one(factor, passes):
     if not passes:
         want = float(re.match(r"^expected (\S+), got (\S+):", result.message).group(1))
         assert want > 1.0
+
+
+FLOAT32 = {
+    "cross_entropy": lambda z, y: F.cross_entropy(z.float(), y).double(),
+    "triplet_loss": lambda e, y, m: TripletLoss(margin=m, distance="sqeuclidean",
+                                                normalize=False)(e.float(), y).double(),
+    "prototypical_loss": lambda s, sy, q, qy: prototypical_loss(s.float(), sy, q.float(),
+                                                                qy).double(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FLOAT32))
+def test_a_right_answer_computed_in_float32_passes(name):
+    """torch's default dtype is float32: a right answer computed in it differs from the
+    float64 reference by round-off (gradient entries near 0 by ~1e-7 absolute), which
+    the checker forgives."""
+    result = exercises.check(name, FLOAT32[name])
+    assert result.passed, result.message
+
+
+def test_a_split_that_loses_an_example_is_told_to_cover_each_once():
+    solution = exercises.load_solution("support_query_split")
+
+    def drops_the_last(labels, k, seed):
+        support, query = solution(labels, k, seed)
+        query = torch.as_tensor(query)
+        return support, query[query != len(labels) - 1]
+
+    result = exercises.check("support_query_split", drops_the_last)
+    assert result.message == "support and queries together must cover every example once"
+
+
+def test_a_python_number_is_refused_as_a_scalar_tensor():
+    result = exercises.check("sec", lambda emb: emb.detach().norm(dim=1).var().item())
+    assert result.message == ("the function must return a scalar tensor (a 0-d "
+                              "torch.Tensor), got float ()")
