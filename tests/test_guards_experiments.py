@@ -63,7 +63,7 @@ def test_a_grid_the_data_cannot_fill_says_how_many_classes_and_examples_there_ar
         grid_module.check_grid_fits(spec)
 
 
-def test_gpus_per_job_outside_ray_says_what_the_local_executors_do():
+def test_gpus_per_job_outside_the_cluster_says_what_the_local_executors_do():
     with pytest.raises(ValueError) as err:
         grid_module.run_grid("digits", gpus_per_job=1.0, executor="serial", progress=False)
     assert str(err.value) == ("gpus_per_job is for executor='ray' (got executor='serial'); "
