@@ -115,6 +115,11 @@ EQUIVALENT: dict[str, str] = {
     "dml_kit.metrics.x_knn_accuracy__mutmut_63": "every vote scaled by 2: the same argmax",
     "dml_kit.metrics.x_error_reductions__mutmut_8":
         "an int or float method_acc gives the same float result",
+    "dml_kit.metrics.x_knn_accuracy__mutmut_1":
+        "k=2 as the default: a 2-vote tie goes to the nearest, a 2-0 vote is the nearest's "
+        "class, so 2-NN always agrees with 1-NN",
+    "dml_kit.metrics.x_map_at_r__mutmut_45":
+        "integer ranks: the division by them promotes to float64, the same values",
     # exercises
     "dml_kit.exercises.x__compare__mutmut_10": "rtol=1e-5 is torch.allclose's default",
     "dml_kit.exercises.x__check_loss_like__mutmut_40":

@@ -598,6 +598,34 @@ def test_nmi_takes_the_largest_seed():
     assert metrics.nmi(e, y, seed=2**32 - 1) == pytest.approx(1.0)
 
 
+def test_knn_majority_of_three_overrides_the_nearest_neighbour():
+    """Euclidean, on a line: class 0 at 0 and 0.1, class 1 at 1, 1.5, 2. A query at 0.6
+    has class 1 nearest (0.4) but two class-0 examples next (0.5, 0.6): 3-NN says 0,
+    1-NN says 1 (likewise at 0.62). Five queries in two dimensions (the vote table has a
+    row per query)."""
+    support = torch.tensor([[0.0, 0.0], [0.1, 0.0], [1.0, 0.0], [1.5, 0.0], [2.0, 0.0]])
+    support_y = torch.tensor([0, 0, 1, 1, 1])
+    query = torch.tensor([[0.6, 0.0], [0.62, 0.0], [0.0, 0.1], [1.3, 0.0], [1.15, 0.1]])
+    query_y = torch.tensor([0, 0, 0, 1, 1])
+    assert metrics.knn_accuracy(support, support_y, query, query_y, k=3,
+                                distance="euclidean") == pytest.approx(1.0)
+    assert metrics.knn_accuracy(support, support_y, query, query_y,
+                                distance="euclidean") == pytest.approx(3 / 5)
+
+
+def test_set_metric_messages_count_rows_and_bound_the_seed():
+    single = torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError, match=r"^map_at_r needs at least one class with two or "
+                                         r"more examples$"):
+        metrics.map_at_r(torch.randn(3, 4), single)
+    with pytest.raises(ValueError, match=r"^emb has 3 rows for 3 classes in labels: NMI "
+                                         r"needs more rows than classes"):
+        metrics.nmi(torch.randn(3, 4), single)
+    with pytest.raises(ValueError, match=r"^seed=4294967296 is out of range: must be "
+                                         r"between 0 and 4294967295$"):
+        metrics.nmi(torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]), seed=2**32)
+
+
 def test_a_perfect_baseline_gives_nan_without_a_warning():
     """Where the baseline makes no error there is nothing to reduce: nan, and no numpy
     'divide by zero' warning in the reader's notebook (the division never meets 0)."""
