@@ -346,17 +346,18 @@ def test_class_removal_waits_for_removal_after_swaps():
     steps = _walk(means, train, test, 2, False, 1, 5, 2, 2)
     assert [(len(tr), len(te)) for tr, te, _ in steps] == [(4, 4), (4, 4)]
     assert [s for _, _, s in steps] == [1, 2]
-    # with removal from the first swap on, the second step deletes instead of swapping
+    # the first step's swap raises the distance: with removal allowed from the start it
+    # deletes both classes instead; allowed only after one swap, it still swaps
+    steps = _walk(means, train, test, 2, False, 1, 5, 0, 2)
+    assert [(len(tr), len(te)) for tr, te, _ in steps][0] == (3, 3)
     steps = _walk(means, train, test, 2, False, 1, 5, 1, 2)
-    assert [(len(tr), len(te)) for tr, te, _ in steps] == [(4, 4), (3, 3)]
+    assert [(len(tr), len(te)) for tr, te, _ in steps][0] == (4, 4)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the kit deletes the two classes when a tentative swap does NOT raise the distance "
-    "(shift._walk: fd <= current); ooDML's code (split_helpers.split_maker_with_class_"
-    "removal: `if adjusted_fid >= fid`) and PAPERS.md section 2 undo the swap and delete "
-    "when it would leave the FD at or above its current value"))
 def test_class_removal_follows_oodml_when_a_swap_would_raise_the_distance():
+    # ooDML's code (split_maker_with_class_removal: `if adjusted_fid >= fid`) and PAPERS.md
+    # section 2: a swap that would leave the FD at or above its value is undone and both
+    # classes are deleted
     means, train, test = _mixed_line()
     [(new_train, new_test, _)] = _walk(means, train, test, 1, False, 1, 5, 0, 2)
     # the swap of +1.5 and -1.5 raises the FD: ooDML undoes it and deletes both classes

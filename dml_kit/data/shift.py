@@ -124,8 +124,11 @@ def _walk(means: np.ndarray, train: list[int], test: list[int], n_steps: int, ea
     """Swap classes across the border ``n_steps`` times (ooDML, create_dataset_splits.py):
     rank train classes by ``d(c, m_te) - d(c, m_tr)`` (most test-like first) and test
     classes by ``d(c, m_tr) - d(c, m_te)``, swap the top ones not swapped recently. With
-    ``easier`` the rankings are reversed. After ``removal_after`` swaps, a swap that does
-    not raise the distance is undone and both classes are deleted instead."""
+    ``easier`` the rankings are reversed. After ``removal_after`` swaps (harder walk only),
+    a tentative swap that would leave the distance at or above its current value is undone
+    and both classes are deleted instead (ooDML's ``split_maker_with_class_removal``:
+    ``if adjusted_fid >= fid``): removing the most test-like train class and the most
+    train-like test class separates the sides without moving either class across."""
     train, test = list(train), list(test)
     recent: deque[int] = deque(maxlen=history)
     out = []
@@ -148,7 +151,7 @@ def _walk(means: np.ndarray, train: list[int], test: list[int], n_steps: int, ea
         new_test = [c for c in test if c not in pick_test] + pick_train
         fd = frechet_distance(means[new_train], means[new_test])
         removing = (removal_after is not None and swaps >= removal_after and not easier
-                    and fd <= current)
+                    and fd >= current)
         if removing:
             if min(len(train), len(test)) - len(pick_train) < min_classes:
                 break
@@ -177,8 +180,9 @@ def shift_splits(data: Dataset, n_splits: int = 6, *,
     (``swaps_per_step`` per side, skipping the last ``history`` moved classes): the
     forward ranking makes the split harder, the reversed one easier. After
     ``removal_after`` swaps (default: a third of the smaller side), a swap that would
-    not raise the distance is replaced by deleting both classes (both sides shrink
-    equally, never below ``min_classes``). All visited splits are pooled and
+    leave the distance at or above its current value is undone and both classes are
+    deleted instead, as ooDML's code does (both sides shrink equally, never below
+    ``min_classes``). All visited splits are pooled and
     ``n_splits`` of them chosen with distances spread evenly from the easiest to the
     hardest. Distances use ``features`` (see :func:`class_mean_features`).
     """
