@@ -137,6 +137,20 @@ def copy_notebooks(src: Path, dst: Path) -> Path:
     return dst
 
 
+def save_notebook(cells: list[Any], path: Path) -> Path:
+    """Write ``cells`` (nbformat v4 cells) as a python3 notebook at ``path``: what every
+    browser test's own small notebook goes through."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
 def write_demo_notebook(path: Path) -> Path:
     """Write a small notebook with an IntSlider driving a plotly FigureWidget scatter.
 
@@ -174,13 +188,7 @@ def write_demo_notebook(path: Path) -> Path:
         ),
         nbformat.v4.new_code_cell("print('done', slider.value)"),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+    return save_notebook(cells, path)
 
 
 @dataclass

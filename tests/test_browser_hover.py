@@ -25,6 +25,7 @@ from browser import (
     chromium_browser,
     explained_failure,
     running_lab,
+    save_notebook,
     shutdown_kernels,
 )
 
@@ -82,13 +83,7 @@ def write_hover_notebook(path: Path) -> Path:
             "view"),
         nbformat.v4.new_code_cell("print('ready', view.error)"),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+    return save_notebook(cells, path)
 
 
 @pytest.fixture(scope="module")

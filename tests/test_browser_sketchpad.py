@@ -25,6 +25,7 @@ from browser import (
     chromium_browser,
     explained_failure,
     running_lab,
+    save_notebook,
     shutdown_kernels,
 )
 
@@ -57,13 +58,7 @@ def write_sketchpad_notebook(path: Path) -> Path:
                                   "pad"),
         nbformat.v4.new_code_cell("print('ready', pad.error, pad.updates)"),
     ]
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, path)
-    return path
+    return save_notebook(cells, path)
 
 
 def draw(page: Page, canvas: Locator, strokes: list[list[tuple[float, float]]]) -> None:

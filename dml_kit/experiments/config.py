@@ -172,7 +172,7 @@ OMNIGLOT_CPU = Preset(
     description="Adapted Deep Embeddings on rotated Omniglot with its nets and T1 = n other "
                 "classes, k x n = {1,5,10} x {5,10,100}, 3 seeds x 3 tasks (10 tasks at the "
                 "cheap n = 5 and 10), semi-hard triplet beside the histogram loss: about 28 "
-                "minutes on 2 CPU cores",
+                "minutes on 2 quiet CPU cores (projected from measured per-run costs)",
     dataset="omniglot_rotated",
     k_values=(1, 5, 10),
     n_values=(5, 10, 100),

@@ -647,14 +647,15 @@ SHIFT_SETTINGS: dict[str, ShiftSetting] = {s.name: s for s in (
         name="classroom",
         description="glyphs, every 8th character (160 classes), 4 rungs, histogram loss and "
                     "Proxy-Anchor, 3 seeds, zero-shot and 2/5-shot (last layer and full "
-                    "fine-tuning): under 10 minutes on 2 CPU cores",
+                    "fine-tuning): sized for about 10 minutes on 2 quiet CPU cores (not yet "
+                    "measured quietly)",
         dataset="glyphs", class_step=8, n_splits=4, seeds=(0, 1, 2),
         overrides=(("target_epochs", 5),)),
     ShiftSetting(
         name="omniglot",
         description="Omniglot (28 px), every 4th character (406 classes), 5 rungs, histogram "
-                    "loss and Proxy-Anchor, 3 seeds, zero-shot and 2/5-shot: under 30 "
-                    "minutes on 2 CPU cores",
+                    "loss and Proxy-Anchor, 3 seeds, zero-shot and 2/5-shot: sized for about "
+                    "30 minutes on 2 quiet CPU cores (not yet measured quietly)",
         dataset="omniglot", class_step=4, n_splits=5, seeds=(0, 1, 2),
         overrides=(("target_epochs", 5),)),
 )}
