@@ -41,6 +41,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from dml_kit._validation import check_choice, check_float, check_int
+from dml_kit.allocator import keep_freed_memory
 from dml_kit.callbacks import (
     PHASES,
     Callback,
@@ -191,6 +192,7 @@ def fit(  # noqa: C901 (the one training loop: each branch is a documented optio
     check_choice("on_interrupt", on_interrupt, ("return", "raise"))
     cbs = as_callback_list(callbacks)
     dev = resolve_device(device)
+    keep_freed_memory()   # see dml_kit.allocator: 1.8-9x faster steps on large batches
     seed_everything(seed)
     model.to(dev)
     embedder = embedder if embedder is not None else model
