@@ -183,20 +183,121 @@ def _check_prototypical_loss(student: Callable) -> str:
     return "values and gradients match on a 3-way 1-shot and a 5-way 3-shot episode"
 
 
+#: mistakes of the error-reduction exercise: (name, the wrong formula on per-condition
+#: accuracies of the baseline B and the method A, what the reader is told)
+_ER_MISTAKES: tuple[tuple[str, Callable[[list[float], list[float]], float], str], ...] = (
+    ("accuracy gain", lambda b, a: _mean([y - x for x, y in zip(b, a, strict=True)]),
+     "That is the accuracy gain (acc_A - acc_B, not divided by anything); divide each "
+     "condition's error gap err_B - err_A by the baseline's error err_B = 1 - acc_B"),
+    ("relative accuracy gain",
+     lambda b, a: _mean([(y - x) / x for x, y in zip(b, a, strict=True) if x < 1]),
+     "You divided by the baseline's accuracy: the measure is about errors, "
+     "(err_B - err_A) / err_B with err = 1 - accuracy"),
+    ("divided by the method's error",
+     lambda b, a: _mean([((1 - x) - (1 - y)) / (1 - y) for x, y in zip(b, a, strict=True)
+                         if x < 1 and y < 1]),
+     "You divided by the method's error err_A; divide by the baseline's error err_B"),
+    ("sign flipped",
+     lambda b, a: _mean([((1 - y) - (1 - x)) / (1 - x) for x, y in zip(b, a, strict=True)
+                         if x < 1]),
+     "The sign is flipped: (err_B - err_A) / err_B is positive when the method makes fewer "
+     "errors than the baseline"),
+    ("baseline and method swapped",
+     lambda b, a: _mean([((1 - y) - (1 - x)) / (1 - y) for x, y in zip(b, a, strict=True)
+                         if y < 1]),
+     "Baseline and method are swapped: the first argument is the baseline B, the second "
+     "the method A"),
+    ("pooled errors",
+     lambda b, a: (_mean([1 - x for x in b]) - _mean([1 - y for y in a]))
+     / _mean([1 - x for x in b]),
+     "You averaged the errors first and took one ratio (a pooled reduction); compute the "
+     "reduction in each condition, then average the reductions"),
+    ("skipped conditions counted",
+     lambda b, a: sum(((1 - x) - (1 - y)) / (1 - x) for x, y in zip(b, a, strict=True)
+                      if x < 1) / len(b),
+     "You divided by the number of all conditions; a condition whose baseline is perfect is "
+     "skipped, so average over the others only"),
+)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _diagnose_error_reduction(base: list[float], meth: list[float], got: float,
+                              want: float) -> str:
+    """The hint for a wrong error reduction: which known mistake gives ``got``."""
+    if got != got:  # NaN
+        return (" A condition whose baseline accuracy is 1 has no error to reduce (err_B = "
+                "0): skip it instead of dividing by zero.")
+    if abs(got - 100 * want) < 1e-6:
+        return " Return a fraction (0.34 for 34%), not a percentage."
+    for _, formula, hint in _ER_MISTAKES:
+        try:
+            wrong = formula(base, meth)
+        except ZeroDivisionError:
+            continue
+        if abs(got - wrong) < 1e-9:
+            return f" {hint}."
+    return (" The measure: per condition (err_B - err_A) / err_B with err = 1 - accuracy, "
+            "then the plain mean over the conditions whose baseline makes errors.")
+
+
 def _check_error_reduction(student: Callable) -> str:
     from dml_kit.metrics import error_reduction
 
-    cases = [([0.5, 0.8], [0.75, 0.8]), ([0.9, 0.6, 0.7], [0.95, 0.7, 0.65])]
+    cases = [([0.5, 0.8], [0.75, 0.8]), ([0.9, 0.6, 0.7], [0.95, 0.7, 0.65]),
+             ([0.6, 1.0, 0.8], [0.7, 1.0, 0.9])]
     for base, meth in cases:
         want = error_reduction(base, meth)
-        got = float(student(base, meth))
-        if abs(got - want) > 1e-9:
-            hint = ""
-            if abs(got - (sum(meth) - sum(base)) / len(base)) < 1e-9:
-                hint = " That is the accuracy gain; divide each error gap by the baseline's error."
-            raise _Mismatch(f"baseline {base}, method {meth}: expected {want:.4f}, "
-                            f"got {got:.4f}.{hint}")
-    return "matches the library on two grids of conditions"
+        where = f"baseline {base}, method {meth}"
+        try:
+            out = student(list(base), list(meth))
+        except ZeroDivisionError:
+            raise _Mismatch(f"{where}: your function divided by zero. A condition whose "
+                            "baseline accuracy is 1 has no error to reduce (err_B = 0): "
+                            "skip it.") from None
+        if isinstance(out, (list, tuple)) or getattr(out, "ndim", 0) > 0:
+            raise _Mismatch(f"{where}: you returned {len(out)} values; return one float, "
+                            "the mean over the conditions")
+        got = float(out)
+        if not abs(got - want) <= 1e-9:
+            hint = _diagnose_error_reduction(base, meth, got, want)
+            raise _Mismatch(f"{where}: expected {want:.4f}, got {got:.4f}.{hint}")
+    return ("matches the library on three grids of conditions, one with a perfect "
+            "baseline to skip")
+
+
+def _sec_mistakes(emb: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
+    """Values of the common wrong SEC terms on ``emb``, each with what the reader is told."""
+    n = emb.norm(dim=1)
+    sq = (emb ** 2).sum(1)
+    cols = emb.norm(dim=0)
+    return [
+        (((n - 1.0) ** 2).mean(),
+         "SEC pulls every norm towards the batch's mean norm mu = mean_i ||f_i||, not "
+         "towards 1: compute mu from the batch"),
+        ((n ** 2).mean(),
+         "that is the L2 penalty on the norms (the paper's baseline): it shrinks them. SEC "
+         "penalises their spread around the batch mean mu"),
+        ((n - n.mean()).abs().mean(),
+         "square the deviations ||f_i|| - mu (you took their absolute value)"),
+        (n.std(unbiased=False),
+         "that is the standard deviation of the norms; SEC is its square, the mean squared "
+         "deviation"),
+        (n.std(),
+         "that is the standard deviation of the norms; SEC is the mean squared deviation, "
+         "divided by N"),
+        (((n - n.mean()) ** 2).sum(),
+         "average the squared deviations over the batch (mean), not a sum"),
+        (n.var(),
+         "divide by N, not N - 1: torch.var is unbiased by default (unbiased=False, or "
+         "take the mean of the squared deviations)"),
+        (((sq - sq.mean()) ** 2).mean(),
+         "use the norms ||f_i||, not the squared norms ||f_i||^2"),
+        (((cols - cols.mean()) ** 2).mean(),
+         "take the norm of each row (one embedding each: dim=1), not of each column"),
+    ]
 
 
 def _check_sec(student: Callable) -> str:
@@ -207,7 +308,15 @@ def _check_sec(student: Callable) -> str:
         emb = emb * torch.linspace(0.5, 3.0, emb.shape[0], dtype=torch.float64).unsqueeze(1)
         want, want_g = _value_and_grad(reference, emb)
         got, got_g = _value_and_grad(student, emb)
-        _compare(got, want, f"batch {i}, value")
+        try:
+            _compare(got, want, f"batch {i}, value")
+        except _Mismatch as err:
+            hints = [hint for value, hint in _sec_mistakes(emb)
+                     if torch.allclose(got, value.detach(), rtol=1e-5, atol=1e-7)]
+            hint = hints[0] if hints else (
+                "SEC = 1/N sum_i (||f_i|| - mu)^2 with mu the batch's mean norm; check each of "
+                "the three steps: row norms, their mean, the mean squared deviation")
+            raise _Mismatch(f"{err}. {hint[0].upper()}{hint[1:]}") from None
         _compare(got_g, want_g, f"batch {i}, gradient")
     return ("value and gradient match. Did you detach mu? With the plain batch mean it makes "
             "no difference to the gradient: the deviations ||f_i|| - mu sum to zero")

@@ -1,5 +1,7 @@
 """Exercise checkers: every worked solution passes; typical mistakes get a helpful hint."""
 
+import re
+
 import pytest
 import torch
 
@@ -82,3 +84,91 @@ def test_error_reduction_confused_with_accuracy_gain():
 def test_unknown_exercise_lists_the_known_ones():
     with pytest.raises(ValueError, match="triplet_loss"):
         exercises.check("tripplet", lambda: None)
+
+
+# ---- 05: the error reduction; each common mistake is named --------------------------
+def _errors(base, method):
+    return [(1 - b, 1 - m) for b, m in zip(base, method, strict=True)]
+
+
+ER_MISTAKES = {
+    "accuracy gain": (lambda b, a: sum(y - x for x, y in zip(b, a, strict=True)) / len(b),
+                      "accuracy gain"),
+    "divided by the baseline accuracy": (
+        lambda b, a: sum((y - x) / x for x, y in zip(b, a, strict=True) if x < 1)
+        / sum(x < 1 for x in b), "baseline's accuracy"),
+    "divided by the method's error": (
+        lambda b, a: sum((eb - ea) / ea for eb, ea in _errors(b, a) if eb > 0 and ea > 0)
+        / sum(eb > 0 and ea > 0 for eb, ea in _errors(b, a)), "method's error"),
+    "sign flipped": (lambda b, a: sum((ea - eb) / eb for eb, ea in _errors(b, a) if eb > 0)
+                     / sum(eb > 0 for eb, _ in _errors(b, a)), "sign is flipped"),
+    "arguments swapped": (lambda b, a: sum((ea - eb) / ea for eb, ea in _errors(b, a) if ea > 0)
+                          / sum(ea > 0 for _, ea in _errors(b, a)), "swapped"),
+    "pooled errors": (lambda b, a: (sum(1 - x for x in b) - sum(1 - y for y in a))
+                      / sum(1 - x for x in b), "averaged the errors first"),
+    "averaged over skipped conditions too": (
+        lambda b, a: sum((eb - ea) / eb for eb, ea in _errors(b, a) if eb > 0) / len(b),
+        "number of all conditions"),
+    "a percentage": (lambda b, a: 100 * exercises.load_solution("error_reduction")(b, a),
+                     "not a percentage"),
+    "no skip (Python floats)": (lambda b, a: sum((eb - ea) / eb for eb, ea in _errors(b, a))
+                                / len(b), "divided by zero"),
+    "no skip (numpy: nan)": (lambda b, a: float("nan") if 1.0 in b else
+                             exercises.load_solution("error_reduction")(b, a),
+                             "no error to reduce"),
+    "one value per condition": (lambda b, a: [(eb - ea) / eb for eb, ea in _errors(b, a)
+                                              if eb > 0], "return one float"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(ER_MISTAKES))
+def test_error_reduction_mistakes_are_named(mistake):
+    wrong, phrase = ER_MISTAKES[mistake]
+    result = exercises.check("error_reduction", wrong)
+    assert not result.passed
+    assert phrase in result.message, result.message
+    if mistake not in ("no skip (Python floats)", "no skip (numpy: nan)",
+                       "one value per condition"):
+        assert re.search(r"expected -?\d\.\d{4}, got -?\d+\.\d{4}", result.message), \
+            result.message
+
+
+def test_error_reduction_unknown_mistake_restates_the_measure():
+    result = exercises.check("error_reduction", lambda b, a: 0.123)
+    assert not result.passed and "(err_B - err_A) / err_B" in result.message
+    assert "expected 0.2500, got 0.1230" in result.message
+
+
+# ---- 06: the SEC term; each common mistake is named ---------------------------------
+def _norms(e):
+    return e.norm(dim=1)
+
+
+SEC_MISTAKES = {
+    "fixed radius 1": (lambda e: ((_norms(e) - 1) ** 2).mean(), "not towards 1"),
+    "L2 norm penalty": (lambda e: (_norms(e) ** 2).mean(), "L2 penalty"),
+    "absolute deviation": (lambda e: (_norms(e) - _norms(e).mean()).abs().mean(),
+                           "Square the deviations"),
+    "standard deviation": (lambda e: _norms(e).std(unbiased=False), "standard deviation"),
+    "sum over the batch": (lambda e: ((_norms(e) - _norms(e).mean()) ** 2).sum(),
+                           "not a sum"),
+    "unbiased variance": (lambda e: _norms(e).var(), "not N - 1"),
+    "squared norms": (lambda e: (((e ** 2).sum(1) - (e ** 2).sum(1).mean()) ** 2).mean(),
+                      "not the squared norms"),
+    "column norms": (lambda e: ((e.norm(dim=0) - e.norm(dim=0).mean()) ** 2).mean(),
+                     "each row"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(SEC_MISTAKES))
+def test_sec_mistakes_are_named(mistake):
+    wrong, phrase = SEC_MISTAKES[mistake]
+    result = exercises.check("sec", wrong)
+    assert not result.passed
+    assert phrase in result.message, result.message
+    assert result.message.startswith("batch 0, value: expected "), result.message
+
+
+def test_sec_unknown_mistake_restates_the_formula():
+    result = exercises.check("sec", lambda e: 3 * _norms(e).var())
+    assert not result.passed and "1/N sum_i (||f_i|| - mu)^2" in result.message
