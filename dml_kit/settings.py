@@ -3,12 +3,18 @@
 ``DML_KIT_FAST=1`` is the fast setting CI uses to execute every notebook top to bottom:
 it shrinks epochs, episodes and grid sizes (never skips a cell). Notebooks call
 :func:`pick` so that one line says both the classroom value and the fast one.
+
+``DATASET = "omniglot"`` alone switches a notebook to a real dataset: the notebooks load
+it with :func:`load_dataset`, which downloads what is missing (saying what and where).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from dml_kit.data.core import Dataset
 
 T = TypeVar("T")
 
@@ -21,3 +27,59 @@ def fast_mode() -> bool:
 def pick(default: T, fast: T) -> T:
     """``fast`` under ``DML_KIT_FAST=1``, else ``default`` (e.g. ``epochs = pick(30, 2)``)."""
     return fast if fast_mode() else default
+
+
+#: the datasets the kit ships or renders itself: they never download anything
+EMBEDDED = ("digits", "glyphs")
+
+#: registry name -> (its download manifest entry, the files its loader reads; None: all)
+_FILES: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "omniglot": ("omniglot", ("images_background.zip", "images_evaluation.zip")),
+    "omniglot_rotated": ("omniglot", ("images_background.zip", "images_evaluation.zip")),
+    "omniglot_background": ("omniglot", ("images_background.zip",)),
+    "omniglot_evaluation": ("omniglot", ("images_evaluation.zip",)),
+}
+
+
+def download_plan(name: str, root: str | os.PathLike[str] | None = None) -> str:
+    """What loading the real dataset ``name`` would download, and where: the missing
+    files with their sizes and URLs and the cache folder (``""`` when nothing is missing
+    or ``name`` is embedded)."""
+    from dml_kit.data import download as dl  # noqa: PLC0415 (keep this module light)
+
+    key = name.strip().lower()
+    manifest, files = _FILES.get(key, (key, None))
+    if key in EMBEDDED or manifest not in dl.MANIFEST:
+        return ""
+    wanted = list(dl.MANIFEST[manifest]) if files is None else list(files)
+    missing = [f for f in wanted if not dl.is_cached(manifest, f, root)]
+    if not missing:
+        return ""
+    return (f"{name}: downloading {dl.describe(manifest, missing)}\ninto "
+            f"{dl.dataset_folder(manifest, root)} (once: later runs read it from there)")
+
+
+def load_dataset(name: str, *, root: str | os.PathLike[str] | None = None,
+                 **options: object) -> Dataset:
+    """The notebooks' ``DATASET`` switch: ``load_dataset(DATASET)`` loads an embedded set
+    (``"digits"``, ``"glyphs"``) as :func:`dml_kit.data.load` does, and a real one
+    (``"mnist"``, ``"omniglot"``, ...) with downloading allowed. It first tries without
+    downloading (files already in the data folder, or a copy given with ``path=``: nothing
+    is printed); when files are missing it prints which ones it downloads, how large they
+    are, from where and into which folder, then downloads them. ``options`` go to the
+    loader (``path=``, ``mirror=``, ``size=`` ...); an unknown ``name`` raises
+    ``ValueError`` listing the known ones."""
+    from dml_kit import data  # noqa: PLC0415 (keep this module light)
+
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a dataset name (a string), got {name!r}")
+    if name.strip().lower() in EMBEDDED:
+        return data.load(name, root=root, **options)
+    from dml_kit.data.download import DownloadRequiredError  # noqa: PLC0415
+
+    try:   # files already there (or a copy given with path=): no download, nothing printed
+        return data.load(name, root=root, **options)
+    except DownloadRequiredError:
+        pass
+    print(download_plan(name, root) or f"{name}: downloading its files")
+    return data.load(name, download=True, root=root, **options)

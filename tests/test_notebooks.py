@@ -126,3 +126,69 @@ def test_notebook_executes_in_fast_mode(path, tmp_path, monkeypatch):
         assert VERDICT_PRINTED.search(shown) and FIGURE.search(shown), (
             f"{path.name} verdict cell {i} printed no verdict with its figures: {shown!r}")
     assert os.path.getsize(out) > 0
+
+
+# ---- the DATASET switch (dml_kit.settings.load_dataset), without any network -----------
+class _FakeLoad:
+    """Stands in for dml_kit.data.load: records its calls; a real set is 'missing' until
+    a call allows the download."""
+
+    def __init__(self, cached: bool = False):
+        self.calls, self.cached = [], cached
+
+    def __call__(self, name, download=False, root=None, **options):
+        from dml_kit.data.download import DownloadRequiredError
+
+        self.calls.append((name, download, options))
+        if name not in ("digits", "glyphs") and not (download or self.cached):
+            raise DownloadRequiredError(f"{name} is not in the cache folder")
+        return f"dataset {name}"
+
+
+def test_dataset_switch_downloads_a_real_set_and_says_what_and_where(monkeypatch, tmp_path,
+                                                                     capsys):
+    from dml_kit import data, settings
+
+    monkeypatch.setenv("DML_KIT_DATA", str(tmp_path))
+    fake = _FakeLoad()
+    monkeypatch.setattr(data, "load", fake)
+    assert settings.load_dataset("omniglot") == "dataset omniglot"
+    assert [(n, d) for n, d, _ in fake.calls] == [("omniglot", False), ("omniglot", True)]
+    said = capsys.readouterr().out
+    assert "images_background.zip (9.5 MB)" in said and "images_evaluation.zip" in said
+    assert "all_runs.zip" not in said                    # the loader does not read it
+    assert str(tmp_path / "omniglot") in said and "github" in said
+
+
+def test_dataset_switch_reads_files_already_there_quietly(monkeypatch, capsys):
+    from dml_kit import data, settings
+
+    fake = _FakeLoad(cached=True)
+    monkeypatch.setattr(data, "load", fake)
+    assert settings.load_dataset("mnist", path="/some/copy") == "dataset mnist"
+    assert fake.calls == [("mnist", False, {"path": "/some/copy"})]
+    assert capsys.readouterr().out == ""
+
+
+def test_dataset_switch_loads_embedded_sets_without_download(monkeypatch, capsys):
+    from dml_kit import data, settings
+
+    fake = _FakeLoad()
+    monkeypatch.setattr(data, "load", fake)
+    assert settings.load_dataset("glyphs") == "dataset glyphs"
+    assert fake.calls == [("glyphs", False, {})] and capsys.readouterr().out == ""
+    assert settings.download_plan("digits") == ""
+    with pytest.raises(ValueError, match="name"):
+        settings.load_dataset(3)
+
+
+def test_download_plan_lists_only_missing_files(tmp_path):
+    from dml_kit import settings
+
+    (tmp_path / "omniglot").mkdir()
+    (tmp_path / "omniglot" / "images_background.zip").write_bytes(b"x")
+    plan = settings.download_plan("omniglot", root=tmp_path)
+    assert "images_evaluation.zip" in plan and "images_background.zip" not in plan
+    assert "1 file(s)" in plan
+    (tmp_path / "omniglot" / "images_evaluation.zip").write_bytes(b"x")
+    assert settings.download_plan("omniglot", root=tmp_path) == ""
