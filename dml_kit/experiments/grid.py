@@ -37,7 +37,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -379,6 +379,10 @@ def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
 
 
 # ---- the runner -------------------------------------------------------------------------
+#: what ``run_grid(progress=...)`` calls as jobs finish: ``(records, done, total)``
+ProgressHook = Callable[[list[RunRecord], int, int], None]
+
+
 def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
              k_values: Sequence[int] | int | None = None,
              n_values: Sequence[int] | int | None = None,
@@ -386,8 +390,9 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
              config: MethodConfig | None = None, source: SourceSpec | str | None = None,
              store: ResultsStore | str | os.PathLike[str] | None = None, force: bool = False,
              executor: str = "process", max_workers: int | None = None,
-             ray_address: str | None = None, progress: bool = True, download: bool = False,
-             tasks: int | None = None, compare_losses: Sequence[str] | None = None,
+             ray_address: str | None = None, progress: bool | ProgressHook = True,
+             download: bool = False, tasks: int | None = None,
+             compare_losses: Sequence[str] | None = None,
              data_path: str | os.PathLike[str] | None = None,
              gpus_per_job: float | None = None,
              model_cache: bool | str | os.PathLike[str] = True,
@@ -410,7 +415,10 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
         max_workers: parallel workers (default: CPU cores; the job count at most).
         ray_address: a Ray cluster address (implies ``executor="ray"``); ``"local"``
             starts a local Ray.
-        progress: show a tqdm bar over cells.
+        progress: show a tqdm bar over cells; or a callable ``progress(records, done,
+            total)`` called instead of the bar, once with no records before the first job
+            and then with each job's records as they arrive (e.g.
+            :class:`dml_kit.viz.progress.GridProgress`, a bar with a running table).
         download: let real datasets download (see :func:`dml_kit.data.load`).
         tasks: target tasks per (seed, n, k), all served by the seed's source models
             (default: the preset's; the classroom preset uses several).
@@ -489,14 +497,22 @@ def _model_cache_root(model_cache: bool | str | os.PathLike[str],
 
 
 def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: int | None,
-             ray_address: str | None, progress: bool, replace: bool, total: int,
+             ray_address: str | None, progress: bool | ProgressHook, replace: bool,
+             total: int,
              gpus_per_job: float | None = None) -> None:
 
-    bar = tqdm(total=total, desc="grid", unit="run", disable=not progress)
+    hook = progress if callable(progress) else None
+    bar = tqdm(total=total, desc="grid", unit="run", disable=not progress or hook is not None)
+    done = [0]
+    if hook is not None:
+        hook([], 0, total)
 
     def finished(records: list[RunRecord]) -> None:
         store.add_many(records, replace=replace)
         bar.update(len(records))
+        done[0] += len(records)
+        if hook is not None:
+            hook(records, done[0], total)
         if records:
             last = records[-1]
             bar.set_postfix_str(f"{last.method} k={last.k} n={last.n} acc={last.accuracy:.3f}")
