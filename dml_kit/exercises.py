@@ -103,6 +103,56 @@ def _check_loss_like(student: Callable[..., torch.Tensor],
 
 
 # ---- the exercises -----------------------------------------------------------------------
+def _nn_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 4-way 2-shot support set of 1x4x4 'images' (non-negative, like pixels) whose
+    brightness differs a lot from image to image, and 12 queries: cosine and Euclidean
+    nearest neighbours disagree on some queries."""
+    g = torch.Generator().manual_seed(seed)
+    support_y = torch.arange(4).repeat_interleave(2)
+    support_x = torch.rand(8, 1, 4, 4, generator=g, dtype=torch.float64)
+    support_x = support_x * torch.tensor([0.2, 3.0] * 4, dtype=torch.float64).view(8, 1, 1, 1)
+    query_x = (support_x[torch.arange(12) % 8] / support_x[torch.arange(12) % 8].amax()
+               + 0.3 * torch.rand(12, 1, 4, 4, generator=g, dtype=torch.float64))
+    return support_x, support_y, query_x
+
+
+def _cosine_nn(support_x: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
+    s = torch.nn.functional.normalize(support_x.flatten(1), dim=1)
+    q = torch.nn.functional.normalize(query_x.flatten(1), dim=1)
+    return (q @ s.T).argmax(1)
+
+
+def _check_nearest_neighbour(student: Callable) -> str:
+    for seed in (0, 1):
+        support_x, support_y, query_x = _nn_inputs(seed)
+        want = support_y[_cosine_nn(support_x, query_x)]
+        got = torch.as_tensor(student(support_x.clone(), support_y.clone(), query_x.clone()))
+        if got.shape != want.shape:
+            raise _Mismatch(f"return one label per query: {len(query_x)} queries, got a "
+                            f"result of shape {tuple(got.shape)}")
+        if torch.equal(got.long(), want):
+            continue
+        wrong = f"{int((got.long() != want).sum())} of {len(want)} queries get another label"
+        sims = (torch.nn.functional.normalize(query_x.flatten(1), dim=1)
+                @ torch.nn.functional.normalize(support_x.flatten(1), dim=1).T)
+        euclid = support_y[torch.cdist(query_x.flatten(1), support_x.flatten(1)).argmin(1)]
+        if torch.equal(got.long(), _cosine_nn(support_x, query_x)):
+            hint = ("you return the index of the nearest support image; return its label "
+                    "(support_y[index])")
+        elif torch.equal(got.long(), euclid):
+            hint = ("that is the nearest image by Euclidean distance; use the cosine "
+                    "similarity (normalise the flattened images first), which ignores "
+                    "brightness")
+        elif torch.equal(got.long(), support_y[sims.argmin(1)]):
+            hint = ("you took the *least* similar support image: argmax of the cosine "
+                    "similarity (or argmin of a distance)")
+        else:
+            hint = ("flatten each image to a vector, compute cosine similarities of every "
+                    "query with every support image, take the argmax per query")
+        raise _Mismatch(f"{wrong}: {hint}")
+    return "the same labels as the library's 1-NN on pixels (cosine) on two tasks"
+
+
 def _check_support_query_split(student: Callable) -> str:
     labels = torch.tensor([0] * 6 + [1] * 4 + [2] * 7 + [3] * 5)
     for k in (1, 3):
@@ -351,6 +401,8 @@ def _check_recall_at_1(student: Callable) -> str:
 
 
 EXERCISES: dict[str, tuple[str, Callable[[Callable], str]]] = {
+    "nearest_neighbour": ("00 start here: 1-NN on pixels by cosine similarity",
+                          _check_nearest_neighbour),
     "support_query_split": ("01 tasks: split a class-labelled set into k support examples "
                             "per class and queries", _check_support_query_split),
     "cross_entropy": ("02 weight transfer: softmax cross-entropy from logits",

@@ -172,3 +172,24 @@ def test_sec_mistakes_are_named(mistake):
 def test_sec_unknown_mistake_restates_the_formula():
     result = exercises.check("sec", lambda e: 3 * _norms(e).var())
     assert not result.passed and "1/N sum_i (||f_i|| - mu)^2" in result.message
+
+
+# ---- 00: 1-NN on pixels ---------------------------------------------------------------
+def _flat(x):
+    return torch.nn.functional.normalize(x.flatten(1), dim=1)
+
+
+NN_MISTAKES = {
+    "index instead of label": (lambda s, y, q: (_flat(q) @ _flat(s).T).argmax(1), "index"),
+    "euclidean": (lambda s, y, q: y[torch.cdist(q.flatten(1), s.flatten(1)).argmin(1)],
+                  "Euclidean"),
+    "least similar": (lambda s, y, q: y[(_flat(q) @ _flat(s).T).argmin(1)], "least"),
+    "one label for all": (lambda s, y, q: y[:1], "one label per query"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(NN_MISTAKES))
+def test_nearest_neighbour_mistakes_are_named(mistake):
+    wrong, phrase = NN_MISTAKES[mistake]
+    result = exercises.check("nearest_neighbour", wrong)
+    assert not result.passed and phrase in result.message, result.message
