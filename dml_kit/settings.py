@@ -83,3 +83,10 @@ def load_dataset(name: str, *, root: str | os.PathLike[str] | None = None,
         pass
     print(download_plan(name, root) or f"{name}: downloading its files")
     return data.load(name, download=True, root=root, **options)
+
+
+def panel_data(name: str, split: object) -> object:
+    """What a training panel (``MethodRunner``, ``SECExplorer``) takes for the notebook's
+    ``DATASET``: the name of an embedded set (the panel caches its split), else the
+    notebook's own ``split`` (a ``DomainSplit`` of the real set, already loaded)."""
+    return name if isinstance(name, str) and name.strip().lower() in EMBEDDED else split

@@ -192,3 +192,11 @@ def test_download_plan_lists_only_missing_files(tmp_path):
     assert "1 file(s)" in plan
     (tmp_path / "omniglot" / "images_evaluation.zip").write_bytes(b"x")
     assert settings.download_plan("omniglot", root=tmp_path) == ""
+
+
+def test_panels_get_the_name_of_an_embedded_set_and_the_split_of_a_real_one():
+    from dml_kit.settings import panel_data
+
+    split = object()
+    assert panel_data("glyphs", split) == "glyphs" and panel_data("Digits", split) == "Digits"
+    assert panel_data("omniglot", split) is split
