@@ -1,6 +1,12 @@
 # %% [markdown]
 # # 00 · Start here: learning from a handful of examples
 #
+# **After this notebook you can** load the kit's datasets (or a real one, by changing one
+# variable), draw an *n-way k-shot task* and name its parts (support, queries, chance
+# level), and classify a query by its nearest support image, a rule you write yourself.
+# **Time:** about TIME_00 at the default settings on a 2-core laptop CPU (measured; the
+# first run also renders `glyphs`, about a minute, and trains the sketchpad's small network).
+#
 # **dml_kit** is a teaching kit for *deep metric learning* and *k-shot transfer*. The
 # question running through every notebook:
 #
@@ -30,10 +36,12 @@
 import pandas as pd
 
 import dml_kit as dk
-from dml_kit.settings import fast_mode
+from dml_kit.compare import compare_on_tasks, pixel_1nn
+from dml_kit.settings import EMBEDDED, fast_mode, load_dataset, pick
 
+DATASET = "glyphs"   # or "omniglot" / "mnist": downloaded on first use (it says what, where)
 print(f"dml_kit {dk.__version__}; training device: {dk.default_device()}; "
-      f"fast setting: {fast_mode()}")
+      f"fast setting: {fast_mode()}; dataset: {DATASET}")
 
 # %% [markdown]
 # ## The data: two datasets that ship with the kit
@@ -48,19 +56,24 @@ print(f"dml_kit {dk.__version__}; training device: {dk.default_device()}; "
 #   letter. The first load renders it into `data/` (about a minute); later loads take
 #   well under a second.
 
+#
+# `DATASET` picks the one the rest of this notebook uses: `"glyphs"` by default, or a real
+# set such as `"omniglot"` (1,623 handwritten characters, 16 MB) or `"mnist"`, which
+# `load_dataset` downloads into `data/` the first time.
+
 # %%
 digits = dk.data.load("digits")
-glyphs = dk.data.load("glyphs")
+data = load_dataset(DATASET)
 print(digits)
-print(glyphs)
+print(data)
 
 # %% [markdown]
-# Many classes, few examples each: that is what makes `glyphs` a few-shot dataset.
-# Here are the alphabets and how many characters each contributes.
+# Many classes, few examples each: that is what makes `glyphs` (and Omniglot) a few-shot
+# dataset. Here are the groups (alphabets) and how many classes each contributes.
 
 # %%
-alphabets = pd.Series(glyphs.class_groups).value_counts().rename_axis("alphabet")
-alphabets.to_frame("characters").T
+alphabets = pd.Series(data.class_groups).value_counts().rename_axis("group")
+alphabets.to_frame("classes").T
 
 # %% [markdown]
 # ## Source and target: two disjoint sets of classes
@@ -70,7 +83,8 @@ alphabets.to_frame("characters").T
 # the source network has never seen (a harder, more realistic transfer).
 
 # %%
-split = dk.data.domain_split(glyphs, by="group", seed=0)
+by = "group" if len(alphabets) > 1 else "class"    # MNIST has one group: split classes
+split = dk.data.domain_split(data, by=by, seed=0)
 print("source:", split.source)
 print("target:", split.target)
 assert not set(split.source.class_names) & set(split.target.class_names)
@@ -81,6 +95,7 @@ assert not set(split.source.class_names) & set(split.target.class_names)
 # From the target we draw a **task**: `n_way` classes, `k_shot` labelled examples each
 # (the **support** set), a few more as a validation part, and held-out **queries** to
 # measure accuracy. With `k_shot=1` you get one example per class: *one-shot learning*.
+# A rule that guesses at random is right with probability $1/n$, the **chance level**.
 
 # %%
 task = dk.data.kshot_task(split.target, n_way=5, k_shot=1, seed=0)
@@ -92,13 +107,57 @@ task
 # The explorer draws a task and shows it: one row per class, the **k support images**
 # on the left, a few **queries** on the right.
 #
-# **Predict first:** with `glyphs`, 5-way 1-shot, could *you* label the queries from
-# the single support image per row? Which alphabets make it hardest? Then move
-# `k`: at what k does the task start to look easy to you?
+# **Look first:** 5-way 1-shot, could *you* label the queries from the single support
+# image per row? Which alphabets make it hardest? Then move `k`: at what k does the task
+# start to look easy to you?
 
 # %%
-explorer = dk.widgets.TaskExplorer("glyphs", n_way=5, k_shot=1, seed=0)
+explorer = dk.widgets.TaskExplorer(DATASET if DATASET in EMBEDDED else data,
+                                   n_way=5, k_shot=1, seed=0)
 explorer
+
+# %% [markdown]
+# ## The simplest rule: the nearest support image
+#
+# Before any learning: give each query the label of the support image it resembles most.
+# Flatten every image to a pixel vector and compare by the **cosine similarity**, which
+# ignores overall brightness:
+# $$\hat y(x) = y_{i^*}, \qquad i^* = \arg\max_{i \in S} \cos(x, x_i), \qquad
+#   \cos(x, x_i) = \frac{x^\top x_i}{\lVert x\rVert\,\lVert x_i\rVert}.$$
+#
+# ### Exercise: write the rule
+#
+# `nearest_neighbour(support_x, support_y, query_x)` returns one label per query (a
+# tensor). *Hint:* `F.normalize(x.flatten(1), dim=1)` gives unit rows; a matrix product
+# gives all cosines at once.
+
+# %%
+def nearest_neighbour(support_x, support_y, query_x):
+    # your code here: return the label of each query's most cosine-similar support image
+    raise NotImplementedError
+
+
+dk.exercises.check("nearest_neighbour", nearest_neighbour)
+
+# %% [markdown]
+# **Predict first**, and write it down: on 5-way tasks of `DATASET`'s target classes,
+# what share of the queries does this rule get right with **one** support image per
+# class, and with **five**? Is one image per class enough to beat chance (20%)? The next
+# cells measure it on several tasks (the library's version of the rule,
+# `dk.compare.pixel_1nn`).
+
+# %%
+SEEDS = range(pick(10, 3))          # one task per (k, seed)
+pixels = compare_on_tasks(split.target, {"1-NN on pixels": pixel_1nn}, n_way=5,
+                          k_values=[1, 5], seeds=SEEDS)
+pixels.groupby("k")["accuracy"].agg(["mean", "min", "max"]).round(3)
+
+# %%
+# verdict: 1-NN on pixels beats chance at one shot, and five shots beat one
+ci = dk.stats.mean_ci(pixels.query("k == 1")["accuracy"].to_numpy())
+print(f"1 shot: {ci.format()} vs chance 0.200: {dk.stats.verdict(ci, 0.2).text()}")
+at_5, at_1 = dk.stats.paired_values(pixels, 5, 1, column="k")
+print(f"5 shots minus 1 shot (n = {len(at_1)} tasks): {dk.stats.compare(at_5, at_1).text()}")
 
 # %% [markdown]
 # ## A teaser: draw your own character
@@ -117,6 +176,21 @@ sketchpad = dk.widgets.Sketchpad()      # default: a small protonet on glyphs, 5
 sketchpad
 
 # %% [markdown]
+# ## What to remember
+#
+# * A k-shot task has $n$ new classes with $k$ labelled **support** images each, and
+#   **queries** to score; chance is $1/n$.
+# * Source and target share **no class**: whatever the network learned on the source must
+#   carry over to classes it has never seen.
+# * Even the nearest support image in pixel space beats chance here (your verdict above
+#   says by how much); every learned method in this course must beat that floor.
+#
+# **Papers.** Scott, Ridgeway & Mozer, *Adapted Deep Embeddings: A Synthesis of Methods
+# for k-Shot Inductive Transfer Learning*, NeurIPS 2018. Vinyals et al., *Matching Networks
+# for One Shot Learning*, NeurIPS 2016 (the n-way k-shot protocol). Lake, Salakhutdinov &
+# Tenenbaum, *Human-level concept learning through probabilistic program induction*,
+# Science 2015 (Omniglot).
+#
 # ## What comes next
 #
 # | notebook | question |
@@ -144,4 +218,5 @@ assert shown(explorer.figure) != before                # and the figure was redr
 explorer.dataset.value = "digits"
 assert explorer.k_shot.max < digits.min_class_size     # k can't exceed a class (minus queries)
 print("the explorer follows its controls; k slider capped at", explorer.k_shot.max)
-explorer.dataset.value = "glyphs"                      # leave it on glyphs for the reader
+explorer.dataset.value = data.name                     # leave it on DATASET for the reader
+assert pixels["accuracy"].between(0, 1).all() and len(pixels) == 2 * len(SEEDS)

@@ -1,6 +1,11 @@
 # %% [markdown]
 # # 04 · Few-shot learning: train on tasks that look like the test
 #
+# **After this notebook you can** sample training episodes, write the prototypical loss,
+# train a prototypical network while watching it live, classify a new task by its nearest
+# prototype, and test whether more shots give better prototypes. **Time:** about TIME_04
+# at the default settings on a 2-core laptop CPU (measured).
+#
 # > The metric embedding of notebook 03 was trained on batches of many classes, then used
 # > on 5-way 1-shot tasks. Why not train it on 5-way 1-shot tasks in the first place?
 #
@@ -13,13 +18,15 @@
 # %%
 from types import SimpleNamespace
 
+from IPython.display import display
+
 import dml_kit as dk
 from dml_kit.compare import compare_on_tasks, embedding_1nn, nearest_prototype, pixel_1nn
-from dml_kit.settings import pick
+from dml_kit.settings import load_dataset, pick
 
-DATASET = "glyphs"   # or "omniglot" / "mnist" with dk.data.load(DATASET, download=True)
-split = dk.data.domain_split(dk.data.load(DATASET), seed=0)
-source = split.source.select_classes(range(pick(150, 40)))    # a subset: CPU-sized
+DATASET = "glyphs"   # or "omniglot" / "mnist": downloaded on first use (it says what, where)
+split = dk.data.domain_split(load_dataset(DATASET), seed=0)
+source = split.source.select_classes(range(min(split.source.n_classes, pick(150, 40))))  # CPU-sized
 config = dk.experiments.PRESETS["classroom"].config.replace(
     source_epochs=pick(4, 2), source_patience=4, episodes_per_epoch=pick(30, 6),
     query_per_class=5)
@@ -78,12 +85,15 @@ dk.exercises.check("prototypical_loss", prototypical_loss)
 #
 # Scott et al. train with episodes shaped like the target task (here 5-way 5-shot, five
 # queries per class) and stop when the prototype accuracy on held-out source examples
-# stops improving.
+# stops improving. The panel draws the episode loss, the validation accuracy, the norms
+# and a projection of held-out source images while it trains.
 
 # %%
 history = dk.callbacks.HistoryCallback()
+live = dk.viz.LiveDashboard(class_names=source.class_names, title="protonet, live")
+display(live)
 protonet = dk.methods.train_source("protonet", source, config, n_way=5, k_shot=5,
-                                   callbacks=[history])
+                                   callbacks=[history, live])
 print(f"source validation accuracy {protonet.val_score:.3f} after "
       f"{protonet.train.epochs} epochs ({protonet.seconds:.0f} s)")
 dk.viz.learning_curves(history.epochs, history.steps, title="Protonet: source episodes")
@@ -231,9 +241,22 @@ else:
     display(one_shot.comparison_figure(yardstick))
 
 # %% [markdown]
+# ## What to remember
+#
+# * Episodic training makes every source step a small n-way k-shot task, the shape of
+#   the test.
+# * A prototype is the mean of a class's support embeddings; a query takes the class of
+#   the nearest prototype (squared Euclidean distance), the same rule as training.
+# * At $k = 1$ the prototype rule *is* 1-NN; whether averaging pays at larger $k$, and
+#   whether the frozen embedding beats pixels, is what your verdicts above say.
+#
+# **Papers.** Snell, Swersky & Zemel, *Prototypical Networks for Few-shot Learning*,
+# NeurIPS 2017. Vinyals et al., *Matching Networks for One Shot Learning*, NeurIPS 2016
+# (episodes). Lake, Salakhutdinov & Tenenbaum, *Science* 2015 (Omniglot's one-shot runs).
+#
 # The next notebook asks the obvious follow-up: the support set is labelled, so why not
 # also *train* on it? The **adapted** methods fine-tune the embedding on the target's
-# support, and Scott et al. find they beat everything else.
+# support; Scott et al. report that they beat everything else, and 05 checks it on your run.
 #
 # ## Check (the course runs these cells in CI)
 

@@ -1,6 +1,13 @@
 # %% [markdown]
 # # 05 · Adapted embeddings: the best of both worlds
 #
+# **After this notebook you can** run all six methods of *Adapted Deep Embeddings* on one
+# task, look inside their mistakes, run (or reload) the paper-style grid while a running
+# table fills in, check the paper's three conclusions with paired verdicts, and compute
+# the mean error reduction yourself. **Time:** about TIME_05 at the default settings on a
+# 2-core laptop CPU with an empty results store (measured); seconds once the classroom
+# grid is stored (`python -m dml_kit grid --preset classroom`).
+#
 # Notebooks 02–04 gave three answers to the course's question (*new classes, k labelled
 # examples each: how do we reuse a network trained on the source?*):
 #
@@ -51,12 +58,14 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import display
 
 import dml_kit as dk
 from dml_kit import experiments
-from dml_kit.settings import fast_mode, pick
+from dml_kit.settings import fast_mode, load_dataset, pick
+from dml_kit.viz.progress import GridProgress
 
-DATASET = "glyphs"   # the embedded default; "omniglot" after dk.data.load("omniglot", download=True)
+DATASET = "glyphs"   # or "omniglot": downloaded on first use (it says what, where)
 METHODS = dk.methods.available()
 # the grid run when the classroom grid is not in the store yet (a minute or two)
 SMALL_GRID = dict(k_values=(1, 5), n_values=(10,), seeds=2, tasks=pick(4, 2))
@@ -71,15 +80,20 @@ print("the six methods:", ", ".join(METHODS))
 # (The paper trains the protonet on episodes of the target's n and k; here one episode
 # shape, 5-way 5-shot, serves every task.) With `cache=True` each source model is saved
 # under `data/models/`, keyed by its settings, seed and data: a second run of this
-# notebook loads them in a fraction of a second instead of training them again.
+# notebook loads them in a fraction of a second instead of training them again. While a
+# model trains, the panel shows its loss, validation score, norms and a projection of
+# held-out source images (a model loaded from the cache sends no events).
 
 # %%
-split = dk.data.domain_split(dk.data.load(DATASET), seed=0)
+split = dk.data.domain_split(load_dataset(DATASET), seed=0)
 source = split.source.select_classes(range(min(split.source.n_classes, pick(100, 40))))
 config = experiments.PRESETS["classroom"].config.replace(
     source_epochs=pick(2, 1), batches_per_epoch=pick(20, 10), episodes_per_epoch=pick(20, 10),
     target_epochs=pick(40, 10), train_way=5, train_shot=5)
-sources = {kind: dk.methods.train_source(kind, source, config, seed=0, cache=True)
+live = dk.viz.LiveDashboard(class_names=source.class_names, title="source models, live")
+display(live)
+sources = {kind: dk.methods.train_source(kind, source, config, seed=0, cache=True,
+                                         callbacks=[live])
            for kind in ("classifier", "embedding", "protonet")}
 print(source)
 print({kind: f"{s.seconds:.1f} s ({'loaded' if s.info['cache'] == 'hit' else 'trained'})"
@@ -152,9 +166,17 @@ grid = (dict(k_values=classroom.k_values, n_values=classroom.n_values, seeds=cla
              tasks=classroom.tasks) if have_full else SMALL_GRID)
 fast = dict(source_epochs=1, batches_per_epoch=10, episodes_per_epoch=10, target_epochs=5)
 print(f"{store}: classroom grid {'found' if have_full else 'not found: running'} {grid}")
+
+# %% [markdown]
+# The bar counts the runs as the jobs finish; the table under it is the mean accuracy so
+# far per method and condition, with the number of runs behind each row.
+
+# %%
+tracker = GridProgress(f"{DATASET}: the grid, as it runs")
+display(tracker)
 frame = experiments.run_grid(DATASET, "all", **grid, preset="classroom", store=store,
-                             progress=True, **(fast if fast_mode() else {}))
-print(f"{len(frame)} runs")
+                             progress=tracker, **(fast if fast_mode() else {}))
+tracker.finish(frame)
 
 # %% [markdown]
 # ### Browse it
@@ -275,11 +297,16 @@ result
 #
 # * The paper's argument for embeddings: classifying by distances to k examples needs
 #   no new weights, while a new output layer must be learned from the k·n support
-#   images. Your verdict on conclusion 1 says whether that advantage showed on glyphs.
+#   images. Your verdict on conclusion 1 says whether that advantage showed on this dataset.
 # * The hybrids can only gain where the support has something to teach: at k = 1 they
 #   are their parents, and the error reduction is worth reading over k > 1.
 # * A claim about methods needs replications and an interval. Read "not resolved" as
 #   "run more seeds or tasks", not as evidence either way.
+#
+# **Papers.** Scott, Ridgeway & Mozer, *Adapted Deep Embeddings: A Synthesis of Methods
+# for k-Shot Inductive Transfer Learning*, NeurIPS 2018 (the six methods, the three
+# conclusions, the 34%; arXiv 1805.08402). Ustinova & Lempitsky, NeurIPS 2016 (histogram
+# loss); Snell et al., NeurIPS 2017 (prototypical networks).
 #
 # Next, notebook 06 looks at the embeddings' **norms**, and a constraint meant to help
 # angular losses, adapted or not.

@@ -1,6 +1,11 @@
 # %% [markdown]
 # # 08 · Capstone: design your own study
 #
+# **After this notebook you can** turn a question into a small controlled study (variants,
+# seeds, tasks, a built-in control), run it with the grid runner while its running table
+# fills in, report means with intervals and paired verdicts, and write Recall@1 yourself.
+# **Time:** about TIME_08 at the default settings on a 2-core laptop CPU (measured).
+#
 # You have met every piece: k-shot tasks (01), weight transfer (02), metric learning
 # (03), few-shot learning (04), the adapted hybrids and the full comparison (05),
 # embedding norms and SEC (06), distribution shift (07). Now you run the loop a
@@ -26,10 +31,15 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from IPython.display import display
 
 import dml_kit as dk
 from dml_kit import experiments
-from dml_kit.settings import fast_mode, pick
+from dml_kit.settings import fast_mode, load_dataset, pick
+from dml_kit.viz.progress import GridProgress
+
+DATASET = "digits"   # or "glyphs" (slower); "mnist" / "omniglot": downloaded on first use
+data = load_dataset(DATASET)
 
 # %% [markdown]
 # ## Step 1: the question and your prediction
@@ -51,7 +61,7 @@ from dml_kit.settings import fast_mode, pick
 
 # %%
 STUDY = dict(
-    dataset="digits",                       # "glyphs" for the real thing (slower)
+    dataset=DATASET,
     methods=["weight_transfer", "metric", "adapted_metric"],
     k_values=[1, 5, 10],
     n_values=[5],                           # digits has 5 target classes
@@ -69,15 +79,19 @@ print(f"{n_cells} runs")
 #
 # Every run lands in the results store (under `data/`; a throw-away one in CI), keyed by
 # its settings: rerun the cell and it reads the store instead of training. `executor`
-# `"serial"` suits tiny `digits`; use `"process"` (both CPU cores) for `glyphs`.
+# `"serial"` suits tiny `digits`; use `"process"` (both CPU cores) for `glyphs`. Each
+# variant shows a bar and the mean accuracy so far per method and condition.
 
 # %%
 store = experiments.ResultsStore(
     Path(tempfile.mkdtemp()) / "results.sqlite" if fast_mode() else None)  # default: data/
 frames = []
 for variant, changes in VARIANTS.items():
+    tracker = GridProgress(f"variant {variant!r}")
+    display(tracker)
     frame = experiments.run_grid(**STUDY, preset="classroom", store=store, executor="serial",
-                                 progress=False, **TRAINING, **changes)
+                                 progress=tracker, **TRAINING, **changes)
+    tracker.finish(frame)
     frames.append(frame.assign(variant=variant))
 results = pd.concat(frames, ignore_index=True)
 results[["variant", "method", "k", "n", "seed", "task", "accuracy"]].head()
@@ -144,13 +158,17 @@ dk.exercises.check("recall_at_1", my_recall_at_1)
 
 # %% [markdown]
 # Then use it: embed the queries of one target task with a `metric` model and compare
-# your number with the library's.
+# your number with the library's. (The source model trains live the first time; later
+# runs load it from the model cache and the panel stays empty.)
 
 # %%
-split = dk.data.domain_split(dk.data.load(STUDY["dataset"]), seed=0)
+split = dk.data.domain_split(data, seed=0)
 task = dk.data.kshot_task(split.target, n_way=5, k_shot=5, seed=0)
 config = experiments.PRESETS["classroom"].config.replace(**TRAINING)
-source = dk.methods.train_source("embedding", split.source, config, cache=True)  # cached
+live = dk.viz.LiveDashboard(class_names=split.source.class_names, title="metric source, live")
+display(live)
+source = dk.methods.train_source("embedding", split.source, config, cache=True,
+                                 callbacks=[live])
 run = dk.methods.run("metric", task, source, config, seed=0)
 emb = dk.metrics.embed(run.model, task.query_x)
 library_r1 = dk.metrics.recall_at_k(emb, task.query_y, ks=(1,))[1]
@@ -185,6 +203,19 @@ except NotImplementedError:
 # 4. when you get k labelled examples of the new classes, **adapt** the embedding on
 #    them; ooDML reports that those k examples are worth more the further the shift
 #    (07 tests it on your run).
+#
+# ## What to remember
+#
+# * Write the question and the prediction before the run, and change **one** thing
+#   between variants.
+# * Pair the variants on the same replications (seed, task) and report the mean
+#   difference with its 95% interval; "not resolved" asks for more replications.
+# * Build in a **control** that must not move (here weight transfer under SEC): if it
+#   moves, something else differs between the variants.
+#
+# **Papers.** Scott, Ridgeway & Mozer, NeurIPS 2018, arXiv 1805.08402. Zhang, Li & Zhang,
+# NeurIPS 2020, arXiv 2011.02785. Milbich, Roth et al., NeurIPS 2021, arXiv 2107.09562.
+# Musgrave, Belongie & Lim, *A Metric Learning Reality Check*, ECCV 2020 (fair comparisons).
 #
 # ### Check (the course runs these cells in CI)
 
