@@ -372,6 +372,31 @@ def _check_sec(student: Callable) -> str:
             "no difference to the gradient: the deviations ||f_i|| - mu sum to zero")
 
 
+def _fd_variants(a: torch.Tensor, b: torch.Tensor) -> list[tuple[float, str]]:
+    """The Fréchet distance computed with each common mistake, with what the reader is
+    told (numpy/scipy, float64)."""
+    import numpy as np
+    from scipy import linalg
+
+    x, y = a.numpy(), b.numpy()
+    mu = x.mean(0) - y.mean(0)
+
+    def fd(bias: bool = False, square: bool = True, root: bool = True) -> float:
+        sa, sb = np.cov(x, rowvar=False, bias=bias), np.cov(y, rowvar=False, bias=bias)
+        cross = np.real(linalg.sqrtm(sa @ sb)) if root else sa @ sb
+        gap = float(mu @ mu) if square else float(np.linalg.norm(mu))
+        return gap + float(np.trace(sa + sb - 2 * cross))
+
+    return [
+        (fd(bias=True), "use sample covariances with 1/(n-1) (np.cov's default, bias=False), "
+                        "not 1/n"),
+        (float(mu @ mu), "you left out the covariance term Tr(S_a + S_b - 2 (S_a S_b)^(1/2))"),
+        (fd(square=False), "the mean term is the *squared* distance ||mu_a - mu_b||^2"),
+        (fd(root=False), "take the matrix square root of S_a S_b (scipy.linalg.sqrtm), not "
+                         "the product itself"),
+    ]
+
+
 def _check_frechet_distance(student: Callable) -> str:
     from dml_kit.data.shift import frechet_distance
 
@@ -382,8 +407,12 @@ def _check_frechet_distance(student: Callable) -> str:
         want = float(frechet_distance(x, y))
         got = float(student(x, y))
         if abs(got - want) > 1e-4 * max(1.0, abs(want)):
-            raise _Mismatch(f"expected {want:.5f}, got {got:.5f}: FD = ||mu_a - mu_b||^2 + "
-                            "Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), covariances with 1/(n-1)")
+            hints = [hint for value, hint in _fd_variants(x, y)
+                     if abs(got - value) <= 1e-6 * max(1.0, abs(value))]
+            hint = hints[0] if hints else ("FD = ||mu_a - mu_b||^2 + "
+                                           "Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), covariances "
+                                           "with 1/(n-1)")
+            raise _Mismatch(f"expected {want:.5f}, got {got:.5f}: {hint}")
     return "matches the library on identical and on shifted Gaussian samples"
 
 
@@ -394,9 +423,18 @@ def _check_recall_at_1(student: Callable) -> str:
         want = recall_at_k(emb, y, ks=(1,))[1]
         got = float(student(emb, y))
         if abs(got - want) > 1e-6:
+            euclid = recall_at_k(emb, y, ks=(1,), distance="euclidean")[1]
+            if got == 1.0:
+                hint = ("every point is its own nearest neighbour: leave each example out "
+                        "of its own neighbour list (set the diagonal to -inf)")
+            elif abs(got - euclid) <= 1e-6:
+                hint = "that is the Euclidean nearest neighbour; use cosine similarity"
+            else:
+                hint = ("Leave each example out of its own neighbour list; use cosine "
+                        "similarity; count a hit when the nearest other example shares the "
+                        "label")
             raise _Mismatch(f"labels {y.tolist()}: expected {want:.4f}, got {got:.4f}. "
-                            "Leave each example out of its own neighbour list; use cosine "
-                            "similarity")
+                            f"{hint[0].upper()}{hint[1:]}")
     return "matches the library's leave-one-out Recall@1 on 3 batches"
 
 

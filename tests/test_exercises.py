@@ -193,3 +193,46 @@ def test_nearest_neighbour_mistakes_are_named(mistake):
     wrong, phrase = NN_MISTAKES[mistake]
     result = exercises.check("nearest_neighbour", wrong)
     assert not result.passed and phrase in result.message, result.message
+
+
+# ---- 07 and 08: the Fréchet distance and Recall@1 --------------------------------------
+def _fd(a, b, *, bias=False, square=True, root=True, trace=True):
+    import numpy as np
+    from scipy import linalg
+
+    a, b = np.asarray(a), np.asarray(b)
+    mu = a.mean(0) - b.mean(0)
+    gap = float(mu @ mu) if square else float(np.linalg.norm(mu))
+    if not trace:
+        return gap
+    sa, sb = np.cov(a, rowvar=False, bias=bias), np.cov(b, rowvar=False, bias=bias)
+    cross = np.real(linalg.sqrtm(sa @ sb)) if root else sa @ sb
+    return gap + float(np.trace(sa + sb - 2 * cross))
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    (dict(bias=True), "1/(n-1)"), (dict(trace=False), "left out the covariance term"),
+    (dict(square=False), "*squared* distance"), (dict(root=False), "matrix square root")])
+def test_frechet_mistakes_are_named(mistake, phrase):
+    result = exercises.check("frechet_distance", lambda a, b: _fd(a, b, **mistake))
+    assert not result.passed and phrase in result.message, result.message
+    assert exercises.check("frechet_distance", _fd).passed      # the helper itself is right
+
+
+def _recall(emb, labels, *, leave_out=True, cosine=True):
+    if cosine:
+        z = torch.nn.functional.normalize(emb, dim=1)
+        score = z @ z.T
+    else:
+        score = -torch.cdist(emb, emb)
+    if leave_out:
+        score.fill_diagonal_(-float("inf"))
+    return float((labels[score.argmax(1)] == labels).double().mean())
+
+
+@pytest.mark.parametrize("mistake, phrase", [
+    (dict(leave_out=False), "its own nearest neighbour"), (dict(cosine=False), "Euclidean")])
+def test_recall_at_1_mistakes_are_named(mistake, phrase):
+    result = exercises.check("recall_at_1", lambda e, y: _recall(e, y, **mistake))
+    assert not result.passed and phrase in result.message, result.message
+    assert exercises.check("recall_at_1", _recall).passed

@@ -150,6 +150,19 @@ replay = dk.widgets.EpochReplay(history.probes, source.class_names, phase="sourc
 replay
 
 # %% [markdown]
+# The answer on your run: the histogram loss of the probe set, the probability that a
+# random negative pair is more similar than a random positive one (the overlap of $p^+$
+# and $p^-$), at the first and at the last epoch of the replay.
+
+# %%
+histogram_loss = dk.losses.get("histogram")
+overlap = [float(histogram_loss(torch.as_tensor(emb), torch.as_tensor(y)))
+           for _, emb, y in (replay.frames[0], replay.frames[-1])]
+first, last = replay.frames[0][0], replay.frames[-1][0]
+print(f"probe overlap: {overlap[0]:.3f} at epoch {first}, {overlap[1]:.3f} at epoch {last}: "
+      f"it {'shrank' if overlap[1] < overlap[0] else 'did not shrink'} during training")
+
+# %% [markdown]
 # ## Measuring an embedding: Recall@K and MAP@R
 #
 # Metric learning is scored by **retrieval** on held-out classes: every example queries

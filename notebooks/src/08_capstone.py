@@ -146,7 +146,9 @@ browser
 # Accuracy on k-shot tasks is the paper's score; retrieval work (ooDML, SEC) reports
 # **Recall@1**: for every embedding, is its nearest *other* embedding (cosine
 # similarity) of the same class? Write `my_recall_at_1(embeddings, labels)` → a float
-# in [0, 1]. Leave each point out of its own neighbour list.
+# in [0, 1]. Leave each point out of its own neighbour list:
+# $$\mathrm{R@1} = \frac{1}{N}\sum_{i=1}^{N} \mathbb{1}\big[y_{j^*(i)} = y_i\big],
+#   \qquad j^*(i) = \arg\max_{j \ne i} \cos(f_i, f_j).$$
 
 # %%
 def my_recall_at_1(embeddings, labels) -> float:
