@@ -24,11 +24,13 @@
 #
 # ## How to use these notebooks
 # * Run the cells **top to bottom** (Shift-Enter). Every notebook finishes in a few
-#   minutes on a laptop CPU; nothing needs the internet.
+#   minutes on a laptop CPU; nothing needs the internet unless you switch `DATASET` to a
+#   real dataset, which is then downloaded once (each notebook's first cells).
 # * Each notebook has a **widget** to play with. Before you move a slider, write down
 #   what you *predict* will happen: the surprise is where the learning is.
-# * From notebook 01 on, each has an **exercise**: you write a function, and
-#   `dml_kit.exercises.check(...)` compares it with the library on values *and gradients*.
+# * Each has an **exercise** (this one too): you write a function, and
+#   `dml_kit.exercises.check(...)` compares it with the library (values, and gradients for
+#   losses) and says what is wrong when it differs.
 # * The library in `dml_kit/` is the reference implementation: every loss and method
 #   carries its formula and its paper in the docstring (try `dk.losses.HistogramLoss?`).
 
@@ -55,7 +57,6 @@ print(f"dml_kit {dk.__version__}; training device: {dk.default_device()}; "
 #   rotated, sheared, thickened and warped, like different people drawing the same
 #   letter. The first load renders it into `data/` (about a minute); later loads take
 #   well under a second.
-
 #
 # `DATASET` picks the one the rest of this notebook uses: `"glyphs"` by default, or a real
 # set such as `"omniglot"` (1,623 handwritten characters, 16 MB) or `"mnist"`, which
