@@ -653,3 +653,462 @@ def shutdown_kernels(lab: LabServer) -> None:
             urllib.request.urlopen(req, timeout=20).close()
     except (urllib.error.URLError, OSError, ValueError):
         pass
+
+
+# --- the course test's page checks (tests/test_browser_course.py) ---------------------------
+
+#: The output of a cell that shows an ipywidget (a panel, a FigureWidget, a progress bar).
+WIDGET_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.widget-view+json']"
+
+#: JavaScript: like ``_PLOT_SIGNATURES_JS``, for the plotly figures under one element.
+_ROOT_SIGNATURES_JS = _PLOT_SIGNATURES_JS.replace(
+    "() => Array.from(document.querySelectorAll", "(root) => Array.from(root.querySelectorAll")
+
+#: JavaScript: per plotly figure under ``root``, its visible class traces: scatter traces
+#: drawn as markers only (no lines), visible, holding points, not transparent, one colour
+#: each (a per-point colour array is not a class trace). Colours are normalised by a canvas
+#: context ("#rrggbb", or "rgba(r, g, b, a)" when translucent).
+_CLASS_COLOURS_JS = """
+(root) => {
+    const ctx = document.createElement('canvas').getContext('2d');
+    const norm = (c) => { ctx.fillStyle = '#000000'; ctx.fillStyle = c; return ctx.fillStyle; };
+    const opaque = (v) => (typeof v === 'number' ? v > 0 : true);
+    return Array.from(root.querySelectorAll('.js-plotly-plot')).map((gd) => {
+        const box = gd.getBoundingClientRect();
+        const layout = gd._fullLayout || {};
+        const title = (layout.title && layout.title.text) || '';
+        const traces = (gd._fullData || []).filter((t) =>
+            (t.type === 'scatter' || t.type === 'scattergl') && t.visible === true
+            && typeof t.mode === 'string' && t.mode.includes('markers')
+            && !t.mode.includes('lines') && t.marker && typeof t.marker.color === 'string'
+            && opaque(t.opacity) && opaque(t.marker.opacity) && t.x && t.x.length > 0
+        ).map((t) => ({name: String(t.name === undefined ? '' : t.name),
+                       group: String(t.legendgroup || t.name || ''),
+                       color: norm(t.marker.color), points: t.x.length}));
+        return {title: String(title), shown: box.width > 0 && box.height > 0, traces};
+    });
+}
+"""
+
+#: JavaScript: per plotly figure under ``root``: the images its image traces draw (the
+#: ``href`` of each ``<image>`` in the trace layer), the ``source`` of its image traces as
+#: the browser's copy of the figure holds them, its ``layout.meta`` and title.
+_IMAGES_JS = """
+(root) => Array.from(root.querySelectorAll('.js-plotly-plot')).map((gd) => {
+    const XLINK = 'http://www.w3.org/1999/xlink';
+    const drawn = Array.from(gd.querySelectorAll('.imagelayer image')).map((im) =>
+        im.getAttribute('href') || im.getAttributeNS(XLINK, 'href') || '');
+    const held = (gd.data || []).filter((t) => t.type === 'image').map((t) => t.source || '');
+    const layout = gd._fullLayout || {};
+    return {drawn, held, meta: layout.meta || null,
+            title: String((layout.title && layout.title.text) || '')};
+})
+"""
+
+#: JavaScript: evaluate a Python expression in the notebook's kernel, out of band (a
+#: silent execute request with a ``user_expressions`` entry: nothing shows in the
+#: notebook, no execution count is used). Resolves to the expression's ``text/plain``.
+_KERNEL_EXPRESSION_JS = """
+async (expression) => {
+    const w = window.jupyterapp.shell.currentWidget;
+    const kernel = w.sessionContext.session.kernel;
+    const future = kernel.requestExecute({code: '', silent: true, store_history: false,
+                                          user_expressions: {r: expression}});
+    const reply = await future.done;
+    const r = reply.content.user_expressions.r;
+    if (r.status !== 'ok') { return 'ERROR ' + r.ename + ': ' + r.evalue; }
+    return r.data['text/plain'];
+}
+"""
+
+#: Python (one expression, run in the kernel): the sha1 of the ``source`` of every image
+#: trace that a live plotly FigureWidget holds, as a JSON list.
+KERNEL_IMAGE_SOURCES = (
+    "__import__('json').dumps(sorted({__import__('hashlib').sha1(t.source.encode())"
+    ".hexdigest() for w in list(__import__('ipywidgets').widgets.widget._instances.values())"
+    " if type(w).__name__ == 'FigureWidget' for t in w.data"
+    " if t.type == 'image' and t.source}))")
+
+
+def root_signatures(root: Locator) -> list[str]:
+    """A short hash per plotly figure under ``root`` (see ``_PLOT_SIGNATURES_JS``)."""
+    return [hashlib.sha1(s.encode()).hexdigest()[:12]
+            for s in root.evaluate(_ROOT_SIGNATURES_JS)]
+
+
+def class_colours(root: Locator) -> list[dict[str, Any]]:
+    """Per plotly figure under ``root``: ``title``, ``shown`` and its visible class
+    ``traces`` (``name``, ``group``, ``color``, ``points``); see ``_CLASS_COLOURS_JS``."""
+    return list(root.evaluate(_CLASS_COLOURS_JS))
+
+
+def figure_images(root: Locator) -> list[dict[str, Any]]:
+    """Per plotly figure under ``root``: ``drawn`` (image hrefs in the DOM), ``held``
+    (image-trace sources of the browser's figure), ``meta`` and ``title``."""
+    return list(root.evaluate(_IMAGES_JS))
+
+
+def parse_colour(text: str) -> tuple[float, float, float]:
+    """``"#rrggbb"``, ``"#rgb"``, ``"rgb(r, g, b)"`` or ``"rgba(r, g, b, a)"`` -> (r, g, b)
+    in 0..255 (alpha dropped)."""
+    s = text.strip().lower()
+    if s.startswith("#"):
+        h = s[1:]
+        if len(h) == 3:
+            h = "".join(c * 2 for c in h)
+        if len(h) not in (6, 8):
+            raise ValueError(f"colour {text!r}: expected #rgb or #rrggbb")
+        return (float(int(h[0:2], 16)), float(int(h[2:4], 16)), float(int(h[4:6], 16)))
+    match = re.fullmatch(r"rgba?\(([^)]*)\)", s)
+    if not match:
+        raise ValueError(f"colour {text!r}: expected #rrggbb, rgb(...) or rgba(...)")
+    parts = [float(p) for p in match.group(1).replace("/", ",").replace(" ", ",").split(",")
+             if p]
+    if len(parts) < 3:
+        raise ValueError(f"colour {text!r}: fewer than three channels")
+    return parts[0], parts[1], parts[2]
+
+
+def srgb_to_lab(rgb: tuple[float, float, float]) -> tuple[float, float, float]:
+    """CIE L*a*b* (D65) of an sRGB colour given in 0..255."""
+    lin = []
+    for v in rgb:
+        c = v / 255.0
+        lin.append(((c + 0.055) / 1.055) ** 2.4 if c > 0.04045 else c / 12.92)
+    r, g, b = lin
+    xyz = (0.4124 * r + 0.3576 * g + 0.1805 * b, 0.2126 * r + 0.7152 * g + 0.0722 * b,
+           0.0193 * r + 0.1192 * g + 0.9505 * b)
+    white = (0.95047, 1.0, 1.08883)
+    f = [(t / w) ** (1 / 3) if t / w > 216 / 24389 else (24389 / 27 * t / w + 16) / 116
+         for t, w in zip(xyz, white, strict=True)]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def delta_e(a: str, b: str) -> float:
+    """The CIE76 colour difference (Euclidean distance in L*a*b*) of two CSS colours:
+    about 2.3 is just noticeable side by side, 10 and more reads as another colour."""
+    la, lb = srgb_to_lab(parse_colour(a)), srgb_to_lab(parse_colour(b))
+    return sum((x - y) ** 2 for x, y in zip(la, lb, strict=True)) ** 0.5
+
+
+def close_class_colours(traces: list[dict[str, Any]], min_delta_e: float
+                        ) -> list[tuple[str, str, float]]:
+    """Pairs of *different* classes whose colours differ by less than ``min_delta_e``
+    (CIE76): ``(class a, class b, delta E)``, closest first. Traces of one class (the same
+    legend group, e.g. its queries and its support drawn apart) count once."""
+    colour_of: dict[str, str] = {}
+    for t in traces:
+        colour_of.setdefault(t["group"], t["color"])
+    groups = sorted(colour_of)
+    close = []
+    for i, a in enumerate(groups):
+        for b in groups[:i]:
+            d = delta_e(colour_of[a], colour_of[b])
+            if d < min_delta_e:
+                close.append((b, a, round(d, 1)))
+    return sorted(close, key=lambda c: c[2])
+
+
+def png_size(data_uri: str) -> tuple[int, int] | None:
+    """``(width, height)`` of a ``data:image/png;base64,...`` URI read from its IHDR chunk,
+    or ``None`` when it is not a base64 PNG."""
+    import base64
+
+    head, _, body = data_uri.partition(",")
+    if not head.startswith("data:image/png") or ";base64" not in head:
+        return None
+    raw = base64.b64decode(body[:64] + "=" * (-len(body[:64]) % 4))
+    if raw[:8] != b"\x89PNG\r\n\x1a\n" or raw[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(raw[16:20], "big"), int.from_bytes(raw[20:24], "big")
+
+
+def short_hash(text: str) -> str:
+    """The sha1 hex digest of ``text`` (how images are compared with the kernel's)."""
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def kernel_expression(page: Page, expression: str, timeout: float = 60.0) -> str:
+    """The ``text/plain`` value of a Python ``expression`` evaluated in the kernel of the
+    notebook open in ``page``, out of band (see ``_KERNEL_EXPRESSION_JS``); an error comes
+    back as ``"ERROR name: value"``."""
+    page.set_default_timeout(timeout * 1000)
+    return str(page.evaluate(_KERNEL_EXPRESSION_JS, expression))
+
+
+def console_errors(lines: list[str], ignore: tuple[str, ...] = ()) -> list[str]:
+    """The recorded console lines of type error and the page errors, except those that
+    contain one of ``ignore`` (each a known, explained message)."""
+    return [line for line in lines
+            if line.startswith(("[error]", "[pageerror]"))
+            and not any(part in line for part in ignore)]
+
+
+# --- Voila: `./dev present NN` (tests/test_voila.py and tests/test_browser_course.py) ------
+
+VOILA_START_TIMEOUT = 300.0  # seconds for ./dev present to listen (it may reinstall the venv)
+
+#: What Voila writes into the page when a cell fails or times out.
+VOILA_ERROR_MARKERS = ("Traceback", "There was an error when executing cell",
+                       "Cell execution timed out")
+
+#: JavaScript: the height of the tallest scrolling content on the page (pixels).
+_CONTENT_HEIGHT_JS = """
+() => Math.max(document.documentElement.scrollHeight,
+               ...Array.from(document.querySelectorAll('body, body *'))
+                   .filter((e) => e.scrollHeight > e.clientHeight + 10)
+                   .map((e) => e.scrollHeight + e.getBoundingClientRect().top))
+"""
+
+
+def voila_skip_reason() -> str | None:
+    """Why the Voila browser tests cannot run here, or ``None``."""
+    import importlib.util
+
+    return browser_skip_reason() or (
+        None if importlib.util.find_spec("voila") else
+        "voila is not installed (it is in the `dev` and `present` extras of pyproject.toml)")
+
+
+@dataclass
+class VoilaServer:
+    """``./dev present <notebook>`` on 127.0.0.1:``port``, state under ``home``."""
+
+    notebook: str
+    home: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    token: str = "dml-kit-test-token"
+
+    @property
+    def url(self) -> str:
+        """The app's address, with the token."""
+        return f"http://127.0.0.1:{self.port}/?token={self.token}"
+
+    @property
+    def log_path(self) -> Path:
+        """The server's combined stdout/stderr."""
+        return self.home / "voila.log"
+
+    def start(self) -> None:
+        """Run the dev command and wait until its port accepts connections.
+
+        Only a TCP connect: an HTTP GET of the app would start executing the notebook.
+        """
+        env = dict(os.environ, DML_KIT_FAST="1", PYTHONUNBUFFERED="1",
+                   DML_KIT_VOILA_TOKEN=self.token)
+        for var, sub in {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_RUNTIME_DIR": "runtime",
+                         "IPYTHONDIR": "ipython"}.items():
+            (self.home / sub).mkdir(parents=True, exist_ok=True)
+            env[var] = str(self.home / sub)
+        env.pop("MPLBACKEND", None)
+        log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [str(REPO / "dev"), "present", self.notebook, "--no-browser",
+             f"--port={self.port}", "--Voila.port_retries=0"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + VOILA_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"./dev present exited with {self.proc.returncode}:\n"
+                                   + self.log_tail())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+                return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"./dev present did not listen within {VOILA_START_TIMEOUT:.0f} "
+                           "s:\n" + self.log_tail())
+
+    def stop(self) -> None:
+        """End the server's process group, then any kernel it started in a session of its
+        own (found by parent pid before the server goes)."""
+        import signal
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        children = _child_pids(self.proc.pid)
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the server log."""
+        return file_tail(self.log_path, lines, missing="(no voila log)")
+
+
+def _child_pids(parent: int) -> list[int]:
+    """The pids whose parent is ``parent`` (from /proc; empty where there is no /proc)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def page_wait_until(page: Page, check: Callable[[], bool], timeout: float,
+                    every: float = 0.5) -> bool:
+    """Poll ``check``; wait through the page, so Playwright delivers its events meanwhile
+    (the sync API only runs event handlers inside its own calls)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        page.wait_for_timeout(every * 1000)
+    return False
+
+
+def source_lines(notebook: Path) -> list[str]:
+    """Distinctive code lines of the notebook: none of them may show in the app."""
+    cells = json.loads(notebook.read_text())["cells"]
+    lines = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        for line in "".join(cell["source"]).splitlines():
+            line = line.strip()
+            if len(line) >= 25 and not line.startswith("#") and ("=" in line or "def " in line):
+                lines.append(line)
+    return lines
+
+
+class VoilaApp:
+    """The Voila page of one notebook in Chromium, with what it logged; screenshots go to
+    ``artifacts``."""
+
+    def __init__(self, page: Page, server: VoilaServer, label: str,
+                 artifacts: Path = REPO / "test-artifacts" / "voila") -> None:
+        self.page, self.server, self.label = page, server, label
+        self.artifacts = artifacts
+        self.console: list[str] = []
+        self.steps: list[str] = []
+        self.cells_done: tuple[int, int] = (0, 0)  # (cells executed, cells in the notebook)
+        self.cell_errors: list[str] = []  # error outputs Voila sent for executed cells
+        page.on("console", lambda msg: self.console.append(f"[{msg.type}] {msg.text}"))
+        page.on("pageerror", lambda exc: self.console.append(f"[pageerror] {exc}"))
+        page.on("websocket", self._on_websocket)
+
+    def _on_websocket(self, ws: Any) -> None:
+        if "/voila/execution/" in ws.url:
+            ws.on("framereceived", self._on_execution_frame)
+
+    def _on_execution_frame(self, payload: str | bytes) -> None:
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        if message.get("action") != "execution_result":
+            return
+        result = message["payload"]
+        self.cells_done = (result["cell_index"] + 1, result["total_cell"])
+        for output in result.get("output_cell", {}).get("outputs", []):
+            if output.get("output_type") == "error":
+                self.cell_errors.append(f"cell {result['cell_index']}: {output.get('ename')}: "
+                                        f"{output.get('evalue')}")
+
+    def executed(self) -> bool:
+        """Whether Voila has sent the result of the notebook's last cell."""
+        done, total = self.cells_done
+        return total > 0 and done == total
+
+    def log(self, text: str) -> None:
+        """Record a step (printed by the test, quoted on failure)."""
+        self.steps.append(text)
+        print(f"[voila:{self.label}] {text}", flush=True)
+
+    def text(self) -> str:
+        """The page's visible text."""
+        return str(self.page.evaluate("() => document.body ? document.body.innerText : ''"))
+
+    def plot_stats(self) -> list[dict[str, float]]:
+        """Per plotly figure: size, marks and data points (see ``_PLOT_STATS_JS``)."""
+        return list(self.page.evaluate(_PLOT_STATS_JS))
+
+    def plot_signatures(self) -> list[str]:
+        """A short hash per plotly figure of what it draws and holds."""
+        return [hashlib.sha1(s.encode()).hexdigest()[:12]
+                for s in self.page.evaluate(_PLOT_SIGNATURES_JS)]
+
+    @staticmethod
+    def has_marks(st: dict[str, float]) -> bool:
+        """Whether one figure drew something with data in it."""
+        drawn = st["points"] or st["paths"] or st["canvases"] or st["images"]
+        return bool(st["width"] > 0 and st["height"] > 0 and drawn and st["datapoints"] > 0)
+
+    def widget_counts(self) -> dict[str, int]:
+        """How many ipywidgets views of each kind the page shows."""
+        sel = {"widgets": ".jupyter-widgets", "sliders": ".widget-slider",
+               "dropdowns": ".widget-dropdown", "toggles": ".widget-toggle-buttons",
+               "buttons": ".widget-button, .jupyter-button"}
+        return {k: self.page.locator(v).count() for k, v in sel.items()}
+
+    def errors(self) -> list[str]:
+        """Excerpts of the page around each traceback / Voila error message."""
+        text = self.text()
+        found = []
+        for marker in VOILA_ERROR_MARKERS:
+            at = text.find(marker)
+            if at >= 0:
+                found.append(text[max(0, at - 200):at + 1500])
+        return found
+
+    def screenshot(self, tag: str) -> Path:
+        """The whole app as one PNG. Voila's page scrolls inside a container, so a
+        full-page shot would stop at the viewport: the viewport grows to the content for
+        the shot (up to 16,000 px) and shrinks back."""
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        path = self.artifacts / f"{self.label}-{tag}.png"
+        size = self.page.viewport_size or {"width": 1280, "height": 1400}
+        tall = int(self.page.evaluate(_CONTENT_HEIGHT_JS))
+        self.page.set_viewport_size({"width": size["width"],
+                                     "height": max(size["height"], min(tall, 16000))})
+        try:
+            self.page.wait_for_timeout(1500)  # plotly relayouts on resize
+            self.page.screenshot(path=str(path), full_page=True)
+        finally:
+            self.page.set_viewport_size(size)
+        self.log(f"screenshot {path}")
+        return path
+
+    def diagnostics(self) -> str:
+        """Steps taken, browser console and server log tail, for an assertion message."""
+        return ("\n--- steps ---\n" + "\n".join(self.steps)
+                + "\n--- browser console (last 40) ---\n" + "\n".join(self.console[-40:])
+                + f"\n--- ./dev present log (tail) ---\n{self.server.log_tail()}")
+
+
+def voila_interact_slider(app: VoilaApp) -> str:
+    """Press ArrowRight on the first slider handle (notebook 06: the norm slider)."""
+    handle = app.page.locator(".widget-slider .noUi-handle").first
+    handle.scroll_into_view_if_needed(timeout=5000)
+    readout = app.page.locator(".widget-slider .widget-readout").first
+    before = readout.inner_text() if readout.count() else ""
+    handle.focus()
+    handle.press("ArrowRight")
+    after = readout.inner_text() if readout.count() else ""
+    return f"first slider {before!r} -> {after!r}"
+
+
+def voila_interact_toggle(app: VoilaApp) -> str:
+    """Click the unselected option of the first toggle-buttons widget (notebook 05: the
+    grid browser's value / error-reduction switch)."""
+    option = app.page.locator(
+        ".widget-toggle-buttons .widget-toggle-button:not(.mod-active)").first
+    option.scroll_into_view_if_needed(timeout=5000)
+    label = option.inner_text()
+    option.click()
+    return f"toggle -> {label!r}"
