@@ -621,7 +621,7 @@ def test_tasks_by_n_gives_cheap_conditions_more_tasks():
     assert per_n == {5: [0, 1, 2, 3], 10: [0, 1]}
     assert spec.n_cells == len(cells) == (4 + 2) * 2     # (tasks at 5 + at 10) x seeds
     omni = GridSpec.create(preset="omniglot_cpu")
-    assert (omni.tasks_for(5), omni.tasks_for(10), omni.tasks_for(100)) == (10, 10, 3)
+    assert (omni.tasks_for(5), omni.tasks_for(10), omni.tasks_for(100)) == (10, 10, 6)
     # an explicit tasks= applies to every n
     assert GridSpec.create(preset="omniglot_cpu", tasks=2).tasks_for(5) == 2
 
