@@ -156,7 +156,7 @@ pixels.groupby("k")["accuracy"].agg(["mean", "min", "max"]).round(3)
 # %%
 # verdict: 1-NN on pixels beats chance at one shot, and five shots beat one
 ci = dk.stats.mean_ci(pixels.query("k == 1")["accuracy"].to_numpy())
-print(f"1 shot: {ci.format()} vs chance 0.200: {dk.stats.verdict(ci, 0.2).text()}")
+print(f"1-shot accuracy above chance (0.2), {ci.n} tasks: {dk.stats.verdict(ci, 0.2).text()}")
 at_5, at_1 = dk.stats.paired_values(pixels, 5, 1, column="k")
 print(f"5 shots minus 1 shot (n = {len(at_1)} tasks): {dk.stats.compare(at_5, at_1).text()}")
 
