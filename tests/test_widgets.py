@@ -64,6 +64,42 @@ def test_task_explorer_switching_dataset_clamps_and_redraws():
     assert te.figure.layout.meta["mosaic_shape"][0] == 5 * 8 + 4 * 2
 
 
+def test_a_new_picture_is_a_new_image_trace():
+    """issue 19: an image trace whose picture changes is replaced (a new uid, so plotly.js
+    holds no decoded picture of the old one for it); a trace whose picture stays keeps its
+    uid and is updated in place, like every other trace type."""
+    import plotly.graph_objects as go
+
+    from dml_kit.widgets.base import _replace_figure
+
+    def gallery(source: str, title: str) -> go.Figure:
+        return go.Figure([go.Image(source=source), go.Scatter(x=[1, 2], y=[3, 4])],
+                         layout=dict(title=title))
+
+    a = "data:image/png;base64,AAAA"
+    b = "data:image/png;base64,BBBB"
+    fig = go.FigureWidget()
+    _replace_figure(fig, gallery(a, "first"))
+    uids = [t.uid for t in fig.data]
+    _replace_figure(fig, gallery(a, "same picture"))
+    assert [t.uid for t in fig.data] == uids                  # updated in place
+    assert fig.layout.title.text == "same picture"
+    _replace_figure(fig, gallery(b, "new picture"))
+    assert fig.data[0].source == b and fig.layout.title.text == "new picture"
+    assert fig.data[0].uid != uids[0]                         # a new image trace
+    assert [t.type for t in fig.data] == ["image", "scatter"]
+
+    # the explorer's round trip digits -> glyphs -> digits ends on new traces holding the
+    # digits picture again (the picture the browser must draw)
+    te = W.TaskExplorer("digits", n_way=3, k_shot=2)
+    digits_picture, first_uid = te.figure.data[0].source, te.figure.data[0].uid
+    te.dataset.value = "glyphs"
+    te.dataset.value = "digits"
+    assert te.figure.data[0].source == digits_picture
+    assert te.figure.data[0].uid != first_uid
+    assert decode_image(te.figure.data[0].source).shape[0] == 3 * 8 + 2 * 2
+
+
 # ---- MethodRunner ----------------------------------------------------------------------
 def test_method_runner_trains_and_updates_dashboard():
     mr = W.MethodRunner("digits", method="scratch", n_way=3, k_shot=2, epochs=1,

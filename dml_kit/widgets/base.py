@@ -79,15 +79,34 @@ def _set_range(slider: widgets.IntSlider, high: int, low: int = 1) -> None:
     slider.value = value
 
 
+def _updatable_in_place(old: Any, new: Any) -> bool:
+    """Whether trace ``old`` can take ``new``'s properties in place: same type, and, for an
+    image trace, the same picture.
+
+    A ``go.Image`` whose ``source`` changes is replaced by a new trace instead (new uid):
+    plotly.js keeps the decoded picture of an image trace (its private ``_image`` and
+    ``_canvas``) and hands it on to the trace at the same index, and its image load is
+    asynchronous, so quick successive updates (a panel switched to another dataset and
+    back) could leave the browser drawing an earlier picture under the new layout (issue
+    19: TaskExplorer showed 8x8 digits under glyph labels after Run All). A new trace
+    starts with no cached picture, and an earlier load finishing late can only touch the
+    removed trace's element."""
+    if old.type != new.type:
+        return False
+    return old.type != "image" or old.source == new.source
+
+
 def _replace_figure(target: go.FigureWidget, new: go.Figure) -> None:
     """Make ``target`` show ``new``: trace data and layout replaced in one update when the
-    traces keep their types, else the trace list is swapped.
+    traces keep their types (and image traces their pictures, see
+    :func:`_updatable_in_place`), else the trace list is swapped.
 
     Properties that ``target`` sets and ``new`` does not (e.g. a heatmap's ``zmin``/``zmax``
     after switching from a diverging to a sequential colour scale) are reset, so nothing of
     the old figure lingers."""
     same = (len(target.data) == len(new.data)
-            and all(a.type == b.type for a, b in zip(target.data, new.data, strict=True)))
+            and all(_updatable_in_place(a, b)
+                    for a, b in zip(target.data, new.data, strict=True)))
     with target.batch_update():
         if same:
             for old_trace, new_trace in zip(target.data, new.data, strict=True):
