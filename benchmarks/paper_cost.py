@@ -8,7 +8,8 @@ Usage::
     .venv/bin/python benchmarks/paper_cost.py [--threads 1] [--repeats 2]
 
 Each step is timed on random 28x28 inputs with ADE's Omniglot net (forward, loss,
-backward, Adam step) on ``--threads`` torch threads (1: a grid worker). The bound uses
+backward, Adam step) on ``--threads`` torch threads (1: a grid worker), with the
+allocator policy grid jobs run with (:mod:`dml_kit.allocator`). The bound uses
 the preset's maxima (500 epochs, 10,000 episodes); early stopping (patience 70 epochs,
 4,000 episodes) usually ends runs sooner, so the table also gives the cost if every run
 stopped at ``patience x 2`` (a typical stop, stated as an assumption, not measured).
@@ -24,6 +25,7 @@ import time
 import torch
 
 from dml_kit import losses, models
+from dml_kit.allocator import keep_freed_memory
 from dml_kit.experiments import get_preset
 
 
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()   # as every grid job does (training.fit applies it)
     preset = get_preset("paper")
     c = preset.config
     seeds = preset.seeds
