@@ -657,8 +657,9 @@ def shutdown_kernels(lab: LabServer) -> None:
 
 # --- the course test's page checks (tests/test_browser_course.py) ---------------------------
 
-#: The output of a cell that shows an ipywidget (a panel, a FigureWidget, a progress bar).
-WIDGET_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.widget-view+json']"
+#: The output of a cell that shows an ipywidget (a panel, a FigureWidget, a progress bar):
+#: JupyterLab marks widget views with ``jupyter-widgets`` (the output has no mime attribute).
+WIDGET_OUTPUT = ".jp-Cell .jp-OutputArea-output:has(.jupyter-widgets)"
 
 #: JavaScript: like ``_PLOT_SIGNATURES_JS``, for the plotly figures under one element.
 _ROOT_SIGNATURES_JS = _PLOT_SIGNATURES_JS.replace(

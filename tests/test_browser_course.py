@@ -280,24 +280,35 @@ def panel_errors(root: Locator) -> list[str]:
 
 
 # --- moving controls --------------------------------------------------------------------
+def _enabled_buttons(root: Locator) -> list[bool]:
+    """Whether each button under ``root`` is enabled (panels disable theirs during a run)."""
+    return [bool(b) for b in root.evaluate(
+        "(r) => Array.from(r.querySelectorAll('button')).map((b) => !b.disabled)")]
+
+
 def _settled_change(session: NotebookSession, root: Locator, before: list[str],
-                    timeout: float, settle: float = SETTLE) -> bool:
-    """Wait until a figure under ``root`` changes (True), or the kernel has been idle for
-    ``settle`` seconds with nothing changed, or ``timeout`` passes (False)."""
+                    enabled: list[bool], timeout: float, settle: float = SETTLE) -> bool:
+    """Whether a figure under ``root`` changed, once what the action started is over: the
+    kernel idle, every button that was enabled before enabled again (a panel disables its
+    button while it trains) and the figures unchanged for ``settle`` seconds (a live view
+    stops drawing), at least two seconds after the action; or ``timeout`` seconds.
+    ``before`` and ``enabled``: the signatures and buttons read before the action."""
     start = time.monotonic()
-    idle_since: float | None = None
+    last, stable_since = root_signatures(root), start
     while time.monotonic() - start < timeout:
-        if root_signatures(root) != before:
-            session.wait_kernel_idle(120)
-            return True
-        now = time.monotonic()
-        if session.kernel_status() == "idle":
-            idle_since = idle_since if idle_since is not None else now
-            if now - start > 2.0 and now - idle_since > settle:
-                return root_signatures(root) != before
-        else:
-            idle_since = None
         session.page.wait_for_timeout(250)
+        now = time.monotonic()
+        current = root_signatures(root)
+        if current != last:
+            last, stable_since = current, now
+            continue
+        running = any(was and not now_on for was, now_on in
+                      zip(enabled, _enabled_buttons(root), strict=False))
+        if running or session.kernel_status() != "idle":
+            stable_since = now
+            continue
+        if now - start >= 2.0 and now - stable_since >= settle:
+            break
     return root_signatures(root) != before
 
 
@@ -328,7 +339,7 @@ def _control_actions(out: Locator) -> list[tuple[str, Callable[[], str], float]]
             if option.is_disabled() or label.lower() in SKIPPED_OPTIONS:
                 continue
             actions.append((f"toggle {i} -> {label!r}",
-                            lambda o=option, t=label: (o.click(), f"clicked {t!r}")[1],
+                            lambda o=option, t=label: _click(o, t),
                             CONTROL_WAIT))
             break
     buttons = out.locator("button.jupyter-button:not(.widget-toggle-button)")
@@ -338,13 +349,20 @@ def _control_actions(out: Locator) -> list[tuple[str, Callable[[], str], float]]
             continue
         label = button.inner_text().strip() or f"button {i}"
         actions.append((f"button {label!r}",
-                        lambda b=button, t=label: (b.click(), f"clicked {t!r}")[1],
+                        lambda b=button, t=label: _click(b, t),
                         BUTTON_WAIT))
     canvases = out.locator("canvas.dml-sketch-canvas")
     for i in range(canvases.count()):
         canvas = canvases.nth(i)
         actions.append((f"sketch canvas {i}", lambda c=canvas: _draw_stroke(c), CONTROL_WAIT))
     return actions
+
+
+def _click(button: Locator, label: str) -> str:
+    if button.is_disabled():
+        raise RuntimeError("disabled by an earlier change")
+    button.click(timeout=10000)
+    return f"clicked {label!r}"
 
 
 def _press_slider(handle: Locator, slider: Locator) -> str:
@@ -357,6 +375,8 @@ def _press_slider(handle: Locator, slider: Locator) -> str:
         tag = el.evaluate("(e) => e.tagName")
         return el.input_value() if tag in ("INPUT", "TEXTAREA") else el.inner_text()
 
+    if slider.locator("[disabled]").count():
+        raise RuntimeError("disabled by an earlier change")
     handle.scroll_into_view_if_needed(timeout=5000)
     before = value()
     handle.focus()
@@ -368,12 +388,14 @@ def _press_slider(handle: Locator, slider: Locator) -> str:
 
 
 def _next_option(select: Locator) -> str:
+    if select.is_disabled():  # an earlier control disabled it (a method without a loss)
+        raise RuntimeError("disabled by an earlier change")
     select.scroll_into_view_if_needed(timeout=5000)
     count = select.locator("option").count()
     current = int(select.evaluate("(s) => s.selectedIndex"))
     target = (current + 1) % count
     before = select.locator("option").nth(current).inner_text() if current >= 0 else ""
-    select.select_option(index=target)
+    select.select_option(index=target, timeout=10000)
     return f"{before!r} -> {select.locator('option').nth(target).inner_text()!r}"
 
 
@@ -413,13 +435,13 @@ def move_controls(session: NotebookSession) -> tuple[list[str], list[str]]:
         session.wait_kernel_idle(120)
         tried = []
         for what, act, wait in actions:
-            before = root_signatures(out)
+            before, enabled = root_signatures(out), _enabled_buttons(out)
             try:
                 detail = act()
             except Exception as exc:  # noqa: BLE001 - report and try the next control
                 tried.append(f"{what}: could not act ({type(exc).__name__}: {exc})"[:200])
                 continue
-            changed = _settled_change(session, out, before, wait)
+            changed = _settled_change(session, out, before, enabled, wait)
             tried.append(f"{what} {detail}: {'figure changed' if changed else 'no change'}")
             if changed:
                 break

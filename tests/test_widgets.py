@@ -453,6 +453,26 @@ def test_grid_browser_filters_drive_heatmap_and_curves(frame):
     assert "no runs" in gb.heatmap.layout.title.text
 
 
+def test_grid_browser_shows_a_metric_over_the_runs_that_report_it(frame):
+    """issue 19 (seen in 05): a metric that some methods do not report (NaN, e.g.
+    ``m_acc_1nn`` of a classifier) is drawn over the runs that have it, with a note,
+    instead of the panel failing on the non-finite values; a metric nobody reports is
+    not offered."""
+    frame = frame.assign(m_acc_1nn=np.where(frame["method"] == "scratch", np.nan, 0.5),
+                         m_never=np.nan)
+    gb = W.GridBrowser(frame)
+    assert "m_acc_1nn" in gb.metric.options and "m_never" not in gb.metric.options
+    gb.metric.value = "m_acc_1nn"
+    assert gb.error is None, gb.error
+    assert list(gb.heatmap.data[0].y) == ["metric", "adapted_metric"]
+    assert set(gb.filtered["method"]) == {"metric", "adapted_metric"}
+    assert "8 selected runs without m_acc_1nn left out" in gb.status.value
+    gb.methods.value = ("scratch",)
+    assert gb.error is None and "no selected run reports m_acc_1nn" in gb.status.value
+    gb.metric.value = "accuracy"
+    assert gb.error is None and len(gb.filtered) == 8 and "left out" not in gb.status.value
+
+
 def test_grid_browser_rejects_bad_frames(frame):
     with pytest.raises(ValueError, match="lacks columns"):
         W.GridBrowser(frame.drop(columns=["k"]))

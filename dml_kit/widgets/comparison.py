@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -100,6 +101,10 @@ class GridBrowser(_Panel):
     ``m_*`` metrics). Filters: dataset, methods, n values, the metric, and the heatmap
     mode (the metric, or the error reduction against a baseline method).
 
+    A metric that some runs do not report (``NaN``: e.g. ``m_acc_1nn`` of a method that
+    classifies with its own head) is shown over the runs that report it; the status line
+    says how many were left out. The metric list offers only metrics with a value.
+
     Attributes: ``dataset``, ``methods``, ``n_values``, ``metric``, ``mode``, ``baseline``
     (controls), ``heatmap`` and ``curves`` (figures), ``filtered`` (the current rows).
     """
@@ -117,7 +122,8 @@ class GridBrowser(_Panel):
         datasets = sorted(frame["dataset"].unique()) if "dataset" in frame.columns else [""]
         methods = list(dict.fromkeys(frame["method"]))
         numeric = [c for c in frame.columns if c == "accuracy" or (
-            c.startswith("m_") and np.issubdtype(frame[c].dtype, np.number))]
+            c.startswith("m_") and np.issubdtype(frame[c].dtype, np.number)
+            and bool(np.isfinite(frame[c].to_numpy(dtype=float)).any()))]
         self.dataset = widgets.Dropdown(options=datasets, value=datasets[0],
                                         description="dataset")
         self.methods = widgets.SelectMultiple(options=methods, value=tuple(methods),
@@ -159,6 +165,17 @@ class GridBrowser(_Panel):
             self.status.value = _status("no runs match the filters")
             return
         metric = self.metric.value
+        shown = metric if self.mode.value != "error reduction" else "accuracy"
+        finite = np.isfinite(f[shown].to_numpy(dtype=float))
+        left_out = int((~finite).sum())
+        f = self.filtered = f[finite]
+        if len(f) == 0:
+            empty = F.empty_figure(f"no selected run reports {shown}")
+            _replace_figure(self.heatmap, empty)
+            _replace_figure(self.curves, empty)
+            self.status.value = _status(f"no selected run reports {html.escape(shown)}: "
+                                        "pick another metric or other methods")
+            return
         if self.mode.value == "error reduction":
             if self.baseline.value not in set(f["method"]):
                 raise ValueError(f"baseline {self.baseline.value!r} is filtered out; "
@@ -167,8 +184,11 @@ class GridBrowser(_Panel):
                                     methods=[m for m in self.methods.options
                                              if m in self.methods.value])
         else:
+            present = set(f["method"])
             heat = F.method_heatmap(f, value=metric, methods=[
-                m for m in self.methods.options if m in self.methods.value])
+                m for m in self.methods.options if m in self.methods.value and m in present])
         _replace_figure(self.heatmap, heat)
         _replace_figure(self.curves, F.accuracy_vs_k(f, value=metric))
-        self.status.value = _status(f"{len(f)} runs, {f['method'].nunique()} methods")
+        note = (f" ({left_out} selected runs without {html.escape(shown)} left out)"
+                if left_out else "")
+        self.status.value = _status(f"{len(f)} runs, {f['method'].nunique()} methods{note}")
