@@ -667,8 +667,10 @@ _ROOT_SIGNATURES_JS = _PLOT_SIGNATURES_JS.replace(
 
 #: JavaScript: per plotly figure under ``root``, its visible class traces: scatter traces
 #: drawn as markers only (no lines), visible, holding points, not transparent, one colour
-#: each (a per-point colour array is not a class trace). Colours are normalised by a canvas
-#: context ("#rrggbb", or "rgba(r, g, b, a)" when translucent).
+#: each (a per-point colour array is not a class trace), listed in the legend under a name
+#: of their own (a helper mark such as a slider's position, unnamed and out of the legend,
+#: is not a class). Colours are normalised by a canvas context ("#rrggbb", or
+#: "rgba(r, g, b, a)" when translucent).
 _CLASS_COLOURS_JS = """
 (root) => {
     const ctx = document.createElement('canvas').getContext('2d');
@@ -683,6 +685,7 @@ _CLASS_COLOURS_JS = """
             && typeof t.mode === 'string' && t.mode.includes('markers')
             && !t.mode.includes('lines') && t.marker && typeof t.marker.color === 'string'
             && opaque(t.opacity) && opaque(t.marker.opacity) && t.x && t.x.length > 0
+            && t.showlegend !== false && t._input && t._input.name !== undefined
         ).map((t) => ({name: String(t.name === undefined ? '' : t.name),
                        group: String(t.legendgroup || t.name || ''),
                        color: norm(t.marker.color), points: t.x.length}));
