@@ -4,8 +4,9 @@
 # **After this notebook you can** load the kit's datasets (or a real one, by changing one
 # variable), draw an *n-way k-shot task* and name its parts (support, queries, chance
 # level), and classify a query by its nearest support image, a rule you write yourself.
-# **Time:** about TIME_00 at the default settings on a 2-core laptop CPU (measured; the
-# first run also renders `glyphs`, about a minute, and trains the sketchpad's small network).
+# **Time:** at the default settings, measured 94 s from an empty data folder on a 2-core
+# CPU shared with other work (load average 3-5), including the first rendering of `glyphs`
+# and the sketchpad's small network; expect less on a quiet laptop and on later runs.
 #
 # **dml_kit** is a teaching kit for *deep metric learning* and *k-shot transfer*. The
 # question running through every notebook:

@@ -1,10 +1,11 @@
 # %% [markdown]
 # # 02 · Weight transfer: reuse a classifier trained on the source
 #
-# **After this notebook you can** train a source classifier and watch it learn, write the
-# cross-entropy from logits, fine-tune the classifier on a k-shot task (all weights or
-# the head only) and judge it against scratch and the source features on the same
-# tasks. **Time:** about TIME_02 at the default settings on a 2-core laptop CPU (measured).
+# **After this notebook you can** train a source classifier and watch it learn, write
+# the cross-entropy from logits, fine-tune the classifier on a k-shot task (all weights
+# or the head only) and judge it against scratch and the source features on the same
+# tasks. **Time:** at the default settings, measured 93 s on a 2-core CPU shared with
+# other work (load average 3-5); expect less on a quiet laptop.
 #
 # > Notebook 01 trained a network on the $k$ examples per class alone: on `glyphs` a
 # > strong baseline, though far from perfect at small $k$. What if it starts from the

@@ -1,12 +1,14 @@
 # %% [markdown]
 # # 05 · Adapted embeddings: the best of both worlds
 #
-# **After this notebook you can** run all six methods of *Adapted Deep Embeddings* on one
-# task, look inside their mistakes, run (or reload) the paper-style grid while a running
-# table fills in, check the paper's three conclusions with paired verdicts, and compute
-# the mean error reduction yourself. **Time:** about TIME_05 at the default settings on a
-# 2-core laptop CPU with an empty results store (measured); seconds once the classroom
-# grid is stored (`python -m dml_kit grid --preset classroom`).
+# **After this notebook you can** run all six methods of *Adapted Deep Embeddings* on
+# one task, look inside their mistakes, run (or reload) the paper-style grid while a
+# running table fills in, check the paper's three conclusions with paired verdicts, and
+# compute the mean error reduction yourself. **Time:** at the default settings, with an
+# empty results store, measured 65 s on a quiet 2-core CPU (before this edition added
+# the live view and the running table) and 228 s on the same CPU shared with other work
+# (load average 3-5); much less once the classroom grid is stored (`python -m dml_kit
+# grid --preset classroom`) and the source models are cached.
 #
 # Notebooks 02–04 gave three answers to the course's question (*new classes, k labelled
 # examples each: how do we reuse a network trained on the source?*):
