@@ -184,8 +184,9 @@ sketchpad
 #   **queries** to score; chance is $1/n$.
 # * Source and target share **no class**: whatever the network learned on the source must
 #   carry over to classes it has never seen.
-# * Even the nearest support image in pixel space beats chance here (your verdict above
-#   says by how much); every learned method in this course must beat that floor.
+# * The nearest support image in pixel space is the floor: your verdict above says
+#   whether it beats chance on this dataset and by how much, and every learned method in
+#   this course must beat it.
 #
 # **Papers.** Scott, Ridgeway & Mozer, *Adapted Deep Embeddings: A Synthesis of Methods
 # for k-Shot Inductive Transfer Learning*, NeurIPS 2018. Vinyals et al., *Matching Networks
