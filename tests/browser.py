@@ -1004,6 +1004,8 @@ class VoilaApp:
         self.cell_errors: list[str] = []  # error outputs Voila sent for executed cells
         page.on("console", lambda msg: self.console.append(f"[{msg.type}] {msg.text}"))
         page.on("pageerror", lambda exc: self.console.append(f"[pageerror] {exc}"))
+        page.on("requestfailed", lambda req: self.console.append(
+            f"[requestfailed] {req.url[:200]} ({req.failure})"))
         page.on("websocket", self._on_websocket)
 
     def _on_websocket(self, ws: Any) -> None:

@@ -99,6 +99,17 @@ GALLERY_GAP = 2
 
 #: Console lines that are not the course's doing, each with the reason it is ignored.
 CONSOLE_IGNORE: tuple[str, ...] = ()
+#: The same for the Voila page, which loads every installed JupyterLab extension:
+VOILA_CONSOLE_IGNORE: tuple[str, ...] = (
+    # jupyterlab-jupytext's extension asks for JupyterLab's document manager, which Voila
+    # does not provide; jupytext's menus have no use in an app (./dev present could leave
+    # the extension out with --VoilaConfiguration.extension_denylist)
+    '"shareKey":"@jupyterlab/docmanager"',
+    # Voila's page template loads Font Awesome's CSS from cdn.jsdelivr.net, which the test
+    # machines cannot reach (offline, the app's buttons lose their icons; the failed
+    # addresses are logged as [requestfailed] lines)
+    "net::ERR_NAME_NOT_RESOLVED",
+)
 
 #: Toggle options a test does not pick: UMAP starts a numba compile in the background
 #: (tens of CPU-seconds) and changes nothing until the next training frame.
@@ -563,7 +574,9 @@ def test_course_notebook_as_voila_app(chromium: Browser, tmp_path: Path, label: 
             app.screenshot("2-after-control")
             problems += app.errors()
             problems += [f"browser console: {e[:300]}"
-                         for e in console_errors(app.console, CONSOLE_IGNORE)]
+                         for e in console_errors(app.console, VOILA_CONSOLE_IGNORE)]
+            app.log("console: " + " | ".join(line[:160] for line in app.console
+                                                if not line.startswith("[debug]")))
             assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems)
     finally:
         context.close()
