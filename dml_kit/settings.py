@@ -11,7 +11,7 @@ it with :func:`load_dataset`, which downloads what is missing (saying what and w
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from dml_kit.data.core import Dataset
@@ -60,7 +60,7 @@ def download_plan(name: str, root: str | os.PathLike[str] | None = None) -> str:
 
 
 def load_dataset(name: str, *, root: str | os.PathLike[str] | None = None,
-                 **options: object) -> Dataset:
+                 **options: Any) -> Dataset:
     """The notebooks' ``DATASET`` switch: ``load_dataset(DATASET)`` loads an embedded set
     (``"digits"``, ``"glyphs"``) as :func:`dml_kit.data.load` does, and a real one
     (``"mnist"``, ``"omniglot"``, ...) with downloading allowed. It first tries without
