@@ -200,3 +200,34 @@ def test_panels_get_the_name_of_an_embedded_set_and_the_split_of_a_real_one():
     split = object()
     assert panel_data("glyphs", split) == "glyphs" and panel_data("Digits", split) == "Digits"
     assert panel_data("omniglot", split) is split
+
+
+# ---- the teacher's checklist of issue 19, as far as the text can show it ---------------
+TRAINS_LIVE = ("02", "03", "04", "05", "07", "08")   # a model trains in the notebook itself
+GRIDS = ("05", "08")                                  # a grid runs: bar and running table
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_meets_the_teachers_checklist(path):
+    nb = nbformat.read(path, as_version=4)
+    md = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    top = md[0]
+    assert "**After this notebook you can**" in top, f"{path.name}: no 'after this' top cell"
+    assert re.search(r"\*\*Time:\*\*[^*]*measured \d+ s", top), f"{path.name}: no measured time"
+    assert re.search(r'^DATASET = "', code, re.M) and "load_dataset(DATASET)" in code, (
+        f"{path.name}: no one-variable DATASET switch through load_dataset")
+    assert any("**Predict first" in m for m in md), f"{path.name}: no predict-first prompt"
+    assert "dk.exercises.check(" in code, f"{path.name}: no checked exercise"
+    assert "$$" in "".join(md), f"{path.name}: no displayed formula"
+    closing = [m for m in md if "## What to remember" in m]
+    assert closing, f"{path.name}: no closing cell with takeaways"
+    section = closing[-1].split("## What to remember", 1)[1].split("\n## ", 1)[0]
+    bullets = [line for line in section.splitlines() if line.startswith("* ")]
+    assert 3 <= len(bullets) <= 5, f"{path.name}: {len(bullets)} takeaways (3-5 wanted)"
+    assert re.search(r"\*\*Papers?\.\*\*", section), f"{path.name}: no paper reference"
+    if path.stem[:2] in TRAINS_LIVE:
+        assert "LiveDashboard(" in code, f"{path.name}: trains with no live view"
+    if path.stem[:2] in GRIDS:
+        assert "GridProgress(" in code and "progress=tracker" in code, (
+            f"{path.name}: its grid runs with no running table")

@@ -45,7 +45,8 @@ data = load_dataset(DATASET)
 # %% [markdown]
 # ## Step 1: the question and your prediction
 #
-# Write them down **before** you run anything (double-click this cell to edit):
+# **Predict first:** write them down before you run anything (double-click this cell to
+# edit); Step 4 prints the verdicts to compare them with:
 #
 # * **Question:** does SEC (weight 1) change the accuracy of `metric` and
 #   `adapted_metric`, and does the effect depend on k?
