@@ -5,7 +5,8 @@ One JupyterLab server (on a temporary copy of ``notebooks/``) and one browser se
 module; each notebook gets a fresh page and its kernel is shut down after it. For each
 notebook, under ``DML_KIT_FAST=1``:
 
-1. *Run > Run All Cells*; every code cell must run and no output may show a traceback;
+1. *Run > Run All Cells*; every code cell must run and no output may show a traceback
+   (nor, checked at the end, a warning);
 2. every cell's output is photographed (``test-artifacts/browser/course/NN/``, plus one
    picture of the whole notebook stitched from them, ``NN-run-all.png``);
 3. **colours**: in every plotly figure, the visible class traces (marker-only scatter
@@ -284,6 +285,15 @@ def kernel_image_sources(session: NotebookSession) -> set[str] | None:
     return set(json.loads(ast.literal_eval(raw)))
 
 
+def warning_outputs(session: NotebookSession) -> list[str]:
+    """Warnings printed into the notebook (stderr outputs that name a Warning): a reader
+    sees them as red boxes (e.g. jupyter_client's "Message serialization failed")."""
+    texts = session.page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    ).all_inner_texts()
+    return [" ".join(t.split())[:300] for t in texts if "Warning" in t]
+
+
 def panel_errors(root: Locator) -> list[str]:
     """Texts of the panels' red status lines (``_Panel._guard`` writes errors there)."""
     texts = root.locator("div[style*='#b00020']").all_inner_texts()
@@ -503,6 +513,7 @@ def test_course_notebook_in_jupyterlab(lab: LabServer, chromium: Browser, label:
             problems += image_problems(page, "after the controls moved",
                                        kernel_image_sources(session))
             problems += [f"error output: {e[:400]}" for e in session.error_outputs()]
+            problems += [f"warning shown in the notebook: {w}" for w in warning_outputs(session)]
             errors = console_errors(session.console, CONSOLE_IGNORE)
             problems += [f"browser console: {e[:300]}" for e in errors]
             session.log(f"Run All {ran:.0f} s; whole test {time.monotonic() - t0:.0f} s; "

@@ -64,6 +64,25 @@ def test_task_explorer_switching_dataset_clamps_and_redraws():
     assert te.figure.layout.meta["mosaic_shape"][0] == 5 * 8 + 4 * 2
 
 
+def test_figures_reach_the_browser_without_nan():
+    """issue 19 (seen in 05): NaN in a figure's arrays (a confusion heatmap's blank
+    diagonal) becomes None (a gap) before the widget sends it, so the message is valid JSON
+    and jupyter_client prints no serialization warning into the notebook."""
+    import json
+
+    import plotly.graph_objects as go
+
+    from dml_kit.widgets.base import _replace_figure
+
+    z = np.array([[np.nan, 0.5], [0.25, np.inf]])
+    fig = go.FigureWidget()
+    _replace_figure(fig, go.Figure(go.Heatmap(z=z, x=["a", "b"], y=["a", "b"])))
+    assert json.loads(json.dumps(fig.data[0].z, allow_nan=False)) == [[None, 0.5],
+                                                                        [0.25, None]]
+    _replace_figure(fig, go.Figure(go.Heatmap(z=np.ones((2, 2)), x=["a", "b"], y=["a", "b"])))
+    np.testing.assert_array_equal(np.asarray(fig.data[0].z, dtype=float), np.ones((2, 2)))
+
+
 def test_a_new_picture_is_a_new_image_trace():
     """issue 19: an image trace whose picture changes is replaced (a new uid, so plotly.js
     holds no decoded picture of the old one for it); a trace whose picture stays keeps its

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 import plotly.graph_objects as go
 from traitlets import TraitError
 
@@ -96,6 +97,19 @@ def _updatable_in_place(old: Any, new: Any) -> bool:
     return old.type != "image" or old.source == new.source
 
 
+def _finite_or_gaps(fig: go.Figure) -> None:
+    """Replace NaN and infinities in the float arrays of ``fig``'s traces by ``None`` (in
+    place): plotly draws a gap either way, but a widget message with NaN is not valid JSON,
+    and jupyter_client then prints a "Message serialization failed" warning into the
+    reader's notebook (issue 19: above 05's ConfusionExplorer, whose heatmap leaves its
+    diagonal blank with NaN)."""
+    for trace in fig.data:
+        for key, value in trace.to_plotly_json().items():
+            if (isinstance(value, np.ndarray) and value.dtype.kind == "f"
+                    and not np.isfinite(value).all()):
+                trace[key] = np.where(np.isfinite(value), value, None).tolist()
+
+
 def _replace_figure(target: go.FigureWidget, new: go.Figure) -> None:
     """Make ``target`` show ``new``: trace data and layout replaced in one update when the
     traces keep their types (and image traces their pictures, see
@@ -104,6 +118,7 @@ def _replace_figure(target: go.FigureWidget, new: go.Figure) -> None:
     Properties that ``target`` sets and ``new`` does not (e.g. a heatmap's ``zmin``/``zmax``
     after switching from a diverging to a sequential colour scale) are reset, so nothing of
     the old figure lingers."""
+    _finite_or_gaps(new)
     same = (len(target.data) == len(new.data)
             and all(_updatable_in_place(a, b)
                     for a, b in zip(target.data, new.data, strict=True)))
