@@ -285,10 +285,10 @@ def kernel_image_sources(session: NotebookSession) -> set[str] | None:
     return set(json.loads(ast.literal_eval(raw)))
 
 
-def warning_outputs(session: NotebookSession) -> list[str]:
-    """Warnings printed into the notebook (stderr outputs that name a Warning): a reader
-    sees them as red boxes (e.g. jupyter_client's "Message serialization failed")."""
-    texts = session.page.locator(
+def warning_outputs(page: Page) -> list[str]:
+    """Warnings printed into the notebook or app (stderr outputs that name a Warning): a
+    reader sees them as red boxes (e.g. jupyter_client's "Message serialization failed")."""
+    texts = page.locator(
         ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
     ).all_inner_texts()
     return [" ".join(t.split())[:300] for t in texts if "Warning" in t]
@@ -513,7 +513,7 @@ def test_course_notebook_in_jupyterlab(lab: LabServer, chromium: Browser, label:
             problems += image_problems(page, "after the controls moved",
                                        kernel_image_sources(session))
             problems += [f"error output: {e[:400]}" for e in session.error_outputs()]
-            problems += [f"warning shown in the notebook: {w}" for w in warning_outputs(session)]
+            problems += [f"warning shown in the notebook: {w}" for w in warning_outputs(page)]
             errors = console_errors(session.console, CONSOLE_IGNORE)
             problems += [f"browser console: {e[:300]}" for e in errors]
             session.log(f"Run All {ran:.0f} s; whole test {time.monotonic() - t0:.0f} s; "
@@ -584,6 +584,7 @@ def test_course_notebook_as_voila_app(chromium: Browser, tmp_path: Path, label: 
             app.page.wait_for_timeout(1000)
             app.screenshot("2-after-control")
             problems += app.errors()
+            problems += [f"warning shown in the app: {w}" for w in warning_outputs(app.page)]
             problems += [f"browser console: {e[:300]}"
                          for e in console_errors(app.console, VOILA_CONSOLE_IGNORE)]
             app.log("console: " + " | ".join(line[:160] for line in app.console
