@@ -107,7 +107,9 @@ def _finite_or_gaps(fig: go.Figure) -> None:
         for key, value in trace.to_plotly_json().items():
             if (isinstance(value, np.ndarray) and value.dtype.kind == "f"
                     and not np.isfinite(value).all()):
-                trace[key] = np.where(np.isfinite(value), value, None).tolist()
+                filled = value.astype(object)
+                filled[~np.isfinite(value)] = None
+                trace[key] = filled.tolist()
 
 
 def _replace_figure(target: go.FigureWidget, new: go.Figure) -> None:
