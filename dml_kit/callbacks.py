@@ -143,6 +143,23 @@ class TrainEnd:
     result: TrainResult
 
 
+@dataclass(frozen=True)
+class ModelLoaded:
+    """Emitted instead of a training's events when a source model comes from the model
+    cache (:func:`dml_kit.methods.persist.cached_train_source`): nothing trains, so a live
+    view can say so instead of waiting.
+
+    Attributes:
+        kind: the source model's kind (``"embedding"``, ``"classifier"``, ``"protonet"``).
+        trained_seconds: how long the cached model took to train when it was saved.
+        path: the cache file it was loaded from.
+    """
+
+    kind: str
+    trained_seconds: float | None
+    path: str
+
+
 class Callback:
     """Base class with no-op hooks; override the ones you need.
 
@@ -168,6 +185,9 @@ class Callback:
 
     def on_train_end(self, event: TrainEnd) -> None:  # noqa: B027 - optional hook
         """Called once per phase at the end (also after an interrupt)."""
+
+    def on_model_loaded(self, event: ModelLoaded) -> None:  # noqa: B027 - optional hook
+        """Called instead of a training's events when its model came from the cache."""
 
 
 class CallbackList:
@@ -228,6 +248,9 @@ class CallbackList:
 
     def on_train_end(self, event: TrainEnd) -> None:
         self._emit("on_train_end", event)
+
+    def on_model_loaded(self, event: ModelLoaded) -> None:
+        self._emit("on_model_loaded", event)
 
 
 @dataclass

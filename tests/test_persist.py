@@ -262,3 +262,39 @@ def test_cache_off_values_and_a_given_fingerprint(blobs, tmp_path, monkeypatch):
     assert first.fingerprint == fp and first.info["cache"] == "miss"
     hit = persist.cached_train_source("classifier", blobs, TINY, seed=0)
     assert hit.info["cache"] == "hit" and hit.info["cache_path"] == first.info["cache_path"]
+
+
+def test_cache_hit_tells_the_callbacks_and_a_live_view_says_so(blobs, tmp_path):
+    """A cached model sends on_model_loaded instead of training events; LiveDashboard
+    then hides its empty figures and names what was loaded (notebooks 05 and 08 showed
+    empty axes under 'waiting for training to start' on a second run)."""
+    from dml_kit.callbacks import HistoryCallback
+    from dml_kit.viz.live import LiveDashboard
+
+    class Recorder:
+        def __init__(self):
+            self.loaded, self.began = [], 0
+
+        def on_train_begin(self, event):
+            self.began += 1
+
+        def on_model_loaded(self, event):
+            self.loaded.append(event)
+
+    first = Recorder()
+    methods.train_source("embedding", blobs, TINY, seed=1, cache=tmp_path, callbacks=[first])
+    assert first.began >= 1 and first.loaded == []
+    again, live = Recorder(), LiveDashboard(fps=30)
+    hit = methods.train_source("embedding", blobs, TINY, seed=1, cache=tmp_path,
+                               callbacks=[again, live, HistoryCallback()])
+    assert hit.info["cache"] == "hit" and again.began == 0
+    [event] = again.loaded
+    assert event.kind == "embedding" and event.path == hit.info["cache_path"]
+    assert event.trained_seconds == hit.info["trained_seconds"]
+    assert "loaded from the model cache" in live.header.value
+    assert "embedding (trained in" in live.header.value
+    assert all(row.layout.display == "none" for row in live._figure_rows)
+    # a training afterwards shows the figures again
+    methods.train_source("embedding", blobs, TINY, seed=2, callbacks=[live])
+    assert all(row.layout.display != "none" for row in live._figure_rows)
+    assert "loaded from the model cache" not in live.header.value

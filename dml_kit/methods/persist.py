@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from dml_kit import models
+from dml_kit.callbacks import ModelLoaded, as_callback_list
 from dml_kit.data.core import Dataset
 from dml_kit.data.paths import atomic_write, check_writable, data_root
 from dml_kit.device import resolve_device
@@ -419,7 +420,8 @@ def cached_train_source(kind: str, source: Dataset, config: MethodConfig | None 
     of these settings from :func:`cache_path` when it is there, else train it and save it.
 
     A hit returns the model saved by the first run (the same weights training would give
-    again, without training: no callback events, ``seconds`` is the load time and
+    again, without training: no training events but one ``on_model_loaded``
+    (:class:`~dml_kit.callbacks.ModelLoaded`), ``seconds`` is the load time and
     ``info["cache"]`` says ``"hit"`` with the original ``info["trained_seconds"]``). A
     corrupt cache file is trained again (with a warning); an unwritable cache folder
     trains without caching (with a warning); interrupted trainings are not saved.
@@ -447,6 +449,8 @@ def cached_train_source(kind: str, source: Dataset, config: MethodConfig | None 
             loaded.info.update(cache="hit", cache_path=str(path),
                                trained_seconds=loaded.seconds)
             loaded.seconds = time.perf_counter() - start
+            as_callback_list(callbacks).on_model_loaded(ModelLoaded(
+                kind=kind, trained_seconds=loaded.info["trained_seconds"], path=str(path)))
             return loaded
     model = train_source(kind, source, config, n_way=n_way, k_shot=k_shot, seed=seed,
                          callbacks=callbacks)

@@ -50,6 +50,7 @@ redraws a figure: the images are PNG data URIs cached per point.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
@@ -63,7 +64,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from dml_kit._validation import check_choice, check_float, check_int
-from dml_kit.callbacks import EpochEvent, StepEvent, TrainBegin, TrainEnd
+from dml_kit.callbacks import EpochEvent, ModelLoaded, StepEvent, TrainBegin, TrainEnd
 from dml_kit.viz.figures import TEMPLATE, as_numpy, palette
 from dml_kit.viz.inspector import PointInspector
 from dml_kit.viz.projection import UMAP_THREADS, Projector, umap_ready, umap_status, warm_up_umap
@@ -301,12 +302,10 @@ class LiveDashboard(widgets.VBox):
                                         features_label="this frame's probe embeddings")
         self._probe_images: dict[str, Any] = {}
         self.set_probe_images(probe_images or {})
-        super().__init__(children=[
-            self.header,
-            widgets.HBox([self.curves, self.norms_fig]),
-            widgets.HBox([self.projection_fig]),
-            self.inspector,
-        ])
+        self._figure_rows = (widgets.HBox([self.curves, self.norms_fig]),
+                             widgets.HBox([self.projection_fig]), self.inspector)
+        self.loaded: list[ModelLoaded] = []
+        super().__init__(children=[self.header, *self._figure_rows])
         if title:
             self.children = (widgets.HTML(f"<b>{title}</b>"),
                              *self.children)  # type: ignore[has-type]
@@ -444,8 +443,28 @@ class LiveDashboard(widgets.VBox):
         return given if len(given) == n else None
 
     # ---- callback hooks ---------------------------------------------------------------
+    def on_model_loaded(self, event: ModelLoaded) -> None:
+        """A source model came from the model cache: nothing trains. Until something does,
+        the panel hides its empty figures and says which models were loaded."""
+        with self._lock:
+            self.loaded.append(event)
+            if self.t_train_begin is not None:   # something trained here: keep its frames
+                return
+            said = ", ".join(
+                f"{e.kind} (trained in {e.trained_seconds:.1f} s)"
+                if isinstance(e.trained_seconds, (int, float)) else e.kind
+                for e in self.loaded)
+            folder = os.path.dirname(event.path) or "."
+            self._status = (f"loaded from the model cache, nothing to train: {said}. "
+                            f"Delete their files in {folder} to watch them train.")
+            for row in self._figure_rows:
+                row.layout.display = "none"
+            self.header.value = self._header_html(self._status)
+
     def on_train_begin(self, event: TrainBegin) -> None:
         t0 = time.perf_counter()
+        for row in self._figure_rows:
+            row.layout.display = None
         with self._lock:
             first_begin = self.t_train_begin
             keep = (self.frames, self.steps_seen, self.draw_seconds, self.frame_seconds,

@@ -84,7 +84,7 @@ print("the six methods:", ", ".join(METHODS))
 # under `data/models/`, keyed by its settings, seed and data: a second run of this
 # notebook loads them in a fraction of a second instead of training them again. While a
 # model trains, the panel shows its loss, validation score, norms and a projection of
-# held-out source images (a model loaded from the cache sends no events).
+# held-out source images (for models loaded from the cache it says so instead).
 
 # %%
 split = dk.data.domain_split(load_dataset(DATASET), seed=0)

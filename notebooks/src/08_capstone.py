@@ -163,7 +163,7 @@ dk.exercises.check("recall_at_1", my_recall_at_1)
 # %% [markdown]
 # Then use it: embed the queries of one target task with a `metric` model and compare
 # your number with the library's. (The source model trains live the first time; later
-# runs load it from the model cache and the panel stays empty.)
+# runs load it from the model cache, and the panel says so instead of drawing.)
 
 # %%
 split = dk.data.domain_split(data, seed=0)
