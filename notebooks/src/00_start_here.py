@@ -4,9 +4,10 @@
 # **After this notebook you can** load the kit's datasets (or a real one, by changing one
 # variable), draw an *n-way k-shot task* and name its parts (support, queries, chance
 # level), and classify a query by its nearest support image, a rule you write yourself.
-# **Time:** at the default settings, measured 94 s from an empty data folder on a 2-core
-# CPU shared with other work (load average 3-5), including the first rendering of `glyphs`
-# and the sketchpad's small network; expect less on a quiet laptop and on later runs.
+# **Time:** at the default settings, measured 19 s on a 2-core CPU (load average 1.4),
+# from an empty data folder: that includes the first rendering of `glyphs` and the
+# sketchpad's small network; later runs are faster. (On a machine busy with other work,
+# load average 3-5, the same run took 94 s.)
 #
 # **dml_kit** is a teaching kit for *deep metric learning* and *k-shot transfer*. The
 # question running through every notebook:

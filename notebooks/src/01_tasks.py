@@ -4,8 +4,8 @@
 # **After this notebook you can** set up source and target domains and k-shot tasks,
 # split a labelled set into support and queries yourself, train the *scratch* baseline
 # and read a paired verdict with its 95% interval. **Time:** at the default settings,
-# measured 117 s on a 2-core CPU shared with other work (load average 3-5); expect less
-# on a quiet laptop.
+# measured 11 s on a 2-core CPU (load average 1.5), from an empty data folder (117 s on
+# a machine busy with other work, load average 3-5).
 #
 # Every notebook in this course answers one question. This one asks:
 #

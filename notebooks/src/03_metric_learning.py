@@ -4,8 +4,8 @@
 # **After this notebook you can** compute the distances metric learning uses, write the
 # triplet loss, train a histogram-loss embedding while watching it live, score an
 # embedding by Recall@K and MAP@R, and explain why Recall@1 is not k-shot accuracy.
-# **Time:** at the default settings, measured 80 s on a 2-core CPU shared with other
-# work (load average 3-5); expect less on a quiet laptop.
+# **Time:** at the default settings, measured 12 s on a 2-core CPU (load average 1.5),
+# from an empty data folder (80 s on a machine busy with other work).
 #
 # > Notebook 02 asked whether the 1-NN rule on the source *features*, with no training
 # > on the target at all, can match fine-tuning. What if we train those features **for**

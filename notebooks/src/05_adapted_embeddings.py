@@ -5,10 +5,9 @@
 # one task, look inside their mistakes, run (or reload) the paper-style grid while a
 # running table fills in, check the paper's three conclusions with paired verdicts, and
 # compute the mean error reduction yourself. **Time:** at the default settings, with an
-# empty results store, measured 65 s on a quiet 2-core CPU (before this edition added
-# the live view and the running table) and 124-228 s on the same CPU shared with other
-# work (load average 2-5); much less once the classroom grid is stored (`python -m dml_kit
-# grid --preset classroom`) and the source models are cached.
+# empty results store, measured 52 s on a 2-core CPU (load average 1.5; 124-228 s on the
+# same CPU busy with other work); much less once the classroom grid is stored (`python -m
+# dml_kit grid --preset classroom`) and the source models are cached.
 #
 # Notebooks 02–04 gave three answers to the course's question (*new classes, k labelled
 # examples each: how do we reuse a network trained on the source?*):

@@ -4,10 +4,9 @@
 # **After this notebook you can** explain why an angular loss's gradient depends on the
 # embedding norm, write the SEC term, measure its effect on the norm spread and on
 # accuracy over seeds (not one run), and add it to any embedding method with one
-# argument. **Time:** at the default settings, without a stored SEC study, measured 29 s
-# on a quiet 2-core CPU (before this edition) and 56 s on the same CPU shared with other
-# work (load average 3-5); with a stored study it reads it instead of running a quick
-# one.
+# argument. **Time:** at the default settings, without a stored SEC study, measured 27 s
+# on a 2-core CPU (load average 1.6; 56 s on the same CPU busy with other work); with a
+# stored study it reads it instead of running a quick one.
 #
 # Many metric losses in this course are **angular**: the histogram loss, the normalised
 # triplet loss, normalised softmax, ArcFace ... all compare embeddings through the cosine

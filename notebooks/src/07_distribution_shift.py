@@ -5,10 +5,9 @@
 # (the Fréchet distance, which you write yourself), build ooDML's ladder of harder and
 # harder splits, watch an embedding train on a rung, and test on your own run whether
 # zero-shot Recall@1 falls with the shift and what a few labels recover. **Time:** at
-# the default settings, without a stored ooDML study, measured 62 s on a quiet 2-core
-# CPU (before this edition added the live rung) and 134 s on the same CPU shared with
-# other work (load average 3-5); with a stored study it reads it instead of running a
-# quick one.
+# the default settings, without a stored ooDML study, measured 51 s on a 2-core CPU
+# (load average 1.6; 134 s on the same CPU busy with other work); with a stored study it
+# reads it instead of running a quick one.
 #
 # Deep metric learning is tested **zero-shot**: the embedding is trained on some classes
 # and scored by retrieval (Recall@1) among classes it has never seen. The standard
