@@ -443,7 +443,8 @@ SUCCESS = {
     "triplet_loss": "values and gradients match the library on 3 batches",
     "prototypical_loss": "values and gradients match on a 3-way 1-shot and a 5-way 3-shot "
                          "episode",
-    "error_reduction": "matches the library on two grids of conditions",
+    "error_reduction": "matches the library on three grids of conditions, one with a perfect "
+                       "baseline to skip",
     "sec": "value and gradient match. Did you detach mu? With the plain batch mean it makes "
            "no difference to the gradient: the deviations ||f_i|| - mu sum to zero",
     "frechet_distance": "matches the library on identical and on shifted Gaussian samples",
@@ -513,15 +514,19 @@ MISTAKES = [
      r"to the prototypes\.$"),
     ("error_reduction", lambda base, meth: (sum(meth) - sum(base)) / len(base),
      r"^baseline \[0\.5, 0\.8\], method \[0\.75, 0\.8\]: expected 0\.2500, got 0\.1250\. That "
-     r"is the accuracy gain; divide each error gap by the baseline's error\.$"),
+     r"is the accuracy gain \(acc_A - acc_B, not divided by anything\); divide each "
+     r"condition's error gap err_B - err_A by the baseline's error err_B = 1 - acc_B\.$"),
     ("error_reduction", lambda base, meth: 0.0,
-     r"^baseline \[0\.5, 0\.8\], method \[0\.75, 0\.8\]: expected 0\.2500, got 0\.0000\.$"),
+     r"^baseline \[0\.5, 0\.8\], method \[0\.75, 0\.8\]: expected 0\.2500, got 0\.0000\. The "
+     r"measure: per condition \(err_B - err_A\) / err_B with err = 1 - accuracy, then the "
+     r"plain mean over the conditions whose baseline makes errors\.$"),
     ("recall_at_1", _recall_with_itself,
-     r"^labels \[.*\]: expected \S+, got 1\.0000\. Leave each example out of its own "
-     r"neighbour list; use cosine similarity$"),
+     r"^labels \[.*\]: expected \S+, got 1\.0000\. Every point is its own nearest "
+     r"neighbour: leave each example out of its own neighbour list \(set the diagonal to "
+     r"-inf\)$"),
     ("frechet_distance", _frechet_biased,
-     r"^expected \S+, got \S+: FD = \|\|mu_a - mu_b\|\|\^2 \+ Tr\(S_a \+ S_b - 2 "
-     r"\(S_a S_b\)\^\(1/2\)\), covariances with 1/\(n-1\)$"),
+     r"^expected \S+, got \S+: use sample covariances with 1/\(n-1\) \(np\.cov's default, "
+     r"bias=False\), not 1/n$"),
     ("support_query_split", _index_masks,
      r"^return index tensors \(torch.long\), not boolean masks or values$"),
     ("support_query_split", _unseeded(),
