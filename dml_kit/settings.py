@@ -32,23 +32,18 @@ def pick(default: T, fast: T) -> T:
 #: the datasets the kit ships or renders itself: they never download anything
 EMBEDDED = ("digits", "glyphs")
 
-#: registry name -> (its download manifest entry, the files its loader reads; None: all)
-_FILES: dict[str, tuple[str, tuple[str, ...] | None]] = {
-    "omniglot": ("omniglot", ("images_background.zip", "images_evaluation.zip")),
-    "omniglot_rotated": ("omniglot", ("images_background.zip", "images_evaluation.zip")),
-    "omniglot_background": ("omniglot", ("images_background.zip",)),
-    "omniglot_evaluation": ("omniglot", ("images_evaluation.zip",)),
-}
-
 
 def download_plan(name: str, root: str | os.PathLike[str] | None = None) -> str:
     """What loading the real dataset ``name`` would download, and where: the missing
     files with their sizes and URLs and the cache folder (``""`` when nothing is missing
     or ``name`` is embedded)."""
     from dml_kit.data import download as dl  # noqa: PLC0415 (keep this module light)
+    from dml_kit.data.real.omniglot_files import OMNIGLOT_FILES  # noqa: PLC0415
 
     key = name.strip().lower()
-    manifest, files = _FILES.get(key, (key, None))
+    # the Omniglot variants read some of the "omniglot" entry's files; others all of theirs
+    manifest, files = (("omniglot", OMNIGLOT_FILES[key]) if key in OMNIGLOT_FILES
+                       else (key, None))
     if key in EMBEDDED or manifest not in dl.MANIFEST:
         return ""
     wanted = list(dl.MANIFEST[manifest]) if files is None else list(files)

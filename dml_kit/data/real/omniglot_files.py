@@ -32,6 +32,13 @@ from dml_kit.data.real.base import (
 # ---- Omniglot ---------------------------------------------------------------------------
 OMNIGLOT_SPLITS = ("all", "background", "evaluation")
 _OMNIGLOT_ZIPS = {"background": "images_background.zip", "evaluation": "images_evaluation.zip"}
+#: registry name -> the download-manifest files its loader reads (what a switch to it fetches)
+OMNIGLOT_FILES: dict[str, tuple[str, ...]] = {
+    "omniglot": tuple(_OMNIGLOT_ZIPS.values()),
+    "omniglot_rotated": tuple(_OMNIGLOT_ZIPS.values()),
+    "omniglot_background": (_OMNIGLOT_ZIPS["background"],),
+    "omniglot_evaluation": (_OMNIGLOT_ZIPS["evaluation"],),
+}
 _OMNI_PNG = re.compile(r"(?:^|/)([^/]+)/(character\d+)/(\d+)_(\d+)\.png$")
 
 
