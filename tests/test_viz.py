@@ -47,6 +47,41 @@ def test_palette_is_distinct_and_grows():
         F.palette(-1)
 
 
+def _lab(hex_colour: str, simulate: np.ndarray | None = None) -> np.ndarray:
+    """CIE L*a*b* (D65) of ``#RRGGBB``, optionally after a colour-vision-deficiency
+    matrix applied in linear RGB (Machado, Oliveira & Fernandes 2009, severity 1)."""
+    c = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    if simulate is not None:
+        lin = np.clip(simulate @ lin, 0.0, 1.0)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ lin / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+_DEUTERANOPIA = np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                          [-0.011820, 0.042940, 0.968881]])
+_PROTANOPIA = np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                        [-0.003882, -0.048116, 1.051998]])
+
+
+@pytest.mark.parametrize(("vision", "matrix", "floor"), [
+    ("normal", None, 25.0), ("deuteranopia", _DEUTERANOPIA, 15.0),
+    ("protanopia", _PROTANOPIA, 15.0)])
+def test_ten_class_palette_stays_apart_for_colour_blind_readers(vision, matrix, floor):
+    """A 10-class projection's colours differ by a CIE76 distance of at least ``floor``
+    (10 already reads as another colour), also as a red-green colour-blind reader sees
+    them. The palette before stop 25 had two Tableau oranges 15 (normal) and 4
+    (deuteranopia) from Okabe-Ito's orange and vermilion."""
+    colours = F.palette(10)
+    labs = [_lab(c, matrix) for c in colours]
+    closest = min((float(np.linalg.norm(labs[i] - labs[j])), colours[i], colours[j])
+                  for i in range(10) for j in range(i + 1, 10))
+    assert closest[0] >= floor, \
+        f"{vision}: {closest[1]} and {closest[2]} differ by {closest[0]:.1f}"
+
+
 # ---- norm histogram --------------------------------------------------------------------
 def test_norm_histogram_overall_and_sec_line():
     emb = torch.randn(200, 16) * 2
