@@ -38,7 +38,10 @@ class ExerciseResult:
         return self.passed
 
     def _repr_markdown_(self) -> str:
-        mark = "✅" if self.passed else "❌"
+        # text-style check and ballot marks (U+2713, U+2717): common fonts such as DejaVu
+        # Sans have them, where the emoji marks showed as an empty box in a browser
+        # without an emoji font (seen in headless Chromium on Debian)
+        mark = "✓" if self.passed else "✗"
         return f"{mark} **{self.name}**: {self.message}"
 
     def __str__(self) -> str:
@@ -461,7 +464,7 @@ def check(name: str, student_fn: Callable) -> ExerciseResult:
     """Check the reader's ``student_fn`` for exercise ``name`` against the library.
 
     Prints nothing and raises nothing for a wrong answer: the returned
-    :class:`ExerciseResult` displays itself in a notebook (✅ or ❌ with a hint).
+    :class:`ExerciseResult` displays itself in a notebook (✓ or ✗ with a hint).
     """
     check_choice("exercise", name, EXERCISES)
     _, checker = EXERCISES[name]

@@ -457,7 +457,7 @@ def test_a_worked_solution_gets_its_exercises_message(name):
     result = exercises.check(name, exercises.load_solution(name))
     assert result.passed and result.name == name and result.message == SUCCESS[name]
     assert str(result) == f"PASS {name}: {SUCCESS[name]}"
-    assert result._repr_markdown_() == f"✅ **{name}**: {SUCCESS[name]}"
+    assert result._repr_markdown_() == f"✓ **{name}**: {SUCCESS[name]}"
 
 
 def _triplet(**kw):
@@ -545,7 +545,7 @@ def test_a_typical_mistake_gets_its_hint(name, student, message):
     assert not result.passed and result.name == name
     assert re.search(message, result.message), result.message
     assert str(result).startswith(f"NOT YET {name}: ")
-    assert result._repr_markdown_().startswith(f"❌ **{name}**: ")
+    assert result._repr_markdown_().startswith(f"✗ **{name}**: ")
 
 
 def test_an_unattempted_exercise_and_an_unknown_name():
