@@ -18,13 +18,24 @@ One module, so that ``report``, the studies and the notebooks share one rule boo
   (*Adapted Deep Embeddings*, Scott et al. 2018, report 34%; the paper does not define
   it, this is our reading); its interval comes from resampling the replications within
   each condition (a paired bootstrap).
+* **Bounded quantities** (:func:`metric_bounds`). An accuracy or a Recall@k lies in
+  ``[0, 1]`` and a difference of two of them in ``[-1, 1]``; with two or three
+  replications a t-interval can still reach past that range. It is right for its sample,
+  but a negative accuracy on screen is wrong: an :class:`Estimate` given ``bounds``
+  *shows* its interval clipped to them and says so (``"0.631 [0.000, 1.000] (n = 2:
+  interval clipped to the metric's range [0, 1]; more seeds or tasks needed)"``), while
+  ``low``/``high`` and every verdict keep the unclipped interval. (With the threshold
+  inside the range, clipping never moves an interval end across it, so the shown
+  interval always agrees with the verdict.) Unbounded quantities (Fréchet distances,
+  norms, losses) have ``bounds=None`` and are never clipped.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +45,9 @@ LEVEL = 0.95
 BOOTSTRAP_FROM = 20
 #: bootstrap resamples
 N_BOOT = 4000
+
+#: a quantity's range ``(lowest, highest)``; ``math.inf`` for an open end
+Bounds = tuple[float, float]
 
 HOLDS = "holds"
 FAILS = "fails"
@@ -55,6 +69,70 @@ def _values(name: str, values: Iterable[float] | np.ndarray) -> np.ndarray:
     return arr
 
 
+#: the range of the bounded metrics the kit reports, by (lower-case) column name; names
+#: starting ``recall@``, ``precision@``, ``map@`` or ending in ``accuracy`` count too
+METRIC_BOUNDS: dict[str, Bounds] = {
+    "accuracy": (0.0, 1.0), "error": (0.0, 1.0), "error_rate": (0.0, 1.0),
+    "nmi": (0.0, 1.0), "map@r": (0.0, 1.0), "map": (0.0, 1.0),
+}
+_BOUNDED_PREFIXES = ("recall@", "precision@", "map@", "r@", "p@")
+
+
+def metric_bounds(name: str | None) -> Bounds | None:
+    """The range of the metric called ``name``: ``(0, 1)`` for accuracies, error rates,
+    Recall@k, Precision@k, MAP@R and NMI (:data:`METRIC_BOUNDS`); ``None`` for anything
+    else (Fréchet distances, norms, losses and coefficients of variation are not bounded
+    above, and an unknown name is never clipped)."""
+    if not isinstance(name, str):
+        return None
+    key = name.strip().lower()
+    if key in METRIC_BOUNDS:
+        return METRIC_BOUNDS[key]
+    if key.startswith(_BOUNDED_PREFIXES) or key.endswith("accuracy"):
+        return (0.0, 1.0)
+    return None
+
+
+def check_bounds(bounds: object, name: str = "bounds") -> Bounds:
+    """``bounds`` as ``(lo, hi)`` floats with ``lo < hi`` (``math.inf`` allowed for an open
+    end); anything else raises ``ValueError`` naming ``name``."""
+    try:
+        lo, hi = (float(b) for b in bounds)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (lowest, highest) of numbers, e.g. (0, 1) "
+                         f"for an accuracy, got {bounds!r}") from None
+    if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+        raise ValueError(f"{name} must be (lowest, highest) with lowest < highest, got "
+                         f"{bounds!r}")
+    return lo, hi
+
+
+def difference_bounds(bounds: Bounds | None) -> Bounds | None:
+    """The range of a difference ``a - b`` of two quantities that each lie in
+    ``bounds = (lo, hi)``: ``(lo - hi, hi - lo)`` (two accuracies: ``[-1, 1]``)."""
+    if bounds is None:
+        return None
+    lo, hi = check_bounds(bounds)
+    return (lo - hi, hi - lo)
+
+
+def _check_within(name: str, arr: np.ndarray, bounds: Bounds | None) -> None:
+    """Refuse values outside ``bounds`` (an accuracy of 1.2 is a bug upstream)."""
+    if bounds is None:
+        return
+    out = (arr < bounds[0]) | (arr > bounds[1])
+    if out.any():
+        where = np.flatnonzero(out)[:5].tolist()
+        raise ValueError(f"{name} holds {int(out.sum())} value(s) outside its range "
+                         f"bounds=[{bounds[0]:g}, {bounds[1]:g}] at position(s) {where} "
+                         f"(e.g. {arr[where[0]]:g}): check the metric, or pass the right "
+                         "bounds (None: unbounded)")
+
+
+def _range_text(bounds: Bounds, scale: float = 1.0) -> str:
+    return f"[{scale * bounds[0]:g}, {scale * bounds[1]:g}]"
+
+
 def t_quantile(n: int, level: float = LEVEL) -> float:
     """The two-sided Student-t quantile ``t_{(1+level)/2, n-1}`` for ``n`` replications."""
     from scipy.stats import t
@@ -74,6 +152,10 @@ class Estimate:
         method: ``"t"`` (Student's t), ``"bootstrap"`` (percentile), ``"wilson"`` (a
             proportion over ``n`` items: :func:`proportion_ci`) or ``"none"`` (n = 1).
         level: confidence level (0.95).
+        bounds: the quantity's range ``(lo, hi)`` (an accuracy: ``(0, 1)``), or ``None``
+            when it has none. ``low``/``high`` stay the unclipped interval (verdicts use
+            them); :attr:`shown_low`/:attr:`shown_high` and :meth:`format` clip it to
+            the range for display, and :attr:`clipped` says whether they had to.
     """
 
     mean: float
@@ -82,20 +164,60 @@ class Estimate:
     n: int
     method: str = "t"
     level: float = LEVEL
+    bounds: Bounds | None = None
 
     @property
     def half_width(self) -> float:
-        """Half the interval's width (``nan`` without an interval)."""
+        """Half the (unclipped) interval's width (``nan`` without an interval)."""
         return (self.high - self.low) / 2
 
-    def format(self, digits: int = 3, percent: bool = False) -> str:
-        """``"0.862 [0.841, 0.880]"`` (``percent=True``: ``"86.2 [84.1, 88.0]"``)."""
+    @property
+    def clipped(self) -> bool:
+        """Whether the unclipped interval reaches past :attr:`bounds` (so that the shown
+        one is cut at the range's end)."""
+        if self.bounds is None or math.isnan(self.low):
+            return False
+        return self.low < self.bounds[0] or self.high > self.bounds[1]
+
+    @property
+    def shown_low(self) -> float:
+        """The interval's lower end as displayed: ``low`` clipped to :attr:`bounds`."""
+        if self.bounds is None or math.isnan(self.low):
+            return self.low
+        return min(max(self.low, self.bounds[0]), self.bounds[1])
+
+    @property
+    def shown_high(self) -> float:
+        """The interval's upper end as displayed: ``high`` clipped to :attr:`bounds`."""
+        if self.bounds is None or math.isnan(self.high):
+            return self.high
+        return max(min(self.high, self.bounds[1]), self.bounds[0])
+
+    def note(self, percent: bool = False) -> str:
+        """Why the shown interval differs from the computed one: ``"n = 2: interval
+        clipped to the metric's range [0, 1]; more seeds or tasks needed"`` (``""`` when
+        it is not clipped)."""
+        if not self.clipped or self.bounds is None:
+            return ""
+        return (f"n = {self.n}: interval clipped to the metric's range "
+                f"{_range_text(self.bounds, 100.0 if percent else 1.0)}; more seeds or tasks "
+                "needed")
+
+    def with_bounds(self, bounds: Bounds | None) -> Estimate:
+        """This estimate with its range set to ``bounds`` (``None``: unbounded)."""
+        return replace(self, bounds=None if bounds is None else check_bounds(bounds))
+
+    def format(self, digits: int = 3, percent: bool = False, *, note: bool = True) -> str:
+        """``"0.862 [0.841, 0.880]"`` (``percent=True``: ``"86.2 [84.1, 88.0]"``). The
+        interval is shown clipped to :attr:`bounds`; a clipped one is followed by its
+        :meth:`note` in parentheses (``note=False`` leaves it out)."""
         scale = 100.0 if percent else 1.0
         d = max(digits - 2, 0) if percent else digits
         if math.isnan(self.low):
             return f"{scale * self.mean:.{d}f} [no interval: n = {self.n}]"
-        return (f"{scale * self.mean:.{d}f} [{scale * self.low:.{d}f}, "
-                f"{scale * self.high:.{d}f}]")
+        text = (f"{scale * self.mean:.{d}f} [{scale * self.shown_low:.{d}f}, "
+                f"{scale * self.shown_high:.{d}f}]")
+        return f"{text} ({self.note(percent)})" if note and self.clipped else text
 
     def __str__(self) -> str:
         return self.format()
@@ -103,7 +225,8 @@ class Estimate:
 
 def mean_ci(values: Iterable[float] | np.ndarray, *, level: float = LEVEL,
             bootstrap_from: int = BOOTSTRAP_FROM, n_boot: int = N_BOOT,
-            seed: int = 0, name: str = "values") -> Estimate:
+            seed: int = 0, name: str = "values", bounds: Bounds | None = None
+            ) -> Estimate:
     """The mean of ``values`` (one per replication) with a ``level`` interval.
 
     Below ``bootstrap_from`` replications: Student's t-interval
@@ -111,23 +234,31 @@ def mean_ci(values: Iterable[float] | np.ndarray, *, level: float = LEVEL,
     ``ddof=1``); from ``bootstrap_from`` on: the percentile bootstrap (``n_boot``
     resamples with replacement, seeded, so the same values give the same interval).
     One value gives no interval (``low = high = nan``). Non-finite values are refused.
+
+    ``bounds``: the quantity's range (``(0, 1)`` for an accuracy, :func:`metric_bounds`);
+    values outside it are refused, and the estimate *shows* its interval clipped to it
+    (:attr:`Estimate.shown_low`), while ``low``/``high`` stay the interval's own.
     """
     arr = _values(name, values)
+    if bounds is not None:
+        bounds = check_bounds(bounds)
+        _check_within(name, arr, bounds)
     n = arr.size
     mean = float(arr.mean())
     if n == 1:
-        return Estimate(mean, math.nan, math.nan, 1, "none", level)
+        return Estimate(mean, math.nan, math.nan, 1, "none", level, bounds)
     if n >= bootstrap_from:
         rng = np.random.default_rng(seed)
         means = arr[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
         low, high = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
-        return Estimate(mean, float(low), float(high), n, "bootstrap", level)
+        return Estimate(mean, float(low), float(high), n, "bootstrap", level, bounds)
     half = t_quantile(n, level) * float(arr.std(ddof=1)) / math.sqrt(n)
-    return Estimate(mean, mean - half, mean + half, n, "t", level)
+    return Estimate(mean, mean - half, mean + half, n, "t", level, bounds)
 
 
 def condition_mean_ci(per_condition: Mapping[object, Mapping[object, float]], *,
-                      level: float = LEVEL, name: str = "per_condition") -> Estimate:
+                      level: float = LEVEL, name: str = "per_condition",
+                      bounds: Bounds | None = None) -> Estimate:
     """The mean over conditions of each condition's mean, with an interval, when the
     conditions may hold different replications (more tasks where they are cheap).
 
@@ -144,7 +275,8 @@ def condition_mean_ci(per_condition: Mapping[object, Mapping[object, float]], *,
     independent); the interval is ``m +- t_{(1+level)/2, df} sqrt(Var(m))`` with
     ``df = min_c n_c - 1`` (conservative). When every condition holds the same
     replications this is exactly :func:`mean_ci` of the per-replication averages over
-    conditions (and it delegates to it, bootstrap included).
+    conditions (and it delegates to it, bootstrap included). ``bounds``: the
+    quantity's range, as in :func:`mean_ci`.
     """
     if not per_condition:
         raise ValueError(f"{name} is empty: need at least one condition")
@@ -159,11 +291,15 @@ def condition_mean_ci(per_condition: Mapping[object, Mapping[object, float]], *,
         order = conds[0][0]
         rows = np.stack([np.array([dict(zip(keys, v, strict=True))[k] for k in order])
                          for keys, v in conds])
-        return mean_ci(rows.mean(axis=0), level=level, name=name)
+        return mean_ci(rows.mean(axis=0), level=level, name=name, bounds=bounds)
+    if bounds is not None:
+        bounds = check_bounds(bounds)
+        for c, (_, v) in zip(per_condition, conds, strict=True):
+            _check_within(f"{name}[{c!r}]", v, bounds)
     n_min = min(v.size for _, v in conds)
     mean = float(np.mean([v.mean() for _, v in conds]))
     if n_min < 2:
-        return Estimate(mean, math.nan, math.nan, n_min, "none", level)
+        return Estimate(mean, math.nan, math.nan, n_min, "none", level, bounds)
     lookup = [dict(zip(keys, v, strict=True)) for keys, v in conds]
     var = 0.0
     for i, (keys_i, v_i) in enumerate(conds):
@@ -177,7 +313,7 @@ def condition_mean_ci(per_condition: Mapping[object, Mapping[object, float]], *,
             var += len(common) / (v_i.size * v_j.size) * cov
     var = max(var, 0.0) / len(conds) ** 2
     half = t_quantile(n_min, level) * math.sqrt(var)
-    return Estimate(mean, mean - half, mean + half, n_min, "t", level)
+    return Estimate(mean, mean - half, mean + half, n_min, "t", level, bounds)
 
 
 def proportion_ci(successes: int, trials: int, *, level: float = LEVEL) -> Estimate:
@@ -198,19 +334,26 @@ def proportion_ci(successes: int, trials: int, *, level: float = LEVEL) -> Estim
     z = float(norm.ppf(0.5 + level / 2))
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Estimate(p, max(centre - half, 0.0), min(centre + half, 1.0), n, "wilson", level)
+    return Estimate(p, max(centre - half, 0.0), min(centre + half, 1.0), n, "wilson", level,
+                    (0.0, 1.0))
 
 
 def paired_difference(a: Iterable[float] | np.ndarray, b: Iterable[float] | np.ndarray,
-                      **kwargs) -> Estimate:
+                      *, bounds: Bounds | None = None, **kwargs: Any) -> Estimate:
     """The mean paired difference ``a - b`` with its interval (:func:`mean_ci` of the
     per-replication differences). ``a[i]`` and ``b[i]`` must come from the same
-    replication (same seed and task)."""
+    replication (same seed and task). ``bounds``: the range of ``a`` and ``b`` themselves
+    (two accuracies: ``(0, 1)``); the difference lies in :func:`difference_bounds`
+    (``[-1, 1]``), to which its shown interval is clipped."""
     a_arr, b_arr = _values("a", a), _values("b", b)
     if a_arr.shape != b_arr.shape:
         raise ValueError(f"a and b must pair up replication by replication: got "
                          f"{a_arr.size} and {b_arr.size} values")
-    return mean_ci(a_arr - b_arr, name="a - b", **kwargs)
+    if bounds is not None:
+        bounds = check_bounds(bounds)
+        _check_within("a", a_arr, bounds)
+        _check_within("b", b_arr, bounds)
+    return mean_ci(a_arr - b_arr, name="a - b", bounds=difference_bounds(bounds), **kwargs)
 
 
 @dataclass(frozen=True)
@@ -238,20 +381,25 @@ class Verdict:
     def text(self, digits: int = 3, percent: bool = False) -> str:
         """``"holds: +0.041 [+0.012, +0.070] vs +0.000"`` style, with the numbers. An
         interval end that would print as the threshold although it lies on one side of it
-        gets more digits (up to 3 more), so a printed bound never looks like a tie."""
+        gets more digits (up to 3 more), so a printed bound never looks like a tie. The
+        interval is shown clipped to the estimate's range, followed by its note (the label
+        was decided on the unclipped interval; with the threshold inside the range the two
+        always agree)."""
         scale = 100.0 if percent else 1.0
         d = max(digits - 2, 0) if percent else digits
         e = self.estimate
+        low, high = e.shown_low, e.shown_high
         for _ in range(3):
-            ties = [b for b in (e.low, e.high) if not math.isnan(b) and b != self.threshold
+            ties = [b for b in (low, high) if not math.isnan(b) and b != self.threshold
                     and round(scale * b, d) == round(scale * self.threshold, d)]
             if not ties:
                 break
             d += 1
-        nums = (f"{scale * e.mean:+.{d}f} [{scale * e.low:+.{d}f}, {scale * e.high:+.{d}f}]"
+        nums = (f"{scale * e.mean:+.{d}f} [{scale * low:+.{d}f}, {scale * high:+.{d}f}]"
                 if not math.isnan(e.low) else f"{scale * e.mean:+.{d}f} (one replication)")
         label = self.label if self.resolved else f"{UNRESOLVED} (n = {e.n})"
-        return f"{label}: {nums} vs {scale * self.threshold:+.{d}f}"
+        note = f" ({e.note(percent)})" if e.clipped else ""
+        return f"{label}: {nums} vs {scale * self.threshold:+.{d}f}{note}"
 
     def __str__(self) -> str:
         return self.text()
@@ -261,7 +409,8 @@ def verdict(estimate: Estimate, threshold: float = 0.0) -> Verdict:
     """Decide "the mean exceeds ``threshold``" from ``estimate``'s interval: the whole
     interval above -> holds, the whole interval below (or every replication exactly at
     the threshold, e.g. two methods that are equal by construction) -> fails, otherwise
-    (or with no interval, n = 1) -> not resolved at this sample size."""
+    (or with no interval, n = 1) -> not resolved at this sample size. Always on the
+    unclipped interval (``low``, ``high``): clipping to a metric's range is for display."""
     if math.isnan(estimate.low):
         return Verdict(UNRESOLVED, estimate, threshold)
     if estimate.low > threshold:
@@ -273,8 +422,9 @@ def verdict(estimate: Estimate, threshold: float = 0.0) -> Verdict:
 
 
 def compare(a: Iterable[float] | np.ndarray, b: Iterable[float] | np.ndarray,
-            threshold: float = 0.0, **kwargs) -> Verdict:
-    """"A beats B (by more than ``threshold``)", decided on the paired difference."""
+            threshold: float = 0.0, **kwargs: Any) -> Verdict:
+    """"A beats B (by more than ``threshold``)", decided on the paired difference
+    (``kwargs`` go to :func:`paired_difference`, e.g. ``bounds=(0, 1)``)."""
     return verdict(paired_difference(a, b, **kwargs), threshold)
 
 
@@ -384,21 +534,34 @@ def _unit(frame, unit: Sequence[str] | None) -> list[str]:
     return cols
 
 
+def _frame_bounds(value: str, bounds: Bounds | None) -> Bounds | None:
+    """``bounds`` when given (``(-inf, inf)``: none), else the range of the metric
+    ``value`` (:func:`metric_bounds`)."""
+    return metric_bounds(value) if bounds is None else check_bounds(bounds)
+
+
 def summarise(frame, *, by: Sequence[str] = ("method",), value: str = "accuracy",
-              unit: Sequence[str] | None = None):
+              unit: Sequence[str] | None = None, bounds: Bounds | None = None):
     """Mean and interval of ``value`` per group of ``by`` (one row per replication in
     ``frame``; replications identified by ``unit``, default the ``seed``/``task`` columns
-    present). Returns a DataFrame with ``by``, ``mean``, ``low``, ``high``, ``n`` and
-    ``estimate`` (``"0.862 [0.841, 0.880]"``)."""
+    present). Returns a DataFrame with ``by``, ``mean``, ``low``, ``high`` (the unclipped
+    interval), ``n``, ``estimate`` (``"0.862 [0.841, 0.880]"``, the interval clipped to
+    the metric's range and flagged when it had to be) and ``clipped``.
+
+    ``bounds``: the range of ``value`` (default: :func:`metric_bounds` of its name, so
+    ``"accuracy"`` is clipped to ``[0, 1]``; ``(-math.inf, math.inf)`` clips nothing)."""
     import pandas as pd
 
     _unit(frame, unit)
+    rng = _frame_bounds(value, bounds)
     rows = []
     for key, part in frame.groupby(list(by), sort=False):
         key = key if isinstance(key, tuple) else (key,)
-        est = mean_ci(part[value].to_numpy(), name=f"{value} of {dict(zip(by, key, strict=True))}")
+        est = mean_ci(part[value].to_numpy(), name=f"{value} of {dict(zip(by, key, strict=True))}",
+                      bounds=rng)
         rows.append({**dict(zip(by, key, strict=True)), "mean": est.mean, "low": est.low,
-                     "high": est.high, "n": est.n, "estimate": est.format()})
+                     "high": est.high, "n": est.n, "estimate": est.format(),
+                     "clipped": est.clipped})
     return pd.DataFrame(rows)
 
 
@@ -420,20 +583,24 @@ def paired_values(frame, a: str, b: str, *, column: str = "method", value: str =
 
 def paired_table(frame, a: str, b: str, *, by: Sequence[str] = ("k",), column: str = "method",
                  value: str = "accuracy", unit: Sequence[str] | None = None,
-                 threshold: float = 0.0):
+                 threshold: float = 0.0, bounds: Bounds | None = None):
     """"``a`` beats ``b``" checked per group of ``by``, paired on the replications.
 
     Returns a DataFrame with ``by``, the two means, ``difference`` (the mean paired
-    difference ``a - b`` with its interval, as text), ``low``/``high`` of that interval,
-    ``n`` and ``verdict`` (:func:`verdict` against ``threshold``)."""
+    difference ``a - b`` with its interval, as text: shown clipped to the difference's
+    range, :func:`difference_bounds`, and flagged when it had to be), ``low``/``high`` of
+    the unclipped interval, ``n`` and ``verdict`` (:func:`verdict` against ``threshold``,
+    on the unclipped interval). ``bounds``: the range of ``value`` (default:
+    :func:`metric_bounds` of its name)."""
     import pandas as pd
 
+    rng = _frame_bounds(value, bounds)
     rows = []
     groups = frame.groupby(list(by), sort=True) if by else [((), frame)]
     for key, part in groups:
         key = key if isinstance(key, tuple) else (key,)
         va, vb = paired_values(part, a, b, column=column, value=value, unit=unit)
-        v = compare(va, vb, threshold)
+        v = compare(va, vb, threshold, bounds=rng)
         rows.append({**dict(zip(by, key, strict=True)), a: float(va.mean()), b: float(vb.mean()),
                      "difference": v.estimate.format(), "low": v.estimate.low,
                      "high": v.estimate.high, "n": v.estimate.n, "verdict": v.label})

@@ -250,3 +250,77 @@ def test_condition_mean_ci_equals_mean_ci_of_row_means_when_replications_match()
         stats.condition_mean_ci({})
     with pytest.raises(ValueError, match="non-finite"):
         stats.condition_mean_ci({0: {"a": math.nan, "b": 1.0}})
+
+
+# ---- bounded metrics: the shown interval is clipped to the range, the verdict is not ----
+def test_a_bounded_interval_is_shown_clipped_and_flagged_but_kept_raw():
+    values = [0.2, 0.9, 1.0]                  # mean 0.7, s = 0.436: t-interval -0.38 .. 1.78
+    raw = stats.mean_ci(values)
+    est = stats.mean_ci(values, bounds=(0, 1))
+    assert (est.low, est.high) == (raw.low, raw.high) and raw.low < 0 and raw.high > 1
+    assert est.clipped and not raw.clipped
+    assert (est.shown_low, est.shown_high) == (0.0, 1.0)
+    assert str(est) == ("0.700 [0.000, 1.000] (n = 3: interval clipped to the metric's "
+                        "range [0, 1]; more seeds or tasks needed)")
+    assert est.format(percent=True).startswith("70.0 [0.0, 100.0] (n = 3: ")
+    assert est.format(note=False) == "0.700 [0.000, 1.000]"
+    # an interval inside the range is shown as it is, with no note
+    inside = stats.mean_ci([0.80, 0.82, 0.84], bounds=(0, 1))
+    assert not inside.clipped and str(inside) == str(stats.mean_ci([0.80, 0.82, 0.84]))
+
+
+def test_clipping_never_changes_a_verdict():
+    # verdicts read the raw interval: against a threshold below the range (-0.1) the
+    # clipped [0, 1] would claim "holds" where the t-interval (-0.38 .. 1.78) cannot tell
+    for values, threshold in (([0.2, 0.9, 1.0], 0.5), ([0.2, 0.9, 1.0], 0.0),
+                              ([0.2, 0.9, 1.0], -0.1), ([0.0, 0.1, 0.9], 0.05)):
+        raw, clipped = stats.mean_ci(values), stats.mean_ci(values, bounds=(0, 1))
+        assert stats.verdict(clipped, threshold).label == stats.verdict(raw, threshold).label
+        assert stats.verdict(clipped, threshold).label == stats.UNRESOLVED
+    v = stats.verdict(stats.mean_ci([0.2, 0.9, 1.0], bounds=(0, 1)), 0.0)
+    assert "[+0.000, +1.000]" in v.text() and "clipped to the metric's range" in v.text()
+
+
+def test_differences_of_bounded_metrics_clip_to_minus_one_one():
+    a, b = [0.95, 0.10], [0.05, 0.90]        # differences +0.9, -0.8: t-interval -10.7 .. 10.8
+    v = stats.compare(a, b, bounds=(0, 1))
+    assert v.estimate.bounds == (-1.0, 1.0) and v.estimate.low < -1
+    assert (v.estimate.shown_low, v.estimate.shown_high) == (-1.0, 1.0)
+    assert v.label == stats.compare(a, b).label == stats.UNRESOLVED
+    assert stats.difference_bounds((0, 1)) == (-1.0, 1.0)
+    table = stats.paired_table(pd.DataFrame({
+        "method": ["A", "B"] * 2, "k": [1] * 4, "seed": [0, 0, 1, 1],
+        "accuracy": [0.95, 0.05, 0.10, 0.90]}), "A", "B")
+    assert table.loc[0, "difference"].startswith("0.050 [-1.000, 1.000] (n = 2: interval")
+    assert table.loc[0, "low"] < -1                  # the numbers stay the raw interval
+
+
+def test_summarise_clips_accuracy_by_its_name_and_leaves_unbounded_metrics_alone():
+    frame = pd.DataFrame({"method": ["m", "m"], "seed": [0, 1], "accuracy": [0.2, 0.95],
+                          "fd": [0.2, 0.95]})
+    acc = stats.summarise(frame)
+    assert acc.loc[0, "estimate"].startswith("0.575 [0.000, 1.000] (n = 2: interval clipped")
+    assert bool(acc.loc[0, "clipped"]) and acc.loc[0, "low"] < 0
+    fd = stats.summarise(frame, value="fd")           # a Fréchet distance: no range
+    assert not fd.loc[0, "clipped"] and fd.loc[0, "estimate"].startswith("0.575 [-")
+    opt_out = stats.summarise(frame, bounds=(-math.inf, math.inf))
+    assert not opt_out.loc[0, "clipped"]
+
+
+def test_metric_bounds_know_the_bounded_metrics_only():
+    for name in ("accuracy", "query accuracy", "Recall@1", "recall@4", "map@r", "nmi"):
+        assert stats.metric_bounds(name) == (0.0, 1.0), name
+    for name in ("frechet_distance", "norm_mean", "norm_cv", "loss", None):
+        assert stats.metric_bounds(name) is None, name
+
+
+def test_bad_bounds_and_values_outside_them_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"bounds must be \(lowest, highest\)"):
+        stats.mean_ci([0.5, 0.6], bounds=(1, 0))
+    with pytest.raises(ValueError, match="bounds must be a pair"):
+        stats.mean_ci([0.5, 0.6], bounds="0..1")
+    with pytest.raises(ValueError, match=r"values holds 1 value\(s\) outside its range "
+                                         r"bounds=\[0, 1\] at position\(s\) \[1\]"):
+        stats.mean_ci([0.5, 1.2], bounds=(0, 1))
+    with pytest.raises(ValueError, match=r"^b holds"):
+        stats.paired_difference([0.5, 0.6], [0.5, -0.1], bounds=(0, 1))
