@@ -848,7 +848,7 @@ def console_errors(lines: list[str], ignore: tuple[str, ...] = ()) -> list[str]:
             and not any(part in line for part in ignore)]
 
 
-# --- Voila: `./dev present NN` (tests/test_voila.py and tests/test_browser_course.py) ------
+# --- Voila: `./dev present NN` (tests/test_browser_course.py) ----------------------------
 
 VOILA_START_TIMEOUT = 300.0  # seconds for ./dev present to listen (it may reinstall the venv)
 

@@ -102,10 +102,6 @@ GALLERY_GAP = 2
 CONSOLE_IGNORE: tuple[str, ...] = ()
 #: The same for the Voila page, which loads every installed JupyterLab extension:
 VOILA_CONSOLE_IGNORE: tuple[str, ...] = (
-    # jupyterlab-jupytext's extension asks for JupyterLab's document manager, which Voila
-    # does not provide; jupytext's menus have no use in an app (./dev present could leave
-    # the extension out with --VoilaConfiguration.extension_denylist)
-    '"shareKey":"@jupyterlab/docmanager"',
     # Voila's page template loads Font Awesome's CSS from cdn.jsdelivr.net, which the test
     # machines cannot reach (offline, the app's buttons lose their icons; the failed
     # addresses are logged as [requestfailed] lines)
@@ -570,9 +566,22 @@ def test_course_notebook_as_voila_app(chromium: Browser, tmp_path: Path, label: 
                     f"{app.widget_counts()}; {len(app.plot_stats())} plotly figures")
             app.screenshot("1-rendered")
             problems += app.cell_errors + app.errors()
-            shown = [line for line in source_lines(notebook) if line in app.text()]
+            text = app.text()
+            shown = [line for line in source_lines(notebook) if line in text]
             if shown:
                 problems.append(f"code is shown in the app: {shown[:3]}")
+            inputs = app.page.locator(
+                ".jp-CodeCell .jp-InputArea, .jp-InputArea-editor, .cm-editor, .CodeMirror")
+            if inputs.count():
+                problems.append(f"{inputs.count()} code input elements are shown")
+            counts = app.widget_counts()
+            if not counts["sliders"] + counts["dropdowns"] + counts["toggles"]:
+                problems.append(f"the app shows no control: {counts}")
+            # fast mode: a results store the app shows (its repr) lies outside the
+            # repository's data/ (a note naming where a stored study would be is fine)
+            if "ResultsStore(" in text and str(REPO / "data" / "results.sqlite") in text:
+                problems.append("the app used the repository's results store under "
+                                "DML_KIT_FAST=1")
             body = app.page.locator("body")
             problems += colour_problems(body, "Voila")
             problems += image_problems(app.page, "Voila", None)
