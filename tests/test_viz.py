@@ -548,3 +548,77 @@ def test_live_projection_colours_only_the_probe_classes_distinctly():
     # a phase starts with empty traces under a title that says it waits (not a stale epoch)
     assert dash.projection_fig.layout.title.text == ("Probe embeddings (source: waiting for "
                                                      "the first epoch)")
+
+
+# ---- intervals of bounded metrics: drawn inside the metric's range, flagged -------------
+def _two_seeds(low: float = 0.2, high: float = 0.95) -> pd.DataFrame:
+    """Two replications per point, far apart: the t-interval (t = 12.7) leaves [0, 1]."""
+    return pd.DataFrame([dict(method=m, k=k, n=5, seed=s, accuracy=(low, high)[s])
+                         for m in ("a", "b") for k in (1, 5) for s in (0, 1)])
+
+
+def test_accuracy_bands_and_error_bars_never_leave_zero_one():
+    frame = _two_seeds()
+    raw = stats.mean_ci([0.2, 0.95])
+    assert raw.low < 0 and raw.high > 1                    # what used to be drawn
+    fig = F.accuracy_vs_k(frame)
+    bands = [t for t in fig.data if t.fill == "toself"]
+    for band in bands:
+        assert min(band.y) == 0.0 and max(band.y) == 1.0
+    line = [t for t in fig.data if t.mode == "lines+markers"][0]
+    assert list(line.customdata[0][:3]) == [2, 0.0, 1.0] and "clipped" in line.customdata[0][3]
+    assert "n = %{customdata[0]}" in line.hovertemplate
+    assert "n = 2 replication(s)" in fig.layout.title.text and "clipped" in fig.layout.title.text
+    bars = F.accuracy_vs_k(frame, style="errorbars")
+    for t in bars.data:
+        y = np.asarray(t.y)
+        assert (y - np.asarray(t.error_y.arrayminus) >= 0).all()
+        assert (y + np.asarray(t.error_y.array) <= 1).all()
+    # bounds=False draws the raw interval; narrow intervals carry no caption
+    unclipped = [t for t in F.accuracy_vs_k(frame, bounds=False).data if t.fill == "toself"]
+    assert min(unclipped[0].y) == pytest.approx(raw.low)
+    assert "clipped" not in F.accuracy_vs_k(_two_seeds(0.80, 0.81)).layout.title.text
+    with pytest.raises(ValueError, match="bounds"):      # accuracies in percent
+        F.accuracy_vs_k(frame.assign(accuracy=100 * frame["accuracy"]))
+
+
+def test_recall_error_bars_along_the_ladder_stay_in_zero_one():
+    rows = pd.DataFrame([dict(method="m", distance=d, setting="zero-shot", k=0, seed=s,
+                              **{"recall@1": (0.1, 0.9)[s], "fd": (0.1, 0.9)[s]})
+                         for d in (10, 30) for s in (0, 1)])
+    fig = F.accuracy_vs_distance(rows)
+    t = fig.data[0]
+    y = np.asarray(t.y)
+    assert (y - np.asarray(t.error_y.arrayminus) >= 0).all()
+    assert (y + np.asarray(t.error_y.array) <= 1).all()
+    assert t.customdata[0][0] == 2 and "clipped" in t.customdata[0][1]
+    assert "clipped" in fig.layout.title.text
+    # a quantity without a range (here a distance-like column) is drawn as computed
+    fd = F.accuracy_vs_distance(rows, value="fd").data[0]
+    assert (np.asarray(fd.y) - np.asarray(fd.error_y.arrayminus) < 0).all()
+
+
+def test_study_figures_clip_bounded_intervals_and_keep_labels_off_the_error_bars():
+    from dml_kit.viz import studies
+
+    table = pd.DataFrame([
+        dict(loss="triplet", score="recall@1", seeds=2, gain_mean=0.5, gain_low=-1.4,
+             gain_high=2.4, verdict=stats.UNRESOLVED),
+        dict(loss="cosface", score="recall@1", seeds=2, gain_mean=0.02, gain_low=0.01,
+             gain_high=0.03, verdict=stats.HOLDS)])
+    fig = studies.sec_gain_bars(table)
+    bar = fig.data[0]
+    y = np.asarray(bar.y)
+    assert (y - np.asarray(bar.error_y.arrayminus) >= -1).all()
+    assert (y + np.asarray(bar.error_y.array) <= 1).all()
+    assert bar.text is None                         # no label drawn on the bar and its error bar
+    assert list(fig.layout.xaxis.ticktext) == ["triplet<br><i>not resolved (n = 2)</i>",
+                                               "cosface<br><i>holds</i>"]
+    assert "clipped" in fig.layout.title.text
+    ladder = pd.DataFrame([dict(loss="a", split=i, distance=d, seeds=2,
+                                **{"zero-shot": "0.631 [-0.657, 1.918]"}) for i, d in
+                           enumerate((10.0, 30.0))])
+    t = studies.oodml_ladder(ladder).data[0]
+    np.testing.assert_allclose(np.asarray(t.error_y.arrayminus), 0.631)
+    np.testing.assert_allclose(np.asarray(t.error_y.array), 1 - 0.631)
+    assert "clipped" in t.customdata[0][1]

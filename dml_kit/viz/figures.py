@@ -29,7 +29,7 @@ from plotly.subplots import make_subplots
 
 from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.metrics import error_reductions
-from dml_kit.stats import mean_ci
+from dml_kit.stats import Bounds, check_bounds, mean_ci, metric_bounds
 
 __all__ = [
     "TEMPLATE", "palette", "class_color", "as_numpy",
@@ -525,23 +525,64 @@ def _col(df: Any, name: str, *alternatives: str) -> str:
                      f"(columns: {', '.join(map(str, df.columns))})")
 
 
-def _spread(values: np.ndarray, spread: str) -> tuple[float, float, float]:
+def _value_bounds(value: str, bounds: Bounds | None | bool,
+                  values: Any = None) -> Bounds | None:
+    """The range a figure clips ``value``'s intervals to: ``bounds`` when given, none for
+    ``False``, else the metric's own (:func:`dml_kit.stats.metric_bounds`: ``[0, 1]`` for
+    accuracy, Recall@k, MAP@R; none for distances and norms). ``values`` outside it
+    (e.g. accuracies in percent) raise ``ValueError`` naming ``bounds``."""
+    if bounds is False:
+        return None
+    rng = metric_bounds(value) if bounds is None or bounds is True else check_bounds(bounds)
+    if rng is not None and values is not None:
+        arr = np.asarray(values, dtype=float)
+        out = arr[(arr < rng[0]) | (arr > rng[1])]
+        if out.size:
+            raise ValueError(f"{value!r} holds values outside its range bounds=[{rng[0]:g}, "
+                             f"{rng[1]:g}] (e.g. {out[0]:g}): pass bounds=(0, 100) for "
+                             "percent, the right range, or bounds=False for none")
+    return rng
+
+
+def _clip(x: float, bounds: Bounds | None) -> float:
+    return x if bounds is None or np.isnan(x) else min(max(x, bounds[0]), bounds[1])
+
+
+def _spread(values: np.ndarray, spread: str, bounds: Bounds | None = None
+            ) -> tuple[float, float, float, bool]:
+    """``(mean, low, high, clipped)`` of ``values`` for display: the spread's ends clipped
+    to ``bounds`` (the metric's range), ``clipped`` when they had to be (the interval is
+    computed unclipped, :func:`dml_kit.stats.mean_ci`)."""
     mean = float(values.mean())
     if values.size < 2:
-        return mean, mean, mean
+        return mean, mean, mean, False
     if spread == "std":
         s = float(values.std(ddof=1))
-        return mean, mean - s, mean + s
-    if spread in ("ci95", "sem95"):        # the kit's 95% interval (dml_kit.stats.mean_ci)
+        low, high = mean - s, mean + s
+    elif spread in ("ci95", "sem95"):        # the kit's 95% interval (dml_kit.stats.mean_ci)
         est = mean_ci(values)
-        return est.mean, est.low, est.high
-    return mean, float(values.min()), float(values.max())
+        mean, low, high = est.mean, est.low, est.high
+    else:
+        low, high = float(values.min()), float(values.max())
+    shown = _clip(low, bounds), _clip(high, bounds)
+    return mean, shown[0], shown[1], shown != (low, high)
+
+
+def _clip_note(bounds: Bounds | None, n_min: int | None) -> str:
+    """The caption line of a figure whose intervals were clipped to ``bounds``
+    (``n_min``: the fewest replications of a clipped 95% interval; ``None`` for another
+    spread, which more replications would not narrow)."""
+    rng = "" if bounds is None else f" the metric's range [{bounds[0]:g}, {bounds[1]:g}]"
+    if n_min is None:
+        return f"<br><sup>bands clipped to{rng}</sup>"
+    return (f"<br><sup>n = {n_min} replication(s) at a point: its 95% interval reaches past"
+            f"{rng} and is shown clipped; more seeds or tasks needed</sup>")
 
 
 def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k: str = "k",
                   n: str | None = "n", spread: str = "ci95", style: str = "band",
                   log_x: bool = True, chance: float | None = None,
-                  title: str | None = None) -> go.Figure:
+                  title: str | None = None, bounds: Bounds | None | bool = None) -> go.Figure:
     """Accuracy against k, one line per method (mean over replications) with its 95%
     interval (or another spread).
 
@@ -554,6 +595,11 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
         style: ``"band"`` (shaded band) or ``"errorbars"``.
         chance: draw the chance level (e.g. ``1 / n`` for n-way accuracy) as a dotted
             line across every panel (the figure's first layout shape).
+        bounds: the range of ``value`` that bands and error bars are clipped to (default
+            :func:`dml_kit.stats.metric_bounds`: ``[0, 1]`` for an accuracy; ``False``:
+            none). With 2 or 3 replications a t-interval can reach past the range; the
+            figure then clips it, says so in a caption under the title, and every
+            point's hover gives its interval and ``n``.
     """
     check_choice("spread", spread, ("ci95", "sem95", "std", "minmax"))
     if chance is not None:
@@ -563,6 +609,9 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
     if len(df) == 0:
         raise ValueError("the results table is empty")
     kc, mc, vc = _col(df, k, "k_shot"), _col(df, method), _col(df, value)
+    rng = _value_bounds(value, bounds, df[vc])
+    interval = spread in ("ci95", "sem95")
+    clipped_n: list[int] = []
     nc = None
     if n is not None:
         for cand in (n, "n_way"):
@@ -582,11 +631,16 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
             if len(rows) == 0:
                 continue
             ks = sorted(rows[kc].unique())
-            stats = [_spread(rows[rows[kc] == kv][vc].to_numpy(dtype=float), spread)
-                     for kv in ks]
+            groups = [rows[rows[kc] == kv][vc].to_numpy(dtype=float) for kv in ks]
+            stats = [_spread(g, spread, rng) for g in groups]
             mean = [s[0] for s in stats]
             lo = [s[1] for s in stats]
             hi = [s[2] for s in stats]
+            clipped_n += [g.size for g, s in zip(groups, stats, strict=True) if s[3]]
+            note = (" (clipped to the metric's range: too few replications)" if interval
+                    else " (clipped to the metric's range)")
+            hover = [[g.size, a, b, note if s[3] else ""]
+                     for g, a, b, s in zip(groups, lo, hi, stats, strict=True)]
             color = colors[m_i]
             if style == "band":
                 rgb = _hex_to_rgb(color)
@@ -603,7 +657,10 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
             fig.add_trace(go.Scatter(
                 x=ks, y=mean, mode="lines+markers", name=str(m), legendgroup=str(m),
                 showlegend=col_i == 1, line=dict(color=color), error_y=err,
-                hovertemplate=f"{m}<br>k=%{{x}}<br>{value} %{{y:.3f}}<extra></extra>"),
+                customdata=hover,
+                hovertemplate=(f"{m}<br>k=%{{x}}<br>{value} %{{y:.3f}} "
+                               f"[%{{customdata[1]:.3f}}, %{{customdata[2]:.3f}}]"
+                               f"<br>n = %{{customdata[0]}}%{{customdata[3]}}<extra></extra>")),
                 row=1, col=col_i)
     all_k = sorted(df[kc].unique())
     fig.update_xaxes(title_text="k (labelled examples per class)",
@@ -613,8 +670,11 @@ def accuracy_vs_k(df: Any, *, value: str = "accuracy", method: str = "method", k
     if chance is not None:
         fig.add_hline(y=chance, line=dict(dash="dot", color="#666"),
                       annotation_text="chance", annotation_position="bottom right")
-    fig.update_layout(title=title or f"{value} vs k (mean over seeds, band: {spread})",
-                      legend_title_text="method")
+    caption = _clip_note(rng, min(clipped_n) if interval else None) if clipped_n else ""
+    fig.update_layout(title=(title or f"{value} vs k (mean over seeds, band: {spread})")
+                      + caption, legend_title_text="method")
+    if caption:
+        fig.update_layout(margin=dict(t=80))
     return fig
 
 
@@ -740,7 +800,8 @@ def shift_curve_frame(df: Any, *, value: str = "recall@1", distance: str = "dist
 def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "distance",
                          method: str = "method", title: str | None = None,
                          marker: tuple[float, str] | None = None,
-                         ticks: Sequence[float] | None = None) -> go.Figure:
+                         ticks: Sequence[float] | None = None,
+                         bounds: Bounds | None | bool = None) -> go.Figure:
     """The shift ladder (ooDML, Milbich et al. 2021): ``value`` (e.g. Recall@1) against the
     Fréchet distance of each split, zero-shot as solid lines, few-shot (``shots > 0``)
     dashed, per method.
@@ -752,12 +813,17 @@ def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "d
     (:func:`dml_kit.stats.mean_ci`: ``mean +- t_{0.975, n-1} s / sqrt(n)``; none for a
     single row). ``marker = (distance, label)`` marks one rung with a dotted line;
     ``ticks`` puts the x ticks at the ladder's distances (and the x range around them).
+    ``bounds``: the range the bars are clipped to (default
+    :func:`dml_kit.stats.metric_bounds` of ``value``: ``[0, 1]`` for Recall@1 and MAP@R;
+    ``False``: none); a clipped bar is said so in its hover and in a caption.
     """
 
     shots = "shots"
     df = shift_curve_frame(df, value=value, distance=distance, method=method)
 
     dc, vc = distance, value
+    rng = _value_bounds(value, bounds, df[vc])
+    clipped_n: list[int] = []
     methods = list(dict.fromkeys(df[method]))
     colors = palette(len(methods))
     fig = _new_figure(False)
@@ -766,9 +832,13 @@ def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "d
             rows = df[(df[method] == m) & (df[shots] == s)]
             if len(rows) == 0:
                 continue
-            est = {d: mean_ci(part[vc].to_numpy()) for d, part in rows.groupby(dc)}
-            g = pd.DataFrame([{dc: d, "mean": e.mean, "up": e.high - e.mean,
-                               "down": e.mean - e.low} for d, e in est.items()]).sort_values(dc)
+            est = {d: mean_ci(part[vc].to_numpy(), bounds=rng) for d, part in rows.groupby(dc)}
+            note = " (clipped to the metric's range: too few seeds)"
+            g = pd.DataFrame([{dc: d, "mean": e.mean, "up": e.shown_high - e.mean,
+                               "down": e.mean - e.shown_low, "n": e.n,
+                               "note": note if e.clipped else ""}
+                              for d, e in est.items()]).sort_values(dc)
+            clipped_n += [e.n for e in est.values() if e.clipped]
             kind = "zero-shot" if s == 0 else f"{s}-shot"
             name = f"{m} ({kind})" if m != "" else kind
             fig.add_trace(go.Scatter(
@@ -778,10 +848,15 @@ def accuracy_vs_distance(df: Any, *, value: str = "recall@1", distance: str = "d
                 else None,
                 line=dict(color=colors[m_i], dash="solid" if s == 0 else "dash"),
                 marker=dict(symbol="circle" if s == 0 else "diamond"),
-                hovertemplate=f"{name}<br>FD %{{x:.3g}}<br>{value} %{{y:.3f}}<extra></extra>"))
-    fig.update_layout(title=title or f"{value} along the shift ladder",
+                customdata=g[["n", "note"]].to_numpy().tolist(),
+                hovertemplate=(f"{name}<br>FD %{{x:.3g}}<br>{value} %{{y:.3f}}"
+                               "<br>n = %{customdata[0]}%{customdata[1]}<extra></extra>")))
+    caption = _clip_note(rng, min(clipped_n)) if clipped_n else ""
+    fig.update_layout(title=(title or f"{value} along the shift ladder") + caption,
                       xaxis_title="Fréchet distance between train and test classes",
                       yaxis_title=value, legend_title_text="method")
+    if caption:
+        fig.update_layout(margin=dict(t=80))
     _mark_ladder(fig, marker, ticks)
     return fig
 
