@@ -16,7 +16,17 @@ between draws. Ready-made rules:
 
 Then :func:`exceeds` checks "a rule's accuracy is above a level" (chance) per k, and
 :func:`dml_kit.stats.paired_table` checks "rule A beats rule B" on the same tasks.
-:func:`sec_weight_study` repeats notebook 06's with/without-SEC training over seeds.
+:func:`compare_losses` trains one embedding per loss and scores each by retrieval and on
+the same k-shot tasks (notebook 03); :func:`sec_weight_study` repeats notebook 06's
+with/without-SEC training over seeds.
+
+**Progress.** The loops take ``progress=`` (:mod:`dml_kit.viz.progress`): by default
+(``"auto"``) a bar with a running table of the mean accuracy so far appears under the
+notebook cell that runs them, and nothing appears outside a notebook; ``True`` adds a
+text bar there, ``False`` shows nothing, a callable ``progress(rows, done, total)`` gets
+the rows as they come. Progress never changes a number. **Interrupts.** The notebook's
+stop button ends a loop with ``KeyboardInterrupt`` as soon as the run in progress has
+restored its best weights; the rows of an interrupted run are never returned.
 
 Example (notebook 01)::
 
@@ -31,17 +41,20 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from unittest import mock
 
+import numpy as np
 import pandas as pd
 import torch
 
-from dml_kit import data, methods, metrics, stats
+from dml_kit import data, losses, methods, metrics, stats
 from dml_kit._validation import check_choice, check_int, check_seed
 from dml_kit.data.core import Dataset
 from dml_kit.losses.distances import DISTANCES
 from dml_kit.methods import phases
+from dml_kit.viz.progress import Progress, reporting
 
 __all__ = ["Rule", "compare_on_tasks", "pixel_1nn", "embedding_1nn", "nearest_prototype",
-           "method_rule", "without_bn_recalibration", "exceeds", "sec_weight_study"]
+           "method_rule", "without_bn_recalibration", "exceeds", "sec_weight_study",
+           "compare_losses", "retrieval_scores"]
 
 #: ``rule(task) -> accuracy`` (a float, or a result with ``accuracy`` and ``notes``)
 Rule = Callable[[Any], Any]
@@ -104,9 +117,18 @@ def method_rule(name: str, source: Any = None, config: Any = None, **overrides: 
     return rule
 
 
+def _interrupted(what: str) -> KeyboardInterrupt:
+    """The interrupt a loop raises when one of its runs was stopped (a training returns
+    normally after the stop button, with its best weights restored): its rows are never
+    returned, and the loop does not go on to the next run."""
+    return KeyboardInterrupt(f"{what} was interrupted (stop button): the loop stopped "
+                             "and returns nothing; run the cell again to start over")
+
+
 def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: Iterable[int],
                      seeds: Iterable[int] = (0,), n_way: int = 5,
-                     n_query: int | None = None) -> pd.DataFrame:
+                     n_query: int | None = None, progress: Progress = "auto",
+                     title: str | None = None) -> pd.DataFrame:
     """Score every rule on the same n-way k-shot tasks of ``target``.
 
     For each ``k`` in ``k_values`` and each ``seed`` in ``seeds`` one task
@@ -114,6 +136,13 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
     handed to every rule. The query accuracy
     ``acc = (1/|Q|) sum_{(x, y) in Q} 1[y_hat(x) = y]`` (chance: ``1/n``) fills one row
     per (rule, k, seed).
+
+    ``progress`` (see the module docstring; default ``"auto"``: a bar and a running table
+    of the mean accuracy per rule and k under the notebook cell, nothing elsewhere) is
+    called once before the first task and then once per (k, seed) task with that task's
+    rows and the running count of rows; ``title`` heads the bar. A rule whose run was
+    interrupted (``.interrupted``, the stop button) ends the loop with
+    ``KeyboardInterrupt``.
 
     Returns:
         A DataFrame with columns ``method`` (the rule's name), ``n``, ``k``, ``seed``,
@@ -131,15 +160,92 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
     n_way = check_int("n_way", n_way, 1, target.n_classes,
                       hint=f"{target.n_classes} target classes")
     rows = []
-    for k in ks:
-        for seed in seed_list:
-            task = data.kshot_task(target, n_way, k, n_query=n_query, seed=seed)
-            for name, rule in rules.items():
-                out = rule(task)
-                acc = float(getattr(out, "accuracy", out))  # type: ignore[arg-type]
-                rows.append({"method": name, "n": n_way, "k": k, "seed": seed,
-                             "accuracy": acc, "note": getattr(out, "notes", "") or ""})
+    total = len(ks) * len(seed_list) * len(rules)
+    heading = title or f"{len(rules)} rule(s) on the same {n_way}-way tasks"
+    with reporting(progress, total, heading, index="method", condition=("k",)) as report:
+        for k in ks:
+            for seed in seed_list:
+                task = data.kshot_task(target, n_way, k, n_query=n_query, seed=seed)
+                done = []
+                for name, rule in rules.items():
+                    out = rule(task)
+                    if getattr(out, "interrupted", False):
+                        raise _interrupted(f"rule {name!r} at k={k}, seed={seed}")
+                    acc = float(getattr(out, "accuracy", out))  # type: ignore[arg-type]
+                    done.append({"method": name, "n": n_way, "k": k, "seed": seed,
+                                 "accuracy": acc, "note": getattr(out, "notes", "") or ""})
+                rows += done
+                report(done)
     return pd.DataFrame(rows, columns=["method", "n", "k", "seed", "accuracy", "note"])
+
+
+def retrieval_scores(embeddings: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Leave-one-out retrieval scores of ``embeddings`` (cosine):
+    ``Recall@1``, ``Recall@4`` (:func:`dml_kit.metrics.recall_at_k`: the share of
+    queries with a same-class example among their K nearest others) and ``MAP@R``
+    (:func:`dml_kit.metrics.map_at_r`, Musgrave et al. 2020)."""
+    r = metrics.recall_at_k(embeddings, labels, ks=(1, 4))
+    return {"Recall@1": r[1], "Recall@4": r[4], "MAP@R": metrics.map_at_r(embeddings, labels)}
+
+
+def compare_losses(source: Dataset, target: Dataset, loss_names: Sequence[str], config: Any,
+                   *, n_way: int = 5, k_shot: int = 1, seeds: Iterable[int] = range(10),
+                   seed: int = 0, progress: Progress = "auto", callbacks: Any = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train one embedding per loss on ``source`` and score each on unseen ``target``
+    classes (notebook 03's losses side by side).
+
+    For each name in ``loss_names`` the ``embedding`` source model is trained with
+    ``config.replace(loss=name)`` and ``seed`` (:func:`dml_kit.methods.train_source`;
+    ``callbacks`` watch each training, e.g. a live dashboard); the whole target is embedded
+    and scored by :func:`retrieval_scores`, and every task
+    ``kshot_task(target, n_way, k_shot, seed=s)`` (``s`` in ``seeds``, the same tasks for
+    every loss) by 1-NN in the embedding (:func:`embedding_1nn`).
+
+    ``progress`` (see the module docstring) is called once per loss with its task rows
+    (a running table of the mean k-shot accuracy per loss). An interrupted training ends
+    the loop with ``KeyboardInterrupt``.
+
+    Returns:
+        ``(summary, tasks)``: ``summary`` one row per loss (index ``loss``) with
+        ``family`` (:func:`dml_kit.losses.spec`), ``Recall@1``, ``Recall@4``, ``MAP@R``,
+        the mean ``"<n>-way <k>-shot"`` accuracy and its 95% ``"<k>-shot interval"``
+        (:func:`dml_kit.stats.mean_ci`); ``tasks`` one row per (loss, task) in
+        :func:`compare_on_tasks`'s shape (``method`` is the loss).
+    """
+    names = list(loss_names)
+    if not names:
+        raise ValueError("loss_names must name at least one loss, e.g. ['triplet']")
+    for name in names:
+        check_choice("loss_names", name, losses.available())
+    n_way = check_int("n_way", n_way, 1, target.n_classes,
+                      hint=f"{target.n_classes} target classes")
+    k_shot = check_int("k_shot", k_shot, 1)
+    seed_list = [check_seed(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("seeds must hold at least one value")
+    tasks = [data.kshot_task(target, n_way, k_shot, seed=s) for s in seed_list]
+    shot = f"{n_way}-way {k_shot}-shot"
+    summary, rows = [], []
+    with reporting(progress, len(names) * len(tasks), f"{len(names)} losses: {shot} tasks",
+                   index="method", condition=("k",)) as report:
+        for name in names:
+            model = methods.train_source("embedding", source, config.replace(loss=name),
+                                         seed=seed, callbacks=callbacks)
+            if model.interrupted:
+                raise _interrupted(f"the {name} training")
+            rule = embedding_1nn(model.model)
+            accs = [float(rule(task)) for task in tasks]
+            done = [{"method": name, "n": n_way, "k": k_shot, "seed": task.seed,
+                     "accuracy": acc, "note": ""} for task, acc in zip(tasks, accs, strict=True)]
+            summary.append({"loss": name, "family": losses.spec(name).kind,
+                            **retrieval_scores(metrics.embed(model.model, target.x), target.y),
+                            shot: float(np.mean(accs)),
+                            f"{k_shot}-shot interval": stats.mean_ci(accs).format()})
+            rows += done
+            report(done)
+    return (pd.DataFrame(summary).set_index("loss"),
+            pd.DataFrame(rows, columns=["method", "n", "k", "seed", "accuracy", "note"]))
 
 
 def without_bn_recalibration(rule: Rule) -> Rule:
@@ -190,7 +296,7 @@ def exceeds(frame: pd.DataFrame, method: str, level: float, *, by: Sequence[str]
 
 def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[float],
                      seeds: Iterable[int], config: Any, n_way: int = 5,
-                     k_shot: int = 5) -> pd.DataFrame:
+                     k_shot: int = 5, progress: Progress = "auto") -> pd.DataFrame:
     """Notebook 06's with/without-SEC comparison repeated over SEC weights and seeds.
 
     For every seed ``s`` one target task ``kshot_task(target, n_way, k_shot, seed=s)`` is
@@ -203,12 +309,14 @@ def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[floa
     ``best_epoch`` is the source epoch early stopping restored (runs that stop at
     different epochs are compared at different training lengths).
 
+    ``progress`` (see the module docstring) is called once per run with its row: a bar
+    and a running table of the mean ``cv`` and ``accuracy`` per weight. An interrupted
+    run ends the loop with ``KeyboardInterrupt``.
+
     Returns:
         A DataFrame with ``weight``, ``seed``, ``cv``, ``norm_mean``, ``accuracy`` and
         ``best_epoch``.
     """
-
-
     ws = [float(w) for w in weights]
     seed_list = [check_seed(s) for s in seeds]
     if not ws or not seed_list:
@@ -216,17 +324,24 @@ def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[floa
     if min(ws) < 0:
         raise ValueError(f"weights must be >= 0, got {ws}")
     rows = []
-    for seed in seed_list:
-        task = data.kshot_task(target, n_way, k_shot, seed=seed)
-        for w in ws:
-            cfg = config.replace(regularizer="sec" if w > 0 else None, regularizer_weight=w)
-            run = methods.run("metric", task, source, cfg, seed=seed)
-            assert run.model is not None, "a metric run returns its embedder"
-            norms = metrics.norm_stats(metrics.embed(run.model, torch.cat(
-                [task.support_x, task.query_x])))
-            best = getattr(getattr(run.source, "train", None), "best_epoch", None)
-            rows.append({"weight": w, "seed": seed, "cv": norms["cv"],
-                         "norm_mean": norms["mean"], "accuracy": float(run.accuracy),
-                         "best_epoch": best})
+    with reporting(progress, len(ws) * len(seed_list), "SEC weights x seeds",
+                   value=("cv", "accuracy"), index="weight", condition=()) as report:
+        for seed in seed_list:
+            task = data.kshot_task(target, n_way, k_shot, seed=seed)
+            for w in ws:
+                cfg = config.replace(regularizer="sec" if w > 0 else None,
+                                     regularizer_weight=w)
+                run = methods.run("metric", task, source, cfg, seed=seed)
+                if run.interrupted:
+                    raise _interrupted(f"the run with SEC weight {w:g}, seed {seed}")
+                assert run.model is not None, "a metric run returns its embedder"
+                norms = metrics.norm_stats(metrics.embed(run.model, torch.cat(
+                    [task.support_x, task.query_x])))
+                best = getattr(getattr(run.source, "train", None), "best_epoch", None)
+                row = {"weight": w, "seed": seed, "cv": norms["cv"],
+                       "norm_mean": norms["mean"], "accuracy": float(run.accuracy),
+                       "best_epoch": best}
+                rows.append(row)
+                report([row])
     return pd.DataFrame(rows, columns=["weight", "seed", "cv", "norm_mean", "accuracy",
                                        "best_epoch"])

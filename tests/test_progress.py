@@ -88,3 +88,49 @@ def test_grid_runner_calls_the_hook_instead_of_the_bar(monkeypatch, tmp_path):
                   replace=False, total=3)
     assert calls == [([], 0, 3), (["metric", "metric"], 2, 3), (["scratch"], 3, 3)]
     assert len(store.records([r.config_hash for rs in jobs.values() for r in rs])) == 3
+
+
+# ---- the table's rows, columns and values are the caller's --------------------------
+def test_running_table_with_another_index_no_condition_and_two_values():
+    rows = [{"weight": 0.0, "seed": 0, "cv": 0.30, "accuracy": 0.50},
+            {"weight": 1.0, "seed": 0, "cv": 0.10, "accuracy": 0.70},
+            {"weight": 0.0, "seed": 1, "cv": 0.20, "accuracy": 0.60}]
+    table = running_table(rows, ("cv", "accuracy"), index="weight", condition=())
+    assert list(table.columns) == ["cv", "accuracy", "runs"]
+    assert table.loc[0.0, "cv"] == pytest.approx(0.25)
+    assert table.loc[0.0, "accuracy"] == pytest.approx(0.55)
+    assert table.loc[1.0, "runs"] == 1 and table.loc[0.0, "runs"] == 2
+
+
+def test_running_table_text_conditions_keep_their_order_and_stand_alone():
+    rows = [{"loss": "triplet", "run": "without SEC", "recall@1": 0.4},
+            {"loss": "triplet", "run": "with SEC", "recall@1": 0.6},
+            {"loss": "npair", "run": "sweep 0.1", "recall@1": 0.2},
+            {"loss": "npair", "run": "without SEC", "recall@1": 0.3}]
+    table = running_table(rows, "recall@1", index="loss", condition=("run",))
+    assert list(table.columns) == ["without SEC", "with SEC", "sweep 0.1", "runs"]
+    assert table.loc["npair", "without SEC"] == 0.3 and pd.isna(table.loc["npair", "with SEC"])
+    k_only = running_table([{"method": "a", "k": 5, "accuracy": 1.0},
+                            {"method": "a", "k": 1, "accuracy": 0.0}], condition=("k",))
+    assert list(k_only.columns) == ["k=1", "k=5", "runs"]
+
+
+def test_two_values_with_a_condition_and_bad_values_named():
+    rows = [{"method": "m", "k": 1, "n": 5, "cv": 0.2, "accuracy": 0.5}]
+    table = running_table(rows, ("cv", "accuracy"))
+    assert list(table.columns) == ["cv k=1 n=5", "accuracy k=1 n=5", "runs"]
+    with pytest.raises(ValueError, match="value"):
+        running_table(rows, ())
+    with pytest.raises(ValueError, match="'cv'"):
+        running_table([{"method": "m", "k": 1, "n": 5}], ("cv",))
+
+
+def test_stop_says_how_far_the_loop_got_and_keeps_the_table():
+    tracker = GridProgress("demo", index="weight", condition=(), value=("cv", "accuracy"),
+                           min_interval=60.0)
+    tracker([], 0, 4)
+    tracker([{"weight": 0.0, "cv": 0.3, "accuracy": 0.5}], 1, 4)
+    tracker.stop("interrupted")
+    assert tracker.stopped == "interrupted" and tracker.bar.bar_style == "warning"
+    assert "interrupted after 1 of 4 runs" in tracker.label.value
+    assert "0.300" in tracker.table_html.value and "mean cv, accuracy" in tracker.table_html.value

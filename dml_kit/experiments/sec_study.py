@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from dml_kit import __version__, stats
 from dml_kit import losses as loss_registry
@@ -66,6 +65,7 @@ from dml_kit.experiments.store import (
 from dml_kit.methods import RECIPE_VERSION, train_source
 from dml_kit.methods.config import MethodConfig
 from dml_kit.metrics import embed, map_at_r, nmi, norm_stats, recall_at_k
+from dml_kit.viz.progress import Progress, reporting
 
 #: the store's record kind of a study row, and what its ``accuracy`` column holds
 RECORD_KIND = "sec_study"
@@ -302,6 +302,9 @@ def _run_unit(data: Dataset, name: str, fingerprint: str, role: str, train_ids: 
     evaluate = data.select_classes(list(eval_ids), name=f"{name}[{role} eval]")
     history = HistoryCallback(keep_norms=True)
     source = train_source("embedding", train, config, seed=seed, callbacks=history)
+    if source.interrupted:   # the stop button: never store (nor return) a half-trained unit
+        raise KeyboardInterrupt(f"the {role} run of {loss} (SEC weight {weight:g}, seed "
+                                f"{seed}) was interrupted: nothing of it was stored")
     scores = retrieval_scores(embed(source.model, evaluate.x), evaluate.y, seed=seed,
                               with_nmi=role == "test")
     epochs = [e for e in history.epochs if e["phase"] == "source"]
@@ -334,6 +337,9 @@ def choose_weight(train: Dataset, val_classes: Sequence[int], loss: str,
     ``L_loss + eta * L_sec`` on the other classes and is scored by Recall@1 among the
     ``val_classes``; the best wins (ties: the smaller weight).
 
+    ``progress``: told about each finished unit, either a callable given the unit's
+    rows (a list of one row dict) or an object with ``update()`` (a tqdm bar).
+
     Returns ``(weight, sweep rows)`` (rows as in :func:`sec_study`, role ``"sweep"``)."""
     setting = get_setting(setting)
     val = sorted({check_int("val_classes", int(c), 0, train.n_classes - 1)
@@ -347,16 +353,28 @@ def choose_weight(train: Dataset, val_classes: Sequence[int], loss: str,
     for weight in setting.sweep:
         rows.append(_run_unit(train, train.name, fingerprint, "sweep", fit, val, loss, weight,
                               seed, setting, store, force))
-        if progress is not None:
+        if hasattr(progress, "update"):
             progress.update()
+        elif callable(progress):
+            progress(rows[-1:])
     frame = pd.DataFrame(rows, columns=COLUMNS)
     best = frame.sort_values(["recall@1", "weight"], ascending=[False, True]).iloc[0]
     return float(best["weight"]), frame
 
 
+def _progress_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A unit's row as the study's progress table shows it: the loss, which run
+    (``"without SEC"``, ``"with SEC"``, ``"sweep <weight>"``: scored on the validation
+    classes) and its Recall@1 and norm CV."""
+    run = (f"sweep {row['weight']:g}" if row["role"] == "sweep"
+           else "with SEC" if row["sec"] else "without SEC")
+    return {"loss": row["loss"], "run": run, "recall@1": row["recall@1"],
+            "norm_cv": row["norm_cv"]}
+
+
 def sec_study(data: Dataset | None = None, setting: str | SecSetting = "classroom", *,
               store: ResultsStore | str | None = None, force: bool = False,
-              progress: bool = True, data_path: str | None = None,
+              progress: Progress = True, data_path: str | None = None,
               **overrides: Any) -> pd.DataFrame:
     """Every loss of the setting with and without SEC over its seeds (the SEC paper's
     tables, Zhang, Li & Zhang 2020; see the module docstring for the protocol).
@@ -369,7 +387,14 @@ def sec_study(data: Dataset | None = None, setting: str | SecSetting = "classroo
             (``seeds=2``, ``losses=("triplet",)``, ``source_epochs=2``).
         store: a :class:`ResultsStore`, a path, or ``None`` (always train).
         force: retrain units already in the store.
-        progress: a tqdm bar over the trainings.
+        progress: a bar over the trainings with a running table of the mean Recall@1 per
+            loss and run (without SEC, with SEC, each sweep weight): ``True`` a widget in
+            a notebook and a tqdm text bar elsewhere, ``"auto"`` the widget in a notebook
+            and nothing elsewhere, ``False`` nothing, or a callable
+            ``progress(rows, done, total)`` (:mod:`dml_kit.viz.progress`).
+
+    The stop button ends the study with ``KeyboardInterrupt``; the units finished before
+    are in the store (each is stored when it finishes), the interrupted one is not.
 
     Returns:
         A tidy DataFrame, columns :data:`COLUMNS`, one row per sweep unit (role
@@ -398,25 +423,25 @@ def sec_study(data: Dataset | None = None, setting: str | SecSetting = "classroo
     fingerprint = dataset_fingerprint(data)
     swept = [loss for loss in setting.losses if loss not in PAPER_WEIGHTS]
     total = len(swept) * len(setting.sweep) + 2 * len(setting.losses) * len(setting.seeds)
-    bar = tqdm(total=total, desc=f"sec study ({setting.name})", disable=not progress)
     rows: list[dict[str, Any]] = []
-    try:
+    with reporting(progress, total, f"sec study ({setting.name})", value="recall@1",
+                   index="loss", condition=("run",), unit="trainings") as report:
+        def sweep_done(done: list[dict[str, Any]]) -> None:
+            report([_progress_row(r) for r in done])
+
         for loss in setting.losses:
-            bar.set_postfix(loss=loss)
             if loss in PAPER_WEIGHTS:
                 weight = PAPER_WEIGHTS[loss]
             else:
                 weight, sweep = choose_weight(train, val_in_train, loss, setting,
                                               seed=setting.seeds[0], store=store, force=force,
-                                              fingerprint=fingerprint, progress=bar)
+                                              fingerprint=fingerprint, progress=sweep_done)
                 rows += sweep.to_dict("records")
             for seed in setting.seeds:
                 for w in (0.0, weight):
                     rows.append(_run_unit(data, data.name, fingerprint, "test", split.train,
                                           split.test, loss, w, seed, setting, store, force))
-                    bar.update()
-    finally:
-        bar.close()
+                    report([_progress_row(rows[-1])])
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -580,10 +605,13 @@ def report_text(frame: pd.DataFrame) -> str:
 
 def stored_or_quick(setting: str | SecSetting = "classroom",
                     store: ResultsStore | str | None = None, *,
-                    data: Dataset | None = None, **quick: Any) -> tuple[pd.DataFrame, str]:
+                    data: Dataset | None = None, progress: Progress = "auto",
+                    **quick: Any) -> tuple[pd.DataFrame, str]:
     """What a notebook shows: the stored study of ``setting`` when ``store`` (default
     ``data/results.sqlite``) holds all of its final units, else a quick unstored run of
-    the setting changed by ``quick`` (``seeds=2, losses=("triplet",), ...``) on ``data``.
+    the setting changed by ``quick`` (``seeds=2, losses=("triplet",), ...``) on ``data``,
+    with ``progress`` (default ``"auto"``: a bar and a running table of Recall@1 under the
+    notebook cell, nothing elsewhere; see :func:`sec_study`).
     Returns ``(frame, note)``; the note says which it is and, for a quick run, the
     command that stores the full study."""
     full = get_setting(setting)
@@ -597,7 +625,7 @@ def stored_or_quick(setting: str | SecSetting = "classroom",
         found = len(test)
         if found >= expected and set(full.losses) <= set(test["loss"]):
             return frame, f"the stored {full.name} study ({found} final runs) from {path}"
-    frame = sec_study(data, full, store=None, progress=False, **quick)
+    frame = sec_study(data, full, store=None, progress=progress, **quick)
     changed = ", ".join(f"{k}={v}" for k, v in quick.items())
     return frame, (f"{path} holds {found} of the {expected} final runs of the {full.name} "
                    f"study, so this is a quick run ({changed}); store the full one with: "

@@ -50,6 +50,7 @@ redraws a figure: the images are PNG data URIs cached per point.
 from __future__ import annotations
 
 import contextlib
+import html
 import os
 import signal
 import threading
@@ -305,10 +306,9 @@ class LiveDashboard(widgets.VBox):
         self._figure_rows = (widgets.HBox([self.curves, self.norms_fig]),
                              widgets.HBox([self.projection_fig]), self.inspector)
         self.loaded: list[ModelLoaded] = []
-        super().__init__(children=[self.header, *self._figure_rows])
-        if title:
-            self.children = (widgets.HTML(f"<b>{title}</b>"),
-                             *self.children)  # type: ignore[has-type]
+        self.title_html = widgets.HTML()
+        super().__init__(children=[self.title_html, self.header, *self._figure_rows])
+        self.set_title(title)
         self.reset()
 
     # ---- figures ----------------------------------------------------------------------
@@ -410,6 +410,18 @@ class LiveDashboard(widgets.VBox):
     def set_class_names(self, names: Sequence[str] | dict[str, Sequence[str]] | None) -> None:
         """Names for the probe classes (one list, or ``{phase: names}``)."""
         self._class_names = names
+
+    @property
+    def class_names(self) -> Sequence[str] | dict[str, Sequence[str]] | None:
+        """The probe classes' names set so far (``None``: ``"class i"``)."""
+        return self._class_names
+
+    def set_title(self, title: str) -> None:
+        """Show ``title`` above the figures (bold; ``""`` hides it): e.g. which of several
+        trainings a panel runs now."""
+        self.title = str(title)
+        self.title_html.value = f"<b>{html.escape(self.title)}</b>" if self.title else ""
+        self.title_html.layout.display = None if self.title else "none"
 
     def set_probe_images(self, images: Mapping[str, Any]) -> None:
         """The probe images of each phase for the point inspector: ``{phase: images}``

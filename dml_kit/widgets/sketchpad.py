@@ -53,7 +53,7 @@ from dml_kit.widgets.base import _figure_widget, _Panel, _replace_figure, _statu
 
 __all__ = ["Sketchpad", "SketchCanvas", "rasterize_strokes", "fit_image", "ink_extent",
            "check_strokes", "prototype_probabilities", "default_model", "embedder_of",
-           "CANVAS_ESM"]
+           "model_origin", "CANVAS_ESM"]
 
 #: the canvas side in screen pixels (8 x the glyphs' 28)
 CANVAS_PX = 224
@@ -382,15 +382,21 @@ def embedder_of(model: Any) -> nn.Module:
     return model
 
 
-def default_model(dataset: str = "glyphs", *, seed: int = 0,
-                  cache: bool = True) -> SourceModel:
+def default_model(dataset: str = "glyphs", *, seed: int = 0, cache: bool = True,
+                  callbacks: Any = None) -> SourceModel:
     """A small protonet for the sketchpad: trained on the source classes of the cached
     domain split of ``dataset`` (the first 150 classes, 4 epochs of 30 5-way 5-shot
     episodes; under ``DML_KIT_FAST=1``: 40 classes, 2 x 6 episodes), the settings of
     notebook 04. With ``cache=True`` it goes through the disk cache of source models
     (``train_source(..., cache=True)``), so only the first call trains (glyphs: 15 s at load
-    1, 28 s at load 7, measured on a shared 2-core machine)."""
+    1, 28 s at load 7, measured on a shared 2-core machine).
+
+    ``callbacks`` watch that training (:mod:`dml_kit.callbacks`), e.g. a
+    :class:`~dml_kit.viz.live.LiveDashboard` (given the source class names when it has
+    none); when the model comes from the cache they get one ``on_model_loaded`` instead,
+    and a dashboard says so. The model's ``info["cache"]`` says ``"hit"`` or ``"miss"``."""
     from dml_kit import methods  # noqa: PLC0415 (keep importing this module light)
+    from dml_kit.callbacks import as_callback_list  # noqa: PLC0415
     from dml_kit.experiments.config import get_preset  # noqa: PLC0415
 
     split = split_cached(dataset, seed=check_seed(seed))
@@ -399,8 +405,23 @@ def default_model(dataset: str = "glyphs", *, seed: int = 0,
     config = get_preset("classroom").config.replace(
         source_epochs=pick(4, 2), source_patience=4, episodes_per_epoch=pick(30, 6),
         query_per_class=5)
+    cbs = as_callback_list(callbacks)
+    for cb in cbs.callbacks:
+        if hasattr(cb, "set_class_names") and getattr(cb, "class_names", None) is None:
+            cb.set_class_names(source.class_names)
     return methods.train_source("protonet", source, config, n_way=5, k_shot=5, seed=seed,
-                                cache=cache)
+                                cache=cache, callbacks=cbs)
+
+
+def model_origin(model: Any) -> str:
+    """Where a sketchpad's model came from, in words: ``"loaded from the model cache"``,
+    ``"trained now"``, ``"interrupted while training"`` (a source model whose training the
+    stop button ended: best weights so far) or ``"given"`` (any other model)."""
+    if not isinstance(model, SourceModel):
+        return "given"
+    if model.interrupted:
+        return "interrupted while training"
+    return "loaded from the model cache" if model.info.get("cache") == "hit" else "trained now"
 
 
 # ---------------------------------------------------------------------------------------
@@ -431,6 +452,11 @@ class Sketchpad(_Panel):
             :func:`dml_kit.methods.run`, a :class:`~dml_kit.methods.SourceModel`, a
             classifier (its features are used) or an ``nn.Module``; ``None``:
             :func:`default_model` (a small protonet on glyphs, cached on disk).
+        callbacks: watch the default model's training, e.g. a
+            :class:`~dml_kit.viz.live.LiveDashboard` displayed before the panel is built
+            (the training runs while the panel is constructed); when the model comes from
+            the cache they are told so (``on_model_loaded``) instead. Ignored with a
+            ``model``.
         task: the :class:`~dml_kit.data.KShotTask` whose support set the drawing is compared
             with; ``None``: ``kshot_task(target of dataset, n_way, k_shot, seed)``.
         dataset: the dataset of the default task and model (``"glyphs"`` or ``"digits"``).
@@ -447,14 +473,15 @@ class Sketchpad(_Panel):
     to 1), ``prediction`` (class id) and ``predicted_class`` (name), ``neighbours``
     (support indices, nearest first), ``point`` (the drawing's 2-D point); all ``None``
     (``neighbours`` empty) while nothing is drawn. ``updates`` counts the drawings
-    embedded.
+    embedded. ``origin`` says where the model came from (:func:`model_origin`: trained
+    now, loaded from the model cache, interrupted while training, or given).
     """
 
     def __init__(self, model: Any = None, task: KShotTask | None = None, *,
                  dataset: str = "glyphs", n_way: int = 5, k_shot: int = 5, seed: int = 0,
                  distance: str = "sqeuclidean", k_neighbours: int = 6,
                  projection: str = "pca", brush: int = 20,
-                 canvas_px: int = CANVAS_PX) -> None:
+                 canvas_px: int = CANVAS_PX, callbacks: Any = None) -> None:
         super().__init__()
         self.distance = check_choice("distance", distance, DISTANCES)
         self.projection = check_choice("projection", projection, ("pca", "umap"))
@@ -463,7 +490,10 @@ class Sketchpad(_Panel):
             task = data.kshot_task(split_cached(dataset).target, n_way=n_way,
                                    k_shot=k_shot, seed=check_seed(seed))
         self.k_neighbours = check_int("k_neighbours", k_neighbours, 1, 30)
-        self.model: nn.Module = embedder_of(default_model(dataset) if model is None else model)
+        if model is None:
+            model = default_model(dataset, callbacks=callbacks)
+        self.origin = model_origin(model)
+        self.model: nn.Module = embedder_of(model)
         self.canvas = SketchCanvas(size=self.canvas_px, brush=float(brush))
         self.brush = widgets.IntSlider(value=check_int("brush", brush, 2, 60), min=2, max=60,
                                        description="brush", continuous_update=False)
@@ -537,6 +567,7 @@ class Sketchpad(_Panel):
         """Embed with another model (e.g. after more training): the support set and the
         current drawing are embedded again and every figure redrawn."""
         self.model = embedder_of(model)
+        self.origin = model_origin(model)
         self._embed_support()
 
     def _embed_support(self) -> None:
@@ -676,5 +707,8 @@ class Sketchpad(_Panel):
             self.summary.value = _status(
                 f"prediction: <b>{html.escape(self.predicted_class or '')}</b> "
                 f"(p = {p:.1%}; runner-up {float(runner):.1%})")
-        self.status.value = _status("")
+        self.status.value = _status(
+            "" if self.origin != "interrupted while training" else
+            "The model's training was interrupted: it uses its best weights so far and was "
+            "not cached. Run the cell again to train it fully.")
 

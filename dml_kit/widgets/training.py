@@ -225,23 +225,32 @@ class SECExplorer(_TrainingPanel):
     Both runs use the ``metric`` method (source training, then 1-NN on the target task)
     with the same seed, data and loss; only ``regularizer="sec"`` differs.
 
+    While they train, ``dashboard`` (a :class:`~dml_kit.viz.live.LiveDashboard`, its title
+    saying which run of the two) shows the learning curves, the norms and a projection of
+    the probe embeddings, throttled as every live view is; it never changes a number (the
+    runs equal :func:`dml_kit.methods.run` without callbacks). The stop button ends the
+    run in progress (best weights restored) and skips the rest: the figures below keep
+    the last complete pair.
+
     Below the histograms, ``projections`` show each run's target embeddings (support and
     queries) in a 2-D PCA; hovering a point shows its image and class in that run's
     ``inspectors`` entry, clicking it its nearest neighbours under that run's embedding
     (:class:`~dml_kit.viz.inspector.PointInspector`), so the two runs' neighbours of the
     same image compare side by side.
 
-    Attributes: the controls, ``train_button``, ``figures`` (``[without, with]`` norm
-    histograms), ``projections`` and ``inspectors`` (same order), ``runs`` (the two
-    :class:`~dml_kit.methods.RunResult`), ``cv`` (``{"without": .., "with": ..}``),
-    ``accuracy`` (same keys), ``embeddings`` (the two runs' target embeddings, support
-    then queries).
+    Attributes: the controls, ``train_button``, ``dashboard``, ``figures``
+    (``[without, with]`` norm histograms), ``projections`` and ``inspectors`` (same
+    order), ``runs`` (the two :class:`~dml_kit.methods.RunResult`), ``cv``
+    (``{"without": .., "with": ..}``), ``accuracy`` (same keys), ``embeddings`` (the two
+    runs' target embeddings, support then queries), ``interrupted`` (whether the last
+    press was stopped).
     """
 
     def __init__(self, dataset: str | Any = "digits", *, loss: str = "triplet",
                  weight: float = 1.0, n_way: int = 5, k_shot: int = 5, epochs: int = 4,
                  seed: int = 0, batches_per_epoch: int = 20, source_classes: int | None = 60,
-                 config: Any = None, max_way: int = 20, max_shot: int = 20) -> None:
+                 config: Any = None, max_way: int = 20, max_shot: int = 20,
+                 fps: float = 4.0) -> None:
         super().__init__()
         split, self.source, _ = _training_data(dataset, source_classes)
         self.target = split.target
@@ -263,15 +272,17 @@ class SECExplorer(_TrainingPanel):
         self.inspectors = [PointInspector(k=5, neighbour_px=40,
                                           features_label=f"the embedding {key} SEC")
                            for key in ("without", "with")]
+        self.dashboard = LiveDashboard(fps=fps, projection="pca", width=440)
         self.runs: list[Any] = []
         self.cv: dict[str, float] = {}
         self.accuracy: dict[str, float] = {}
         self.embeddings: list[torch.Tensor] = []
+        self.interrupted = False
         self.children = [
             widgets.HBox([self.loss, self.weight]),
             widgets.HBox([self.n_way, self.k_shot]),
             widgets.HBox([self.epochs, self.seed, self.train_button]),
-            self.status, widgets.HBox(self.figures),
+            self.status, self.dashboard, widgets.HBox(self.figures),
             widgets.HBox([widgets.VBox([fig, insp], layout=widgets.Layout(width="450px"))
                           for fig, insp in zip(self.projections, self.inspectors,
                                                strict=True)]),
@@ -285,12 +296,26 @@ class SECExplorer(_TrainingPanel):
             loss=self.loss.value, source_epochs=self.epochs.value,
             batches_per_epoch=self.batches_per_epoch)
         runs, embeddings = [], []
+        dash, seed = self.dashboard, self.seed.value
+        dash.reset()
+        dash.set_class_names({"source": self.source.class_names, "adapt": task.class_names})
+        self.interrupted = False
         with _disabled(self.train_button):
             for i, (label, reg) in enumerate((("without", None), ("with", "sec"))):
                 self.status.value = _status(f"training {label} SEC ({i + 1}/2) ...")
                 cfg = base.replace(regularizer=reg,
                                    regularizer_weight=float(self.weight.value) if reg else 0.0)
-                result = methods.run("metric", task, self.source, cfg, seed=self.seed.value)
+                dash.set_title(f"run {i + 1} of 2: {self.loss.value} {label} SEC")
+                dash.set_probe_images(probe_sets("metric", task, self.source, cfg, seed))
+                with dash.thread_budget:   # restored after an error too
+                    result = methods.run("metric", task, self.source, cfg, seed=seed,
+                                         callbacks=[dash])
+                if result.interrupted:
+                    self.interrupted = True
+                    self.status.value = _status(
+                        f"interrupted while training {label} SEC: the figures below still "
+                        "show the last complete pair; press 'Train both' to train again")
+                    return
                 assert result.model is not None, "a metric run returns its embedder"
                 runs.append(result)
                 embeddings.append(embed(result.model,
