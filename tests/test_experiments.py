@@ -775,3 +775,74 @@ def test_paper_preset_on_local_ray_matches_the_process_executor(tmp_path):
     assert len(procs) == 3 and set(procs["dataset"]) == {"omniglot_rotated"}
     assert list(procs["config_hash"]) == list(via_ray["config_hash"])
     assert np.array_equal(procs["accuracy"].to_numpy(), via_ray["accuracy"].to_numpy())
+
+
+# ---- bounded intervals, wrapped verdict lines, the regularizer comparison ---------------
+def test_report_prints_accuracy_intervals_clipped_to_zero_hundred_but_keeps_them_raw():
+    frame = _frame()
+    # two replications far apart: the t-interval of scratch at (1, 5) is 0.3 +- 12.7 * 0.28
+    frame.loc[(frame["method"] == "scratch") & (frame["k"] == 1), "accuracy"] = [0.1, 0.5]
+    rep = report(frame)
+    assert rep.low.loc[(1, 5), "scratch"] < 0 and rep.high.loc[(1, 5), "scratch"] > 1
+    cell = rep.accuracy_table().loc[(1, 5), "scratch"]
+    assert cell.startswith("30.0 [0.0, 100.0] (n = 2: interval clipped to the metric's range "
+                           "[0, 100]")
+    assert rep.accuracy_table().loc[(5, 5), "metric"] == "80.0 [67.3, 92.7]"   # not clipped
+    assert "-" not in rep.accuracy_table().loc[(1, 5), "scratch"].split("(")[0]
+
+
+def test_claim_text_and_summary_break_long_lines_at_word_boundaries():
+    rep = report(_replicated({"scratch": -0.2, "weight_transfer": 0.0, "metric": 0.15,
+                              "protonet": 0.10, "adapted_metric": 0.20,
+                              "adapted_protonet": 0.12}, spread=0.005))
+    for text, flat in ((rep.claim(1).text(width=72), rep.claim(1).text()),
+                       (rep.summary(width=72), rep.summary(width=None))):
+        assert max(map(len, text.splitlines())) <= 72
+        assert text.split() == flat.split()              # the same words: none cut in two
+        assert max(map(len, flat.splitlines())) > 72     # so the test does wrap something
+    summary = rep.summary()       # no other loss in these records: conclusion 3 unchecked
+    assert "settles 2 of 3 conclusions" in summary and "  (3) not checked" in summary
+    assert "  (1) holds\n      metric - weight_transfer: holds: +" in summary
+    assert "needs more replications" not in summary       # said only when one is unresolved
+    continuation = [line for line in rep.claim(1).text(width=72).splitlines()
+                    if not line.startswith(("(", "    test:", "    =>"))]
+    assert all(line.startswith("    ") for line in continuation)
+
+
+def test_method_facts_say_which_methods_read_the_regularizer():
+    from dml_kit.experiments.report import BUILTIN_METHODS, regularizer_methods
+    from dml_kit.methods import METHODS
+
+    for name, facts in BUILTIN_METHODS.items():
+        assert facts.uses_regularizer == METHODS[name].uses_regularizer, name
+    assert "weight_transfer" not in regularizer_methods() and "metric" in regularizer_methods()
+
+
+def _variants() -> pd.DataFrame:
+    rows = []
+    for variant, gain in (("plain", 0.0), ("SEC", 0.05)):
+        for method in ("weight_transfer", "metric", "adapted_metric"):
+            for seed in range(3):
+                acc = 0.6 + 0.01 * seed + (0.0 if method == "weight_transfer" else gain)
+                rows.append({"variant": variant, "method": method, "k": 5, "n": 5,
+                             "seed": seed, "task": 0, "accuracy": acc})
+    return pd.DataFrame(rows)
+
+
+def test_regularizer_effect_compares_only_methods_that_read_the_regularizer():
+    from dml_kit.experiments.report import regularizer_effect
+
+    effect = regularizer_effect(_variants(), "SEC", "plain")
+    assert list(effect["method"]) == ["metric", "adapted_metric"]       # no weight_transfer
+    assert list(effect["verdict"]) == ["holds", "holds"]
+    assert effect["SEC"].iloc[0] - effect["plain"].iloc[0] == pytest.approx(0.05)
+    with pytest.raises(ValueError, match=r"methods: 'weight_transfer' ignores the regularizer"
+                                         r".*choose from: metric, adapted_metric"):
+        regularizer_effect(_variants(), "SEC", "plain", methods=["metric", "weight_transfer"])
+    with pytest.raises(ValueError, match=r"methods: 'protonet' has no rows"):
+        regularizer_effect(_variants(), "SEC", "plain", methods=["protonet"])
+    with pytest.raises(ValueError, match=r"with_: no rows with variant == 'sec'"):
+        regularizer_effect(_variants(), "sec", "plain")
+    only_wt = _variants()[lambda f: f["method"] == "weight_transfer"]
+    with pytest.raises(ValueError, match="methods: none of the methods"):
+        regularizer_effect(only_wt, "SEC", "plain")

@@ -23,12 +23,19 @@ from its abstract (:data:`CONCLUSIONS`):
 
 Each verdict is **holds**, **fails** or **not resolved at this sample size**
 (:func:`dml_kit.stats.verdict`): a conclusion holds when each of its comparisons holds.
+Accuracies lie in ``[0, 1]`` and their differences in ``[-1, 1]``: intervals that reach
+past that (two or three replications) are *printed* clipped, with a note, and verdicts are
+decided on the unclipped ones (:mod:`dml_kit.stats`, "Bounded quantities").
+
+:func:`regularizer_effect` checks "variant A (with a regularizer) beats variant B
+(without)" per method, for the methods that read the regularizer only.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +49,12 @@ from dml_kit.experiments.store import ResultsStore
 
 @dataclass(frozen=True)
 class MethodFacts:
-    """What the report reads about a method: its source kind and whether it adapts."""
+    """What the report reads about a method: its source kind, whether it adapts and
+    whether it reads the regularizer (:attr:`dml_kit.methods.Method.uses_regularizer`)."""
 
     source_kind: str | None
     adapted: bool
+    uses_regularizer: bool = False
 
 
 #: the six methods :mod:`dml_kit.methods` registers, in its order, with the facts the
@@ -53,11 +62,13 @@ class MethodFacts:
 BUILTIN_METHODS: dict[str, MethodFacts] = {
     "scratch": MethodFacts(None, False),
     "weight_transfer": MethodFacts("classifier", False),
-    "metric": MethodFacts("embedding", False),
-    "protonet": MethodFacts("protonet", False),
-    "adapted_metric": MethodFacts("embedding", True),
-    "adapted_protonet": MethodFacts("protonet", True),
+    "metric": MethodFacts("embedding", False, True),
+    "protonet": MethodFacts("protonet", False, True),
+    "adapted_metric": MethodFacts("embedding", True, True),
+    "adapted_protonet": MethodFacts("protonet", True, True),
 }
+#: the range of an accuracy (intervals are printed clipped to it, see the module docstring)
+ACCURACY_BOUNDS = (0.0, 1.0)
 
 
 def _methods() -> Mapping[str, MethodFacts]:
@@ -84,6 +95,21 @@ CONCLUSIONS = {
 REPLICATION = ["seed", "task"]
 
 
+def wrap_lines(lines: Sequence[str], width: int | None = 88) -> str:
+    """``lines`` joined by newlines, each longer than ``width`` broken at word boundaries
+    (never inside a word) with its continuation indented 4 spaces past the line's own
+    indent; ``width=None`` leaves them as they are."""
+    if width is None:
+        return "\n".join(lines)
+    out = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        out.append(textwrap.fill(line, width, subsequent_indent=indent + "    ",
+                                 break_long_words=False, break_on_hyphens=False)
+                   if len(line) > width else line)
+    return "\n".join(out)
+
+
 @dataclass
 class Claim:
     """One of the paper's conclusions checked on the records.
@@ -108,11 +134,13 @@ class Claim:
     per_condition: pd.DataFrame = field(default_factory=pd.DataFrame)
     evidence: list[str] = field(default_factory=list)
 
-    def text(self) -> str:
-        head = f"({self.number}) \"{self.quote}\"\n    test: {self.test}"
+    def text(self, width: int | None = None) -> str:
+        """The quote, the test, the evidence and the verdict, one item a line; with
+        ``width``, long lines break at word boundaries (:func:`wrap_lines`)."""
         verdict = self.verdict if self.verdict is not None else "not checked"
-        return "\n".join([head, *[f"    {line}" for line in self.evidence],
-                          f"    => conclusion {self.number}: {verdict}"])
+        return wrap_lines([f"({self.number}) \"{self.quote}\"", f"    test: {self.test}",
+                           *[f"    {line}" for line in self.evidence],
+                           f"    => conclusion {self.number}: {verdict}"], width)
 
 
 @dataclass
@@ -157,11 +185,14 @@ class Report:
                          f"{[c.number for c in self.claims]}")
 
     def accuracy_table(self) -> pd.DataFrame:
-        """``accuracy`` as text, ``"90.6 [88.1, 92.9]"`` (percent) per cell."""
+        """``accuracy`` as text, ``"90.6 [88.1, 92.9]"`` (percent) per cell; an interval
+        that reaches past [0, 100] is shown clipped, with a note (``low``/``high`` keep
+        the unclipped ends)."""
         table = pd.DataFrame(index=self.accuracy.index)
         for col in self.accuracy.columns:
             table[col] = [
-                stats.Estimate(a, lo, hi, int(r)).format(percent=True) if pd.notna(a) else "-"
+                stats.Estimate(a, lo, hi, int(r), bounds=ACCURACY_BOUNDS).format(percent=True)
+                if pd.notna(a) else "-"
                 for a, lo, hi, r in zip(self.accuracy[col], self.low[col], self.high[col],
                                         self.replications[col], strict=True)]
         table["winner"] = self.winner
@@ -200,6 +231,27 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def summary(self, width: int | None = 88) -> str:
+        """What this run settles: how many conclusions are resolved (holds or fails) at
+        its replications, each conclusion's verdict with its comparisons' numbers, and,
+        when some are not resolved, where more replications come from; lines broken at
+        word boundaries to ``width``."""
+        settled = [c for c in self.claims if c.verdict in (stats.HOLDS, stats.FAILS)]
+        ks = sorted({int(k) for k in self.records["k"]})
+        ns = sorted({int(n) for n in self.records["n"]})
+        lines = [f"This run ({int(self.replications.min().min())} replications per cell, "
+                 f"k in {ks}, n in {ns}) settles {len(settled)} of {len(self.claims)} "
+                 "conclusions:"]
+        for c in self.claims:
+            lines.append(f"  ({c.number}) {c.verdict or 'not checked'}")
+            lines += [f"      {row.comparison}: {row.text}"
+                      for row in c.comparisons.itertuples()] if not c.comparisons.empty else []
+        if any(c.verdict == stats.UNRESOLVED for c in self.claims):
+            lines.append(f"A conclusion {stats.UNRESOLVED} needs more replications: the "
+                         "classroom grid (python -m dml_kit grid --preset classroom) has "
+                         "more per cell.")
+        return wrap_lines(lines, width)
 
     def to_markdown(self) -> str:
         """The accuracy table and the conclusions as Markdown
@@ -281,7 +333,8 @@ def _pooled(diffs: dict[Any, pd.Series]) -> stats.Estimate:
     interval (:func:`dml_kit.stats.condition_mean_ci`): conditions may hold different
     replications (a preset's ``tasks_by_n`` gives cheap conditions more tasks)."""
     return stats.condition_mean_ci({c: d.to_dict() for c, d in diffs.items()},
-                                   name="pooled differences")
+                                   name="pooled differences",
+                                   bounds=stats.difference_bounds(ACCURACY_BOUNDS))
 
 
 def _compare(wide: dict[Any, pd.DataFrame], pairs: dict[Any, tuple[str, str]], label: str,
@@ -294,7 +347,7 @@ def _compare(wide: dict[Any, pd.DataFrame], pairs: dict[Any, tuple[str, str]], l
         w = wide[cond][[a, b]].dropna()
         if w.empty:
             continue
-        v = stats.compare(w[a].to_numpy(), w[b].to_numpy())
+        v = stats.compare(w[a].to_numpy(), w[b].to_numpy(), bounds=ACCURACY_BOUNDS)
         diffs[cond] = w[a] - w[b]
         rows.append({"comparison": label, "k": cond[0], "n": cond[1], "a": a, "b": b,
                      "mean": v.estimate.mean, "low": v.estimate.low, "high": v.estimate.high,
@@ -321,7 +374,8 @@ def _claim(number: int, test: str, parts: list[tuple[dict[str, Any], list[dict[s
                         f"conditions: {summary['text']}  (per condition: holds in {held}, "
                         f"fails in {failed}, not resolved in {len(rows) - held - failed})")
         if summary["verdict"] == stats.UNRESOLVED and pd.notna(summary["low"]):
-            bound = 100 * max(abs(summary["low"]), abs(summary["high"]))
+            # an accuracy difference is at most 100 points: the clipped end
+            bound = 100 * min(max(abs(summary["low"]), abs(summary["high"])), 1.0)
             evidence.append(f"    what this run does settle: the difference is at most "
                             f"{bound:.1f} points either way (the interval's farther end)")
     verdict = stats.combine([stats.Verdict(s["verdict"], stats.Estimate(
@@ -504,3 +558,67 @@ def report(results: Results = None, *, dataset: str | None = None,
                   winner=accuracy.idxmax(axis=1).rename("winner"), comparison=comparison,
                   error_reduction=reductions["all conditions"],
                   error_reduction_adapting=reductions["k > 1"], claims=claims, facts=facts)
+
+
+def regularizer_methods(methods: Sequence[str] | None = None) -> list[str]:
+    """The methods (of ``methods``, default every registered one) that read the
+    regularizer (:attr:`dml_kit.methods.Method.uses_regularizer`): only for those can a
+    variant with SEC or another regularizer differ from one without."""
+    facts = _methods()
+    names = list(facts) if methods is None else list(methods)
+    return [m for m in names if m in facts and getattr(facts[m], "uses_regularizer", False)]
+
+
+def regularizer_effect(results: pd.DataFrame, with_: str, without: str, *,
+                       methods: Sequence[str] | None = None, by: Sequence[str] = ("k",),
+                       column: str = "variant", value: str = "accuracy",
+                       threshold: float = 0.0) -> pd.DataFrame:
+    """"Variant ``with_`` (a regularizer on, e.g. SEC) beats variant ``without``", per
+    method and group of ``by``, paired on the replications (seed, task):
+    :func:`dml_kit.stats.paired_table` of ``value`` between the rows whose ``column``
+    is ``with_`` and ``without``.
+
+    ``methods``: which methods to compare (default: those in ``results`` that read the
+    regularizer, :func:`regularizer_methods`). A method that ignores the regularizer
+    (``weight_transfer``, ``scratch``) trains the same way in both variants, so its
+    difference is 0 by construction and a verdict on it says nothing: asking for one
+    raises ``ValueError`` naming ``methods`` and the methods allowed.
+
+    Returns a DataFrame with ``method``, ``by``, the two variants' mean ``value``,
+    ``difference`` (mean paired difference with its 95% interval, as text), ``low``,
+    ``high``, ``n`` and ``verdict``.
+    """
+    for name in ("method", column, value):
+        if name not in results.columns:
+            raise ValueError(f"results has no column {name!r}; columns: "
+                             f"{', '.join(map(str, results.columns))}")
+    present = list(dict.fromkeys(results["method"]))
+    allowed = regularizer_methods(present)
+    if methods is None:
+        chosen = allowed
+    else:
+        chosen = [methods] if isinstance(methods, str) else list(methods)
+        for m in chosen:
+            if m not in present:
+                raise ValueError(f"methods: {m!r} has no rows in results; it has: "
+                                 f"{', '.join(map(str, present))}")
+            if m not in allowed:
+                raise ValueError(
+                    f"methods: {m!r} ignores the regularizer (its registry entry has "
+                    "uses_regularizer=False), so its runs with and without it are the same "
+                    f"and comparing them says nothing; choose from: "
+                    f"{', '.join(allowed) or '(none of the methods in results)'}")
+    if not chosen:
+        raise ValueError(f"methods: none of the methods in results ({', '.join(present)}) "
+                         "reads the regularizer; run one that does, e.g. "
+                         f"{', '.join(regularizer_methods())}")
+    variants = set(results[column])
+    for name, variant in (("with_", with_), ("without", without)):
+        if variant not in variants:
+            raise ValueError(f"{name}: no rows with {column} == {variant!r}; "
+                             f"{column} holds: {', '.join(map(str, sorted(variants, key=str)))}")
+    tables = [stats.paired_table(results[results["method"] == m], with_, without, by=by,
+                                 column=column, value=value, threshold=threshold)
+              .assign(method=m) for m in chosen]
+    out = pd.concat(tables, ignore_index=True)
+    return out[["method", *by, with_, without, "difference", "low", "high", "n", "verdict"]]
