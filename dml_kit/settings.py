@@ -6,11 +6,15 @@ it shrinks epochs, episodes and grid sizes (never skips a cell). Notebooks call
 
 ``DATASET = "omniglot"`` alone switches a notebook to a real dataset: the notebooks load
 it with :func:`load_dataset`, which downloads what is missing (saying what and where).
+A copy you already have is read with ``load_dataset(DATASET, path=...)``; the notebooks'
+grids then pass ``data_path=data_path(DATASET)`` (:func:`data_path`), so that they read
+the same files instead of looking for the set in the data folder.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -31,6 +35,17 @@ def pick(default: T, fast: T) -> T:
 
 #: the datasets the kit ships or renders itself: they never download anything
 EMBEDDED = ("digits", "glyphs")
+#: per dataset name (lower case), the ``path=`` the last :func:`load_dataset` read it from
+_PATHS: dict[str, str | None] = {}
+
+
+def data_path(name: str) -> str | None:
+    """The files :func:`load_dataset` last read dataset ``name`` from, as an absolute path
+    (its ``path=`` option), or ``None`` when it was loaded from the data folder (or not
+    yet). Pass it on to grids: ``run_grid(DATASET, ..., data_path=data_path(DATASET))``."""
+    if not isinstance(name, str):
+        raise ValueError(f"name must be a dataset name (a string), got {name!r}")
+    return _PATHS.get(name.strip().lower())
 
 
 def download_plan(name: str, root: str | os.PathLike[str] | None = None) -> str:
@@ -63,11 +78,20 @@ def load_dataset(name: str, *, root: str | os.PathLike[str] | None = None,
     is printed); when files are missing it prints which ones it downloads, how large they
     are, from where and into which folder, then downloads them. ``options`` go to the
     loader (``path=``, ``mirror=``, ``size=`` ...); an unknown ``name`` raises
-    ``ValueError`` listing the known ones."""
-    from dml_kit import data  # noqa: PLC0415 (keep this module light)
-
+    ``ValueError`` listing the known ones. The ``path=`` given is remembered for
+    :func:`data_path`, for the grids to read the same files."""
     if not isinstance(name, str):
         raise ValueError(f"name must be a dataset name (a string), got {name!r}")
+    loaded = _load(name, root, options)
+    path = options.get("path")   # remembered once the files were read from it
+    _PATHS[name.strip().lower()] = (None if path is None
+                                    else str(Path(path).expanduser().resolve()))
+    return loaded
+
+
+def _load(name: str, root: str | os.PathLike[str] | None, options: dict[str, Any]) -> Dataset:
+    from dml_kit import data  # noqa: PLC0415 (keep this module light)
+
     if name.strip().lower() in EMBEDDED:
         return data.load(name, root=root, **options)
     from dml_kit.data.download import DownloadRequiredError  # noqa: PLC0415

@@ -846,3 +846,52 @@ def test_regularizer_effect_compares_only_methods_that_read_the_regularizer():
     only_wt = _variants()[lambda f: f["method"] == "weight_transfer"]
     with pytest.raises(ValueError, match="methods: none of the methods"):
         regularizer_effect(only_wt, "SEC", "plain")
+
+
+# ---- a real set read from path=: the grid reads the same files, never downloads --------
+def test_a_grid_given_the_readers_data_path_loads_from_it_without_any_download(tmp_path,
+                                                                              monkeypatch):
+    from dml_kit import data, settings
+    from dml_kit.data.download import DownloadRequiredError
+
+    digits = data.load("digits")
+    folder = tmp_path / "my copy of mnist"
+    folder.mkdir()
+    calls = []
+
+    def mnist(*, seed: int = 0, download: bool = False, root=None, path=None):
+        """A stand-in for the MNIST loader: the files exist only under ``folder``."""
+        calls.append((path, download))
+        if download:
+            raise AssertionError("the grid asked for a download")
+        if path is None or Path(path) != folder.resolve():
+            raise DownloadRequiredError("mnist is not in the data folder")
+        return digits
+
+    data.available()                                   # the real loaders are registered
+    monkeypatch.setitem(data._LOADERS, "mnist", mnist)
+    grid_module._load.cache_clear()
+    grid_module._fingerprint.cache_clear()
+    try:
+        assert settings.load_dataset("mnist", path=folder) is digits     # the reader's line
+        assert settings.data_path("mnist") == str(folder.resolve())
+        store = ResultsStore(tmp_path / "r.sqlite")
+        grid = dict(store=store, executor="serial", tasks=1, progress=False,
+                    model_cache=False, **TINY)
+        with pytest.raises(DownloadRequiredError):        # by name only: what 05/08 did
+            run_grid("mnist", ["metric"], [1], [5], 1, **grid)
+        calls.clear()
+        frame = run_grid("mnist", ["metric"], [1], [5], 1,
+                         data_path=settings.data_path("mnist"), **grid)
+        assert len(frame) == 1 and frame["dataset"].iloc[0] == "mnist"
+        assert calls and all(c == (str(folder.resolve()), False) for c in calls), calls
+        spec = GridSpec.create("mnist", ["metric"], [1], [5], 1, tasks=1, data_path=folder,
+                               **TINY)
+        assert spec.data_path == str(folder.resolve())          # it travels with the spec
+        assert grid_module.grid_cells(spec)[0].config_hash == frame["config_hash"].iloc[0]
+        with pytest.raises(ValueError, match="data_path must be a folder path"):
+            GridSpec.create("mnist", ["metric"], [1], [5], 1, data_path=3)
+    finally:
+        grid_module._load.cache_clear()
+        grid_module._fingerprint.cache_clear()
+        settings._PATHS.pop("mnist", None)

@@ -46,8 +46,10 @@ per seed then serves every n and k. Both are one argument away.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from dml_kit import data
@@ -283,12 +285,27 @@ def resolve_seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
     return out
 
 
+def resolve_data_path(data_path: object) -> str | None:
+    """``data_path`` (a folder or file of a dataset, ``str`` or ``os.PathLike``) as an
+    absolute path string, ``None`` as ``None``; anything else raises ``ValueError`` naming
+    ``data_path``. (Existence is the loader's to check: it says which files it wants.)"""
+    if data_path is None:
+        return None
+    if not isinstance(data_path, (str, os.PathLike)) or not str(data_path).strip():
+        raise ValueError(f"data_path must be a folder path (str or os.PathLike) or None, "
+                         f"got {data_path!r}")
+    return str(Path(data_path).expanduser().resolve())
+
+
 @dataclass(frozen=True)
 class GridSpec:
     """A validated grid: ``methods x k_values x n_values x seeds`` on ``dataset``.
 
     Build it with :meth:`create` (which accepts ``"all"``, a seed count and preset
-    defaults); every error names the offending argument.
+    defaults); every error names the offending argument. ``data_path`` travels with the
+    spec: the folder of the dataset's files (its loader's ``path=``), absolute, or
+    ``None`` for the data folder; :func:`~dml_kit.experiments.grid.grid_cells`,
+    :func:`~dml_kit.experiments.grid.plan_jobs` and the jobs load from it.
     """
 
     dataset: str
@@ -302,6 +319,7 @@ class GridSpec:
     tasks: int = 1
     compare_losses: tuple[str, ...] = ()
     tasks_by_n: tuple[tuple[int, int], ...] = ()
+    data_path: str | None = None
 
     def tasks_for(self, n: int) -> int:
         """Target tasks per (seed, k) at ``n`` ways: ``tasks_by_n``'s entry, else ``tasks``."""
@@ -314,6 +332,7 @@ class GridSpec:
                seeds: int | Sequence[int] | None = None, *, preset: str = "classroom",
                config: MethodConfig | None = None, source: SourceSpec | str | None = None,
                tasks: int | None = None, compare_losses: Sequence[str] | None = None,
+               data_path: str | os.PathLike[str] | None = None,
                **config_overrides: Any) -> GridSpec:
         """Fill unset values from ``preset`` and validate everything.
 
@@ -321,7 +340,8 @@ class GridSpec:
         ``tasks_by_n``; a ``tasks`` given here applies to every ``n``);
         ``compare_losses``: extra embedding losses for the ``metric`` method (default:
         the preset's when the grid runs all six methods, the paper's comparison;
-        otherwise none)."""
+        otherwise none); ``data_path``: the dataset's files (e.g. the ``path=`` given to
+        :func:`dml_kit.settings.load_dataset`), made absolute."""
         p = get_preset(preset)
 
         dataset = p.dataset if dataset is None else dataset
@@ -348,7 +368,8 @@ class GridSpec:
                        for n, t in p.tasks_by_n)),
                    compare_losses=resolve_losses(
                        (p.compare_losses if set(chosen) == set(METHODS) else ())
-                       if compare_losses is None else compare_losses, cfg.loss))
+                       if compare_losses is None else compare_losses, cfg.loss),
+                   data_path=resolve_data_path(data_path))
 
     @property
     def n_cells(self) -> int:

@@ -152,7 +152,9 @@ def grid_cells(spec: GridSpec, download: bool = False,
     """Every cell of ``spec`` with its hash, in (seed, n, k, task, method) order, the
     ``metric`` cells of ``spec.compare_losses`` after each condition's methods. Loads the
     dataset (once per process) for its fingerprint; ``download`` as in
-    :func:`dml_kit.data.load`; ``data_path`` its ``path=`` option."""
+    :func:`dml_kit.data.load`; ``data_path`` its ``path=`` option (default: the spec's
+    own ``data_path``)."""
+    data_path = spec.data_path if data_path is None else data_path
     fp = _fingerprint(spec.dataset, spec.source.data_seed, download, data_path)
     runs: list[tuple[str, str | None]] = [(m, None) for m in spec.methods]
     runs += [("metric", loss) for loss in spec.compare_losses]
@@ -166,7 +168,9 @@ def grid_cells(spec: GridSpec, download: bool = False,
 def plan_jobs(spec: GridSpec, cells: Sequence[Cell], download: bool = False,
               data_path: str | None = None) -> list[Job]:
     """Group ``cells`` into jobs that share a source model (see the module docstring);
-    the biggest jobs come first so that parallel workers finish together."""
+    the biggest jobs come first so that parallel workers finish together. Each job loads
+    the dataset from ``data_path`` (default: the spec's)."""
+    data_path = spec.data_path if data_path is None else data_path
     jobs: dict[tuple[Any, ...], Job] = {}
     for c in cells:
         entry = METHODS[c.method]
@@ -237,7 +241,9 @@ def target_task(dataset: str, source: SourceSpec, seed: int, n: int, k: int,
 def check_grid_fits(spec: GridSpec, download: bool = False,
                     data_path: str | None = None) -> None:
     """Raise ``ValueError`` naming ``n_values``/``k_values`` when a cell cannot be built
-    from the dataset (too few target classes or examples per class)."""
+    from the dataset (too few target classes or examples per class). ``data_path``:
+    as in :func:`grid_cells`."""
+    data_path = spec.data_path if data_path is None else data_path
     target = _split(spec.dataset, spec.source, spec.seeds[0], download, data_path).target
     max_n = target.n_classes
     for n in spec.n_values:
@@ -425,8 +431,11 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
         compare_losses: embedding losses run for ``metric`` beside the config's own, on
             the same tasks (default: the preset's when ``methods`` are all six).
         data_path: files of the dataset you already have, passed to its loader as
-            ``path=`` (e.g. ``"../shared/data/omniglot"`` for ``omniglot_rotated``); not
-            part of a cell's hash, which holds the data's content fingerprint instead.
+            ``path=`` (e.g. ``"../shared/data/omniglot"`` for ``omniglot_rotated``, or
+            :func:`dml_kit.settings.data_path` of a set loaded with ``path=``); it
+            travels with the spec (``GridSpec.data_path``) to every job, so no cell looks
+            for the files elsewhere or downloads them. Not part of a cell's hash, which
+            holds the data's content fingerprint instead.
         gpus_per_job: Ray only: GPUs per job (default: 1 on a cluster with GPUs, else 0;
             :func:`ray_gpus_per_job`). Each job trains one source model on its GPU.
         model_cache: where source models are cached between runs
@@ -445,7 +454,8 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
     """
     spec = GridSpec.create(dataset, methods, k_values, n_values, seeds, preset=preset,
                            config=config, source=source, tasks=tasks,
-                           compare_losses=compare_losses, **config_overrides)
+                           compare_losses=compare_losses, data_path=data_path,
+                           **config_overrides)
     if ray_address is not None:
         executor = "ray"
     check_choice("executor", executor, EXECUTORS)
@@ -459,8 +469,7 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
                              "MethodConfig.device")
     if not isinstance(store, ResultsStore):
         store = ResultsStore(store)
-    if data_path is not None:
-        data_path = str(Path(data_path).expanduser().resolve())
+    data_path = spec.data_path
     files_before = grid_index.data_identity(data_path)
     cells = grid_cells(spec, download, data_path)
     files_after = grid_index.data_identity(data_path)
