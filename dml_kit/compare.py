@@ -161,7 +161,8 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
                       hint=f"{target.n_classes} target classes")
     rows = []
     total = len(ks) * len(seed_list) * len(rules)
-    heading = title or f"{len(rules)} rule(s) on the same {n_way}-way tasks"
+    heading = title or (f"{len(rules)} rules" if len(rules) > 1 else "one rule") + \
+        f" on the same {n_way}-way tasks"
     with reporting(progress, total, heading, index="method", condition=("k",)) as report:
         for k in ks:
             for seed in seed_list:

@@ -38,6 +38,7 @@
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 import dml_kit as dk
 from dml_kit.compare import compare_on_tasks, pixel_1nn
@@ -147,7 +148,8 @@ dk.exercises.check("nearest_neighbour", nearest_neighbour)
 # what share of the queries does this rule get right with **one** support image per
 # class, and with **five**? Is one image per class enough to beat chance (20%)? The next
 # cells measure it on several tasks (the library's version of the rule,
-# `dk.compare.pixel_1nn`).
+# `dk.compare.pixel_1nn`); while they run, a bar and a table of the mean accuracy so far
+# per k show how far they got.
 
 # %%
 SEEDS = range(pick(10, 3))          # one task per (k, seed)
@@ -169,13 +171,19 @@ print(f"5 shots minus 1 shot (n = {len(at_1)} tasks): {dk.stats.compare(at_5, at
 # compares your drawing with one labelled example set of each (notebook 04 explains how).
 # Draw one of the characters shown under the canvas with the mouse; after each stroke the
 # panel shows the nearest examples, the class probabilities and where your drawing lands.
-# (The first run trains a small network and keeps it on disk for the next runs.)
+# The first run trains a small network and keeps it on disk: the live panel above the
+# sketchpad shows that training as it happens (the loss, the validation score, the
+# embedding norms and a projection of a few source characters). Later runs load the
+# network from disk, and the live panel says so instead.
 #
 # **Predict first:** will your drawing's class come out on top? What if you draw it
 # sloppily?
 
 # %%
-sketchpad = dk.widgets.Sketchpad()      # default: a small protonet on glyphs, 5-way 5-shot
+live = dk.viz.LiveDashboard(title="the sketchpad's network, live (first run only)")
+display(live)
+sketchpad = dk.widgets.Sketchpad(callbacks=[live])   # a small protonet on glyphs, 5-way 5-shot
+print(f"the sketchpad's network: {sketchpad.origin}")
 sketchpad
 
 # %% [markdown]

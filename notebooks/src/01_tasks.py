@@ -100,7 +100,9 @@ dk.exercises.check("support_query_split", support_query_split)
 # of weights and sees $nk$ examples: at $k = 1$, five images.
 #
 # `compare_on_tasks` draws one task per $(k, \text{seed})$ and scores both rules on the
-# *same* task, so the two rows differ only by the rule.
+# *same* task, so the two rows differ only by the rule. While it runs, a bar and a table
+# of the mean accuracy so far per rule and $k$ grow under the cell (press the stop button
+# to end it early: it then returns nothing, rather than a half-finished table).
 #
 # **Predict first.** Write down the query accuracy you expect for scratch on a 5-way
 # task at $k = 1$ and at $k = 10$. Will it beat 1-NN on pixels?
