@@ -895,3 +895,11 @@ def test_a_grid_given_the_readers_data_path_loads_from_it_without_any_download(t
         grid_module._load.cache_clear()
         grid_module._fingerprint.cache_clear()
         settings._PATHS.pop("mnist", None)
+
+
+def test_regularizer_effect_refuses_weight_transfer_even_when_the_study_left_it_out():
+    from dml_kit.experiments.report import regularizer_effect
+
+    without_wt = _variants()[lambda f: f["method"] != "weight_transfer"]
+    with pytest.raises(ValueError, match=r"methods: 'weight_transfer' ignores the regularizer"):
+        regularizer_effect(without_wt, "SEC", "plain", methods="weight_transfer")

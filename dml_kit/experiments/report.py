@@ -598,16 +598,21 @@ def regularizer_effect(results: pd.DataFrame, with_: str, without: str, *,
         chosen = allowed
     else:
         chosen = [methods] if isinstance(methods, str) else list(methods)
+        facts = _methods()
         for m in chosen:
-            if m not in present:
-                raise ValueError(f"methods: {m!r} has no rows in results; it has: "
-                                 f"{', '.join(map(str, present))}")
-            if m not in allowed:
+            if m not in facts:
+                raise ValueError(f"methods: {m!r} is not a registered method, so whether it "
+                                 f"reads the regularizer is unknown; choose from: "
+                                 f"{', '.join(allowed) or '(none of the methods in results)'}")
+            if not getattr(facts[m], "uses_regularizer", False):
                 raise ValueError(
                     f"methods: {m!r} ignores the regularizer (its registry entry has "
                     "uses_regularizer=False), so its runs with and without it are the same "
                     f"and comparing them says nothing; choose from: "
                     f"{', '.join(allowed) or '(none of the methods in results)'}")
+            if m not in present:
+                raise ValueError(f"methods: {m!r} has no rows in results; it has: "
+                                 f"{', '.join(map(str, present))}")
     if not chosen:
         raise ValueError(f"methods: none of the methods in results ({', '.join(present)}) "
                          "reads the regularizer; run one that does, e.g. "
