@@ -294,21 +294,26 @@ def test_sketchpad_shows_its_first_training_live_then_says_loaded(tmp_path, monk
     assert Sketchpad(pad.model, pad.task).origin == "given"
 
 
-def test_sketchpad_says_when_its_training_was_interrupted(tmp_path, monkeypatch):
-    from dml_kit.widgets import sketchpad as S
+def test_the_stop_button_during_the_first_training_caches_nothing(tmp_path, monkeypatch):
+    from dml_kit.callbacks import Callback
+    from dml_kit.widgets import Sketchpad
 
-    def interrupted(*args, **kwargs):
-        model = real(*args, **kwargs)
-        model.train.interrupted = True
-        return model
+    class StopButton(Callback):
+        """Presses the stop button at the end of the first epoch."""
 
-    real = methods.train_source
+        def on_epoch(self, event):
+            raise KeyboardInterrupt
+
     monkeypatch.setenv("DML_KIT_DATA", str(tmp_path))
     monkeypatch.setenv("DML_KIT_FAST", "1")
-    monkeypatch.setattr(methods, "train_source", interrupted)
-    pad = S.Sketchpad(dataset="digits", n_way=3, k_shot=2)
-    assert pad.origin == "interrupted while training"
+    live = LiveDashboard()
+    pad = Sketchpad(dataset="digits", n_way=3, k_shot=2, callbacks=[StopButton(), live])
+    assert pad.origin == "interrupted while training" and pad.error is None
     assert "interrupted" in pad.status.value and "again" in pad.status.value
+    assert live.interrupted and "interrupted" in live.header.value
+    assert not list(tmp_path.glob("models/*"))            # no cache file, not even a part
+    pad.draw_strokes([[[40, 200], [112, 24], [184, 200]]])  # the panel still works
+    assert pad.probabilities is not None and pad.error is None
 
 
 # ---- the SEC explorer's two runs ----------------------------------------------------------
