@@ -800,6 +800,8 @@ def test_claim_text_and_summary_break_long_lines_at_word_boundaries():
         assert max(map(len, text.splitlines())) <= 72
         assert text.split() == flat.split()              # the same words: none cut in two
         assert max(map(len, flat.splitlines())) > 72     # so the test does wrap something
+        for line in text.splitlines():                   # intervals and "(n = 6)" stay whole
+            assert line.count("[") == line.count("]") and line.count("(n") <= line.count(")")
     summary = rep.summary()       # no other loss in these records: conclusion 3 unchecked
     assert "settles 2 of 3 conclusions" in summary and "  (3) not checked" in summary
     assert "  (1) holds\n      metric - weight_transfer: holds: +" in summary

@@ -34,6 +34,7 @@ decided on the unclipped ones (:mod:`dml_kit.stats`, "Bounded quantities").
 from __future__ import annotations
 
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -95,18 +96,27 @@ CONCLUSIONS = {
 REPLICATION = ["seed", "task"]
 
 
+#: what a line break must not split: an interval ``[-0.1, +0.3]`` and ``(n = 4)``
+_UNBREAKABLE = re.compile(r"\[[^\[\]]{0,40}\]|\(n = \d+\)")
+
+
 def wrap_lines(lines: Sequence[str], width: int | None = 88) -> str:
     """``lines`` joined by newlines, each longer than ``width`` broken at word boundaries
-    (never inside a word) with its continuation indented 4 spaces past the line's own
-    indent; ``width=None`` leaves them as they are."""
+    (never inside a word, an interval ``[low, high]`` or ``(n = ...)``) with its
+    continuation indented 4 spaces past the line's own indent; ``width=None`` leaves
+    them as they are."""
     if width is None:
         return "\n".join(lines)
     out = []
     for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
         indent = " " * (len(line) - len(line.lstrip(" ")))
-        out.append(textwrap.fill(line, width, subsequent_indent=indent + "    ",
-                                 break_long_words=False, break_on_hyphens=False)
-                   if len(line) > width else line)
+        glued = _UNBREAKABLE.sub(lambda m: m.group(0).replace(" ", "\x00"), line)
+        out.append(textwrap.fill(glued, width, subsequent_indent=indent + "    ",
+                                 break_long_words=False, break_on_hyphens=False
+                                 ).replace("\x00", " "))
     return "\n".join(out)
 
 

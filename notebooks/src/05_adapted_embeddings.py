@@ -63,7 +63,7 @@ from IPython.display import display
 
 import dml_kit as dk
 from dml_kit import experiments
-from dml_kit.settings import fast_mode, load_dataset, pick
+from dml_kit.settings import data_path, fast_mode, load_dataset, pick
 from dml_kit.viz.progress import GridProgress
 
 DATASET = "glyphs"   # or "omniglot": downloaded on first use (it says what, where)
@@ -154,13 +154,16 @@ confusions
 # grid (glyphs; k ∈ {1, 5, 10}; n ∈ {5, 10}; several seeds and tasks: a few minutes on
 # two cores). If it is there, this notebook reads it; otherwise it runs a smaller grid
 # now (see the printed plan), stores it, and reads it on the next run. Under the fast
-# setting (CI) it uses a throw-away store and very short training.
+# setting (CI) it uses a throw-away store and very short training. The grid reads the
+# same files as section 1 (`data_path=`), also a copy loaded with
+# `load_dataset(DATASET, path=...)`.
 
 # %%
 store = experiments.ResultsStore(
     Path(tempfile.mkdtemp()) / "results.sqlite" if fast_mode() else None)  # default: data/
 classroom = experiments.PRESETS["classroom"]
-full = experiments.GridSpec.create(DATASET, "all", preset="classroom")
+full = experiments.GridSpec.create(DATASET, "all", preset="classroom",
+                                  data_path=data_path(DATASET))  # the files `split` came from
 hashes = [cell.config_hash for cell in experiments.grid_cells(full)]
 have_full = len(store.done(hashes)) == len(hashes)
 grid = (dict(k_values=classroom.k_values, n_values=classroom.n_values, seeds=classroom.seeds,
@@ -176,7 +179,8 @@ print(f"{store}: classroom grid {'found' if have_full else 'not found: running'}
 tracker = GridProgress(f"{DATASET}: the grid, as it runs")
 display(tracker)
 frame = experiments.run_grid(DATASET, "all", **grid, preset="classroom", store=store,
-                             progress=tracker, **(fast if fast_mode() else {}))
+                             progress=tracker, data_path=data_path(DATASET),
+                             **(fast if fast_mode() else {}))
 tracker.finish(frame)
 
 # %% [markdown]
@@ -219,7 +223,7 @@ rep.accuracy_table()
 # %%
 # verdict: conclusion 1, deep embeddings beat weight transfer
 claim1 = rep.claim(1)
-print(claim1.text())
+print(claim1.text(width=88))    # long lines break between words
 claim1.per_condition.round(3)
 
 # %% [markdown]
@@ -238,7 +242,7 @@ claim1.per_condition.round(3)
 # %%
 # verdict: conclusion 2, the hybrids beat every few-shot and metric-learning method
 claim2 = rep.claim(2)
-print(claim2.text())
+print(claim2.text(width=88))
 claim2.per_condition.round(3)
 
 # %% [markdown]
@@ -250,21 +254,12 @@ claim2.per_condition.round(3)
 # %%
 # verdict: conclusion 3, the histogram loss is the most robust embedding loss
 claim3 = rep.claim(3)
-print(claim3.text())
+print(claim3.text(width=88))
 claim3.per_condition.round(3)
 
 # %%
 # verdict: what this run can settle
-settled = [c for c in rep.claims if c.verdict in (dk.stats.HOLDS, dk.stats.FAILS)]
-print(f"This run ({int(rep.replications.min().min())} replications per cell, k in "
-      f"{sorted(set(frame['k']))}, n in {sorted(set(frame['n']))}) settles {len(settled)} of "
-      f"{len(rep.claims)} conclusions:")
-for c in rep.claims:
-    print(f"  ({c.number}) {c.verdict or 'not checked'}: "
-          + "; ".join(f"{row.comparison} {row.text}" for row in c.comparisons.itertuples()))
-if len(settled) < len(rep.claims):
-    print("The others' intervals straddle 0 at this sample size: the classroom grid "
-          "(python -m dml_kit grid --preset classroom) has more replications per cell.")
+print(rep.summary(width=88))   # per conclusion: its verdict, then each comparison's numbers
 
 # %% [markdown]
 # How to read this. A **not resolved** verdict is not a failure of the paper: it says
@@ -362,4 +357,5 @@ assert er.low <= er.mean <= er.high and ((0 < frame["accuracy"]) & (frame["accur
 assert set(rep.claim(3).comparisons["comparison"]) == {
     f"histogram - {loss}" for loss in classroom.compare_losses}
 print(f"checked: {len(frame)} runs, {int(rep.replications.min().min())} replications per "
-      f"cell; conclusions 1-3: {', '.join(verdicts)}; error reduction {er}")
+      f"cell; error reduction {er}")
+print("conclusions 1-3:", *verdicts, sep="\n    ")
