@@ -231,3 +231,40 @@ def test_notebook_meets_the_teachers_checklist(path):
     if path.stem[:2] in GRIDS:
         assert "GridProgress(" in code and "progress=tracker" in code, (
             f"{path.name}: its grid runs with no running table")
+
+
+def _passes_data_path(call, dicts) -> bool:
+    """Whether a grid call passes ``data_path=data_path(DATASET)``, directly or inside a
+    ``dict(...)`` it unpacks (``**STUDY``)."""
+    import ast
+
+    for kw in call.keywords:
+        value = kw.value if kw.arg == "data_path" else None
+        if kw.arg is None and isinstance(kw.value, ast.Name):
+            spread = dicts.get(kw.value.id)
+            if isinstance(spread, ast.Call) and ast.unparse(spread.func) == "dict":
+                value = next((k.value for k in spread.keywords if k.arg == "data_path"), None)
+        if value is not None and ast.unparse(value) == "data_path(DATASET)":
+            return True
+    return False
+
+
+def test_grids_read_the_files_the_notebook_loaded():
+    """A reader who loads a copy with ``load_dataset(DATASET, path=...)`` must not see the
+    grid look for the set by name and ask for a download: every grid call of 05 and 08
+    passes ``data_path=data_path(DATASET)`` (directly or in the dict it unpacks)."""
+    import ast
+
+    for path in (p for p in NOTEBOOKS if p.stem[:2] in GRIDS):
+        nb = nbformat.read(path, as_version=4)
+        tree = ast.parse("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
+        dicts = {t.id: node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                 for t in node.targets if isinstance(t, ast.Name)}
+        grids = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute)
+                 and (node.func.attr == "run_grid"
+                      or ast.unparse(node.func).endswith("GridSpec.create"))]
+        assert grids, f"{path.name}: no grid call found"
+        for call in grids:
+            assert _passes_data_path(call, dicts), (
+                f"{path.name}: {ast.unparse(call)[:80]} does not pass data_path=data_path(DATASET)")
