@@ -242,7 +242,8 @@ def compare_losses(source: Dataset, target: Dataset, loss_names: Sequence[str], 
             summary.append({"loss": name, "family": losses.spec(name).kind,
                             **retrieval_scores(metrics.embed(model.model, target.x), target.y),
                             shot: float(np.mean(accs)),
-                            f"{k_shot}-shot interval": stats.mean_ci(accs).format()})
+                            f"{k_shot}-shot interval": stats.mean_ci(
+                                accs, bounds=stats.metric_bounds("accuracy")).format()})
             rows += done
             report(done)
     return (pd.DataFrame(summary).set_index("loss"),
@@ -287,8 +288,8 @@ def exceeds(frame: pd.DataFrame, method: str, level: float, *, by: Sequence[str]
     rows = []
     for key, group in part.groupby(list(by), sort=True):
         key = key if isinstance(key, tuple) else (key,)
-        v = stats.verdict(stats.mean_ci(group[value].to_numpy(), name=f"{method} {key}"),
-                          level)
+        v = stats.verdict(stats.mean_ci(group[value].to_numpy(), name=f"{method} {key}",
+                                        bounds=stats.metric_bounds(value)), level)
         rows.append({**dict(zip(by, key, strict=True)), column: method,
                      "estimate": v.estimate.format(), "level": level, "n": v.estimate.n,
                      "verdict": v.label})

@@ -97,3 +97,11 @@ def test_static_images_without_kaleido_say_what_to_do(tmp_path):
     with pytest.raises(ValueError, match="needs the optional package 'kaleido'.*modebar"):
         viz.save_figure(go.Figure(), tmp_path / "f.png")
     assert not (tmp_path / "f.png").exists()
+
+
+def test_exported_accuracy_cells_stop_at_the_metric_range():
+    """The capstone's 0.631 [-0.657, 1.918] (two seeds) exports as 63.1 [0.0, 100.0]."""
+    from dml_kit.experiments.export import _cell
+
+    assert _cell(0.631, -0.657, 1.918) == "63.1 [0.0, 100.0]"
+    assert _cell(0.5, 0.4, 0.6) == "50.0 [40.0, 60.0]"

@@ -214,3 +214,18 @@ def test_stored_or_quick_reads_a_complete_study_or_says_how_to_make_one(study, b
     assert "python -m dml_kit sec --setting tiny" in note
     assert set(quick.loss) == {"triplet"} and len(quick) == 4
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_sec_table_clips_shown_recall_intervals_not_norm_ones():
+    """Recall@1 without SEC of 0.95, 0.6, 0.99 over three seeds: the t-interval passes 1;
+    the text stops at 1.000 and says so, the numbers and the verdict keep the raw interval;
+    the norm CV (unbounded above) is never clipped."""
+    frame = _hand_frame()
+    plain = (frame["loss"] == "triplet") & ~frame["sec"]
+    frame.loc[plain, "recall@1"] = [0.95, 0.6, 0.99]
+    frame.loc[plain & (frame["seed"] == 0), "norm_cv"] = 30.0
+    table = sec_study.sec_table(frame)
+    row = table[(table.loss == "triplet") & (table.score == "recall@1")].iloc[0]
+    assert row.without_high > 1.0 and ", 1.000] (n = 3: interval clipped" in row.without
+    cv = table[(table.loss == "triplet") & (table.score == "norm_cv")].iloc[0]
+    assert "clipped" not in cv.without and cv.without_high > 30.0 / 3

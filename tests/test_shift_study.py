@@ -323,3 +323,20 @@ def test_oodml_study_stores_and_reads_back(ladder_and_data, tmp_path):
         shift_study.oodml_study(data, "huge")
     with pytest.raises(ValueError, match="n_splits"):
         setting.replace(n_splits=2)
+
+
+def test_ladder_table_shows_recall_intervals_clipped_to_their_range():
+    """Three seeds of Recall@1 0.95, 0.6, 0.99 on rung 0: the t-interval runs past 1; the
+    table's text shows it cut at 1 with the note, the numbers stay the raw interval."""
+    frame = _hand_frame()
+    rung0 = (frame["split"] == 0) & (frame["setting"] == "zero-shot")
+    frame.loc[rung0, "recall@1"] = [0.95, 0.6, 0.99]
+    row = shift_study.ladder_table(frame).iloc[0]
+    assert row["zero_shot_high"] > 1.0
+    assert row["zero-shot"].startswith(f"{row['zero_shot_mean']:.3f} [")
+    assert ", 1.000] (n = 3: interval clipped" in row["zero-shot"]
+    assert "clipped" not in table_text(shift_study.ladder_table(_hand_frame()))
+
+
+def table_text(table) -> str:
+    return " ".join(table.astype(str).to_numpy().ravel())

@@ -73,9 +73,12 @@ def claim_rows(report: Report) -> pd.DataFrame:
 
 
 def _cell(mean: float, low: float, high: float) -> str:
+    """An accuracy in percent with its interval, shown clipped to [0, 100] (the raw
+    t-interval of 2-3 replications can reach past it; the report's verdicts use it
+    unclipped, as :class:`dml_kit.stats.Estimate` does)."""
     if pd.isna(low):
         return f"{100 * mean:.1f}"
-    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+    return f"{100 * mean:.1f} [{100 * max(low, 0.0):.1f}, {100 * min(high, 1.0):.1f}]"
 
 
 def _wide_text(report: Report, bold: tuple[str, str]) -> tuple[list[str], list[list[str]]]:

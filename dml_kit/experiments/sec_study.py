@@ -494,9 +494,12 @@ def sec_table(frame: pd.DataFrame, scores: Sequence[str] = SCORES) -> pd.DataFra
             without, with_ = _paired(frame, loss, score)
             row: dict[str, Any] = {"loss": loss, "score": score, "weight": weight,
                                    "seeds": len(without)}
-            for name, est in (("without", stats.mean_ci(without, name=f"{loss} {score}")),
-                              ("with", stats.mean_ci(with_, name=f"{loss} {score}")),
-                              ("gain", stats.paired_difference(with_, without))):
+            bounds = stats.metric_bounds(score)     # Recall@k, MAP@R, NMI: shown in [0, 1]
+            for name, est in (
+                    ("without", stats.mean_ci(without, name=f"{loss} {score}", bounds=bounds)),
+                    ("with", stats.mean_ci(with_, name=f"{loss} {score}", bounds=bounds)),
+                    ("gain", stats.paired_difference(
+                        with_, without, bounds=stats.difference_bounds(bounds)))):
                 row.update({name: est.format(), f"{name}_mean": est.mean,
                             f"{name}_low": est.low, f"{name}_high": est.high})
             better = stats.compare(without, with_) if score == "norm_cv" \

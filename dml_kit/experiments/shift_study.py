@@ -486,7 +486,12 @@ def ladder_table(frame: pd.DataFrame, value: str = "recall@1", *, loss: str | No
         row: dict[str, Any] = {"split": int(split), **rung.to_dict(),
                                "seeds": len(wide["zero-shot"])}
         for name, table in wide.items():
-            est = stats.mean_ci(table[split].to_numpy(), name=f"{name} {value} of rung {split}")
+            # shown clipped to the metric's range (a gain: the range of a difference);
+            # _low/_high stay the raw t-interval, as the verdicts use it
+            bounds = stats.metric_bounds(value)
+            est = stats.mean_ci(table[split].to_numpy(), name=f"{name} {value} of rung {split}",
+                                bounds=stats.difference_bounds(bounds) if name == "gain"
+                                else bounds)
             key = name.replace("-", "_")
             row.update({name: est.format(), f"{key}_mean": est.mean, f"{key}_low": est.low,
                         f"{key}_high": est.high})
