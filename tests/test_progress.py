@@ -134,3 +134,18 @@ def test_stop_says_how_far_the_loop_got_and_keeps_the_table():
     assert tracker.stopped == "interrupted" and tracker.bar.bar_style == "warning"
     assert "interrupted after 1 of 4 runs" in tracker.label.value
     assert "0.300" in tracker.table_html.value and "mean cv, accuracy" in tracker.table_html.value
+
+
+def test_progress_table_has_one_header_row_with_the_index_name_and_escapes_labels():
+    """The running table's HTML: the index name heads the row labels in the one header
+    row (pandas put it on a second row, which read as a misaligned table in a widget),
+    cells in the order of the table, labels HTML-escaped."""
+    import re
+
+    tracker = GridProgress("demo", min_interval=0.0)
+    tracker([_record("<b>metric</b>", 1, 0.5), _record("<b>metric</b>", 5, 0.75)], 2, 2)
+    page = tracker.table_html.value
+    rows = re.findall(r"<tr>(.*?)</tr>", page)
+    cells = [re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row) for row in rows]
+    assert cells == [["method", "k=1 n=5", "k=5 n=5", "runs"],
+                     ["&lt;b&gt;metric&lt;/b&gt;", "0.500", "0.750", "2"]]

@@ -227,7 +227,27 @@ class GridProgress(widgets.VBox):
                 shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
         what = ", ".join(self.values)
         self.table_html.value = (f"<small>mean {html.escape(what)} so far</small>"
-                                 + shown.to_html(border=0))
+                                 + _table_html(shown, self.index))
+
+
+_CELL = "padding: 2px 10px; text-align: right; font-variant-numeric: tabular-nums"
+
+
+def _table_html(table: pd.DataFrame, index_name: str) -> str:
+    """``table`` as a compact HTML table with its own inline style: one header row (the
+    index's name over the row labels), rules under the header, numbers right-aligned. An
+    ipywidgets ``HTML`` value is not styled by JupyterLab's DataFrame CSS, and pandas'
+    ``to_html`` puts the index name on a second header row there."""
+    head = "".join(f'<th style="{_CELL}; border-bottom: 1px solid #888">{html.escape(str(c))}'
+                   "</th>" for c in table.columns)
+    rows = "".join(
+        f'<tr><th style="{_CELL}; text-align: left">{html.escape(str(label))}</th>'
+        + "".join(f'<td style="{_CELL}">{html.escape(str(v))}</td>' for v in row)
+        + "</tr>" for label, row in zip(table.index, table.itertuples(index=False),
+                                        strict=True))
+    return ('<table style="border-collapse: collapse; margin: 4px 0; font-size: 13px">'
+            f'<tr><th style="{_CELL}; text-align: left; border-bottom: 1px solid #888">'
+            f"{html.escape(index_name)}</th>{head}</tr>{rows}</table>")
 
 
 class TextProgress:
