@@ -29,6 +29,7 @@ from dml_kit import metrics, stats
 from dml_kit._validation import check_int
 from dml_kit.data import paths, real
 from dml_kit.methods import MethodConfig, train_source
+from dml_kit.viz.figures import TEMPLATE, palette
 
 #: the stored result in the data folder (``$DML_KIT_DATA`` or the checkout's ``data/``)
 RESULT_FILE = "omniglot_one_shot.json"
@@ -143,21 +144,29 @@ def describe(result: dict[str, Any]) -> str:
 
 def comparison_figure(result: dict[str, Any]) -> go.Figure:
     """Bar chart of the error of raw pixels, Lake's Hausdorff baseline, the protonet and
-    people on the 20 runs (lower is better)."""
+    people on the 20 runs (lower is better), in the kit's style. Each bar's value (with
+    the 95% Wilson interval over the test images where the run measured it) is written
+    under its name on the axis, so no label sits on an error bar."""
     names = ["raw-pixel 1-NN", "modified Hausdorff (Lake)", "prototypical network",
              "people (Lake)"]
     errors = [result["pixel_1nn_error"], HAUSDORFF_ERROR, result["protonet_error"],
               PEOPLE_ERROR]
-    colors = ["#9aa5b1", "#9aa5b1", "#2563eb", "#16a34a"]
+    kit = palette(3)
+    colors = ["#9aa5b1", "#9aa5b1", kit[0], kit[2]]
     ours, pixels = error_interval(result), error_interval(result, "pixel_1nn_error")
+    measured = {0: pixels, 2: ours}
+    labels = [f"{name}<br>{100 * e:.1f}%" + (
+        f" [{100 * measured[i].low:.1f}, {100 * measured[i].high:.1f}]" if i in measured
+        else " (published)") for i, (name, e) in enumerate(zip(names, errors, strict=True))]
     plus = [pixels.high - pixels.mean, 0.0, ours.high - ours.mean, 0.0]
     minus = [pixels.mean - pixels.low, 0.0, ours.mean - ours.low, 0.0]
-    fig = go.Figure(go.Bar(x=names, y=[100 * e for e in errors], marker_color=colors,
-                           text=[f"{e:.1%}" for e in errors], textposition="outside",
+    fig = go.Figure(go.Bar(x=labels, y=[100 * e for e in errors], marker_color=colors,
+                           hovertemplate="%{x}<extra></extra>",
                            error_y={"type": "data", "symmetric": False,
                                     "array": [100 * v for v in plus],
                                     "arrayminus": [100 * v for v in minus]}))
-    fig.update_layout(title="Omniglot one-shot: error on the 20 official runs (lower is "
-                            "better)", yaxis_title="error (%)", height=360,
-                      yaxis_range=[0, 100 * max(errors) * 1.15])
+    fig.update_layout(template=TEMPLATE,
+                      title="Omniglot one-shot: error on the 20 official runs (lower is "
+                            "better)", yaxis_title="error (%)", height=380,
+                      yaxis_range=[0, 100 * max(max(errors), pixels.high) * 1.1])
     return fig

@@ -79,8 +79,10 @@ class MethodComparison(_Panel):
         self.status.value = _status(f"running {len(self.rules)} methods on a {n}-way "
                                     f"{k}-shot task ...")
         with _disabled(self.run_button):
+            # the panel's own status line and bars report this run: no progress table
+            # under whichever cell pressed the button
             frame = compare_on_tasks(self.target, self.rules, k_values=[k],
-                                     seeds=[self.seed], n_way=n)
+                                     seeds=[self.seed], n_way=n, progress=False)
         self.last = frame.set_index("method")[["accuracy", "note"]]
         acc = self.last["accuracy"]
         _replace_figure(self.figure, F.method_bars(
