@@ -74,15 +74,19 @@ def _values(name: str, values: Iterable[float] | np.ndarray) -> np.ndarray:
 METRIC_BOUNDS: dict[str, Bounds] = {
     "accuracy": (0.0, 1.0), "error": (0.0, 1.0), "error_rate": (0.0, 1.0),
     "nmi": (0.0, 1.0), "map@r": (0.0, 1.0), "map": (0.0, 1.0),
+    # non-negative, open above: embedding norms and their coefficient of variation
+    "norm_mean": (0.0, math.inf), "norm_std": (0.0, math.inf), "norm_cv": (0.0, math.inf),
+    "cv": (0.0, math.inf),
 }
 _BOUNDED_PREFIXES = ("recall@", "precision@", "map@", "r@", "p@")
 
 
 def metric_bounds(name: str | None) -> Bounds | None:
     """The range of the metric called ``name``: ``(0, 1)`` for accuracies, error rates,
-    Recall@k, Precision@k, MAP@R and NMI (:data:`METRIC_BOUNDS`); ``None`` for anything
-    else (Fréchet distances, norms, losses and coefficients of variation are not bounded
-    above, and an unknown name is never clipped)."""
+    Recall@k, Precision@k, MAP@R and NMI; ``(0, inf)`` for embedding norms and their
+    coefficient of variation (``norm_mean``, ``norm_std``, ``norm_cv``, ``cv``; see
+    :data:`METRIC_BOUNDS`); ``None`` for anything else (losses, and any unknown name, are
+    never clipped)."""
     if not isinstance(name, str):
         return None
     key = name.strip().lower()

@@ -219,7 +219,7 @@ def test_stored_or_quick_reads_a_complete_study_or_says_how_to_make_one(study, b
 def test_sec_table_clips_shown_recall_intervals_not_norm_ones():
     """Recall@1 without SEC of 0.95, 0.6, 0.99 over three seeds: the t-interval passes 1;
     the text stops at 1.000 and says so, the numbers and the verdict keep the raw interval;
-    the norm CV (unbounded above) is never clipped."""
+    the norm CV (non-negative, open above) is cut at 0 below and never above."""
     frame = _hand_frame()
     plain = (frame["loss"] == "triplet") & ~frame["sec"]
     frame.loc[plain, "recall@1"] = [0.95, 0.6, 0.99]
@@ -228,4 +228,5 @@ def test_sec_table_clips_shown_recall_intervals_not_norm_ones():
     row = table[(table.loss == "triplet") & (table.score == "recall@1")].iloc[0]
     assert row.without_high > 1.0 and ", 1.000] (n = 3: interval clipped" in row.without
     cv = table[(table.loss == "triplet") & (table.score == "norm_cv")].iloc[0]
-    assert "clipped" not in cv.without and cv.without_high > 30.0 / 3
+    assert cv.without_low < 0 and cv.without.split("[")[1].startswith("0.000, ")
+    assert cv.without_high > 30.0 / 3 and f"{cv.without_high:.3f}]" in cv.without

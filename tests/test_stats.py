@@ -310,8 +310,13 @@ def test_summarise_clips_accuracy_by_its_name_and_leaves_unbounded_metrics_alone
 def test_metric_bounds_know_the_bounded_metrics_only():
     for name in ("accuracy", "query accuracy", "Recall@1", "recall@4", "map@r", "nmi"):
         assert stats.metric_bounds(name) == (0.0, 1.0), name
-    for name in ("frechet_distance", "norm_mean", "norm_cv", "loss", None):
+    for name in ("norm_mean", "norm_cv", "cv"):
+        assert stats.metric_bounds(name) == (0.0, math.inf), name
+    for name in ("frechet_distance", "loss", None):
         assert stats.metric_bounds(name) is None, name
+    # a CV of 0.009 [-0.008, 0.026] (06's SEC table, two seeds) is shown from 0
+    cv = stats.mean_ci([0.003, 0.015], bounds=stats.metric_bounds("norm_cv"))
+    assert cv.low < 0 and cv.format(note=False) == f"0.009 [0.000, {cv.high:.3f}]"
 
 
 def test_bad_bounds_and_values_outside_them_are_refused_by_name():
