@@ -22,8 +22,8 @@ One module, so that ``report``, the studies and the notebooks share one rule boo
   ``[0, 1]`` and a difference of two of them in ``[-1, 1]``; with two or three
   replications a t-interval can still reach past that range. It is right for its sample,
   but a negative accuracy on screen is wrong: an :class:`Estimate` given ``bounds``
-  *shows* its interval clipped to them and says so (``"0.631 [0.000, 1.000] (n = 2:
-  interval clipped to the metric's range [0, 1]; more seeds or tasks needed)"``), while
+  *shows* its interval clipped to them and says so (``"0.631 [0.000, 1.000] (clipped to
+  [0, 1], n = 2)"``: more seeds or tasks are needed), while
   ``low``/``high`` and every verdict keep the unclipped interval. (With the threshold
   inside the range, clipping never moves an interval end across it, so the shown
   interval always agrees with the verdict.) Unbounded quantities (Fréchet distances,
@@ -198,14 +198,13 @@ class Estimate:
         return max(min(self.high, self.bounds[1]), self.bounds[0])
 
     def note(self, percent: bool = False) -> str:
-        """Why the shown interval differs from the computed one: ``"n = 2: interval
-        clipped to the metric's range [0, 1]; more seeds or tasks needed"`` (``""`` when
-        it is not clipped)."""
+        """Why the shown interval differs from the computed one, short enough for a table
+        cell: ``"clipped to [0, 1], n = 2"`` (``""`` when it is not clipped). The
+        computed interval reaches past the metric's range: more seeds or tasks needed."""
         if not self.clipped or self.bounds is None:
             return ""
-        return (f"n = {self.n}: interval clipped to the metric's range "
-                f"{_range_text(self.bounds, 100.0 if percent else 1.0)}; more seeds or tasks "
-                "needed")
+        return (f"clipped to {_range_text(self.bounds, 100.0 if percent else 1.0)}, "
+                f"n = {self.n}")
 
     def with_bounds(self, bounds: Bounds | None) -> Estimate:
         """This estimate with its range set to ``bounds`` (``None``: unbounded)."""

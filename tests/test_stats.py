@@ -260,9 +260,8 @@ def test_a_bounded_interval_is_shown_clipped_and_flagged_but_kept_raw():
     assert (est.low, est.high) == (raw.low, raw.high) and raw.low < 0 and raw.high > 1
     assert est.clipped and not raw.clipped
     assert (est.shown_low, est.shown_high) == (0.0, 1.0)
-    assert str(est) == ("0.700 [0.000, 1.000] (n = 3: interval clipped to the metric's "
-                        "range [0, 1]; more seeds or tasks needed)")
-    assert est.format(percent=True).startswith("70.0 [0.0, 100.0] (n = 3: ")
+    assert str(est) == "0.700 [0.000, 1.000] (clipped to [0, 1], n = 3)"
+    assert est.format(percent=True) == "70.0 [0.0, 100.0] (clipped to [0, 100], n = 3)"
     assert est.format(note=False) == "0.700 [0.000, 1.000]"
     # an interval inside the range is shown as it is, with no note
     inside = stats.mean_ci([0.80, 0.82, 0.84], bounds=(0, 1))
@@ -278,7 +277,7 @@ def test_clipping_never_changes_a_verdict():
         assert stats.verdict(clipped, threshold).label == stats.verdict(raw, threshold).label
         assert stats.verdict(clipped, threshold).label == stats.UNRESOLVED
     v = stats.verdict(stats.mean_ci([0.2, 0.9, 1.0], bounds=(0, 1)), 0.0)
-    assert "[+0.000, +1.000]" in v.text() and "clipped to the metric's range" in v.text()
+    assert "[+0.000, +1.000]" in v.text() and v.text().endswith("(clipped to [0, 1], n = 3)")
 
 
 def test_differences_of_bounded_metrics_clip_to_minus_one_one():
@@ -291,7 +290,8 @@ def test_differences_of_bounded_metrics_clip_to_minus_one_one():
     table = stats.paired_table(pd.DataFrame({
         "method": ["A", "B"] * 2, "k": [1] * 4, "seed": [0, 0, 1, 1],
         "accuracy": [0.95, 0.05, 0.10, 0.90]}), "A", "B")
-    assert table.loc[0, "difference"].startswith("0.050 [-1.000, 1.000] (n = 2: interval")
+    assert table.loc[0, "difference"].startswith(
+        "0.050 [-1.000, 1.000] (clipped to [-1, 1], n = 2)")
     assert table.loc[0, "low"] < -1                  # the numbers stay the raw interval
 
 
@@ -299,7 +299,7 @@ def test_summarise_clips_accuracy_by_its_name_and_leaves_unbounded_metrics_alone
     frame = pd.DataFrame({"method": ["m", "m"], "seed": [0, 1], "accuracy": [0.2, 0.95],
                           "fd": [0.2, 0.95]})
     acc = stats.summarise(frame)
-    assert acc.loc[0, "estimate"].startswith("0.575 [0.000, 1.000] (n = 2: interval clipped")
+    assert acc.loc[0, "estimate"].startswith("0.575 [0.000, 1.000] (clipped to [0, 1], n = 2)")
     assert bool(acc.loc[0, "clipped"]) and acc.loc[0, "low"] < 0
     fd = stats.summarise(frame, value="fd")           # a Fréchet distance: no range
     assert not fd.loc[0, "clipped"] and fd.loc[0, "estimate"].startswith("0.575 [-")

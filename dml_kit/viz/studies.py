@@ -179,7 +179,7 @@ _ESTIMATE = re.compile(r"^\s*([-+]?[\d.]+(?:e[-+]?\d+)?)\s*"
 
 def _parse_estimate(text: str) -> tuple[float, float, float]:
     """``"0.700 [0.452, 0.948]"`` -> ``(0.7, 0.452, 0.948)``; a note after the interval
-    (``"(n = 2: interval clipped ...)"``) is ignored; no interval: the mean."""
+    (``"(clipped to [0, 1], n = 2)"``) is ignored; no interval: the mean."""
     match = _ESTIMATE.match(str(text))
     if match is None:
         raise ValueError(f"cannot read an estimate 'mean [low, high]' from {text!r}")
