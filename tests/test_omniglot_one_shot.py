@@ -37,8 +37,15 @@ def test_a_stored_result_is_described_and_drawn(tmp_path):
     assert "3856 classes (with rotations)" in text and "1000 in 540 s on 2 threads" in text
     assert "this protonet          8.5 [6.1, 11.6]%" in text  # Wilson, 34 of 400
     assert "people                 4.5%" in text
-    bars = one_shot.comparison_figure(result).data[0]
+    figure = one_shot.comparison_figure(result)
+    bars = figure.data[0]
     assert list(bars.y) == pytest.approx([79.0, 38.8, 8.5, 4.5])
+    # values and the measured intervals under the names, none on the bars (where they sat
+    # on the error bars); the kit's template, not plotly's grey default
+    assert bars.text is None
+    assert bars.x[2] == "prototypical network<br>8.5% [6.1, 11.6]"
+    assert bars.x[3] == "people (Lake)<br>4.5% (published)"
+    assert figure.layout.template.layout.plot_bgcolor == "white"
     assert one_shot.stored_result(tmp_path / "absent.json") is None
 
 
