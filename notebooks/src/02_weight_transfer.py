@@ -4,8 +4,8 @@
 # **After this notebook you can** train a source classifier and watch it learn, write
 # the cross-entropy from logits, fine-tune the classifier on a k-shot task (all weights
 # or the head only) and judge it against scratch and the source features on the same
-# tasks. **Time:** at the default settings, measured 17 s on a 2-core CPU (load
-# average 1.5), from an empty data folder (93 s on a machine busy with other work).
+# tasks. **Time:** at the default settings, measured 16 s on a 2-core CPU (load
+# average 0.8-1.7), from an empty data folder (93 s on a machine busy with other work).
 #
 # > Notebook 01 trained a network on the $k$ examples per class alone: on `glyphs` a
 # > strong baseline, though far from perfect at small $k$. What if it starts from the

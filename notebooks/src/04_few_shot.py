@@ -4,7 +4,7 @@
 # **After this notebook you can** sample training episodes, write the prototypical loss,
 # train a prototypical network while watching it live, classify a new task by its
 # nearest prototype, and test whether more shots give better prototypes. **Time:** at
-# the default settings, measured 10 s on a 2-core CPU (load average 1.5), from an empty
+# the default settings, measured 8 s on a 2-core CPU (load average 0.8-1.7), from an empty
 # data folder (51 s on a machine busy with other work).
 #
 # > The metric embedding of notebook 03 was trained on batches of many classes, then used

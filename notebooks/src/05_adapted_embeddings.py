@@ -5,7 +5,7 @@
 # one task, look inside their mistakes, run (or reload) the paper-style grid while a
 # running table fills in, check the paper's three conclusions with paired verdicts, and
 # compute the mean error reduction yourself. **Time:** at the default settings, with an
-# empty results store, measured 52 s on a 2-core CPU (load average 1.5; 124-228 s on the
+# empty results store, measured 51 s on a 2-core CPU (load average 0.8-1.7; 124-228 s on the
 # same CPU busy with other work); much less once the classroom grid is stored (`python -m
 # dml_kit grid --preset classroom`) and the source models are cached.
 #

@@ -5,8 +5,8 @@
 # (the Fréchet distance, which you write yourself), build ooDML's ladder of harder and
 # harder splits, watch an embedding train on a rung, and test on your own run whether
 # zero-shot Recall@1 falls with the shift and what a few labels recover. **Time:** at
-# the default settings, without a stored ooDML study, measured 51 s on a 2-core CPU
-# (load average 1.6; 134 s on the same CPU busy with other work); with a stored study it
+# the default settings, without a stored ooDML study, measured 52 s on a 2-core CPU
+# (load average 0.8-1.7; 134 s on the same CPU busy with other work); with a stored study it
 # reads it instead of running a quick one.
 #
 # Deep metric learning is tested **zero-shot**: the embedding is trained on some classes

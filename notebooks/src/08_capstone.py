@@ -4,8 +4,8 @@
 # **After this notebook you can** turn a question into a small controlled study
 # (variants, seeds, tasks, methods the change can reach), run it with the grid runner
 # while its running table fills in, report means with intervals and paired verdicts, and
-# write Recall@1 yourself. **Time:** at the default settings, measured 11 s on a 2-core CPU
-# (load average 1.7), from an empty data folder.
+# write Recall@1 yourself. **Time:** at the default settings, measured 9 s on a 2-core CPU
+# (load average 0.8-1.7), from an empty data folder.
 #
 # You have met every piece: k-shot tasks (01), weight transfer (02), metric learning
 # (03), few-shot learning (04), the adapted hybrids and the full comparison (05),
