@@ -37,6 +37,8 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 LIMIT_SECONDS = 180.0
+#: the MIME type of an ipywidgets view in a notebook output
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def verdict_lines(nb: nbformat.NotebookNode) -> list[str]:
@@ -46,8 +48,10 @@ def verdict_lines(nb: nbformat.NotebookNode) -> list[str]:
     for cell in nb.cells:
         if cell.cell_type != "code" or not cell.source.startswith("# verdict"):
             continue
+        # a widget's plain-text fallback is its repr (a progress panel's), not a verdict
         text = "".join(o.get("text", "") if o.get("output_type") == "stream"
-                       else o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+                       else o.get("data", {}).get("text/plain", "") for o in cell.outputs
+                       if WIDGET_VIEW not in o.get("data", {}))
         out += [cell.source.splitlines()[0], *("    " + line for line in text.splitlines())]
     return out
 
