@@ -10,25 +10,15 @@ import types
 import pandas as pd
 import pytest
 import torch
+from test_compare import _lines  # the same small image set as the comparison tests
 
 from dml_kit import compare, data, methods
-from dml_kit.data.core import Dataset
 from dml_kit.experiments import sec_study
 from dml_kit.experiments.store import ResultsStore
 from dml_kit.methods.config import MethodConfig
 from dml_kit.metrics import embed, norm_stats
 from dml_kit.viz import progress as P
 from dml_kit.viz.live import LiveDashboard
-
-
-def _lines(n_classes: int = 4, per_class: int = 8) -> Dataset:
-    """Class c = 4x4 images of value (c + 1) / 10 plus noise."""
-    g = torch.Generator().manual_seed(0)
-    y = torch.arange(n_classes).repeat_interleave(per_class)
-    x = ((y.float() + 1) / 10).view(-1, 1, 1, 1).expand(-1, 1, 4, 4).clone()
-    x += 0.001 * torch.rand(x.shape, generator=g)
-    return Dataset("lines", x, y, tuple(f"c{i}" for i in range(n_classes)),
-                   ("g",) * n_classes)
 
 
 class Hook:
