@@ -35,7 +35,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-
 from IPython.display import display
 
 import dml_kit as dk
