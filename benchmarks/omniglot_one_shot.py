@@ -5,7 +5,7 @@ pixels, Lake's modified-Hausdorff baseline and people (:mod:`dml_kit.experiments
 
 Uses the real files in ../shared/data/omniglot (or a folder given with --path). Run::
 
-    .venv/bin/python benchmarks/omniglot_one_shot.py                 # ~10 min on 2 cores
+    .venv/bin/python benchmarks/omniglot_one_shot.py                 # ~4 min on 2 cores
     .venv/bin/python benchmarks/omniglot_one_shot.py --episodes 200  # a quick look
 
 The result goes to ``data/omniglot_one_shot.json`` (``--out``), which notebook 04 shows.
