@@ -83,6 +83,8 @@ SHARDS: dict[str, Shard] = {
     "exercises": Shard(("dml_kit/exercises.py",),
                        ("tests/test_exercises.py", "tests/test_guards_exercises.py", GUARDS,
                         BAD_INPUTS)),
+    # intervals, verdicts and their display (every claim of the course is printed from it)
+    "stats": Shard(("dml_kit/stats.py",), ("tests/test_stats.py", GUARDS, BAD_INPUTS)),
 }
 
 _NONE_FALSY = "low_inclusive=None is falsy: the same open bound as False"

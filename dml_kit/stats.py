@@ -289,16 +289,16 @@ def condition_mean_ci(per_condition: Mapping[object, Mapping[object, float]], *,
         if not keys:
             raise ValueError(f"{name}[{c!r}] holds no replication")
         conds.append((keys, _values(f"{name}[{c!r}]", [values[k] for k in keys])))
+    if bounds is not None:   # every value, not only the per-replication averages
+        bounds = check_bounds(bounds)
+        for c, (_, v) in zip(per_condition, conds, strict=True):
+            _check_within(f"{name}[{c!r}]", v, bounds)
     shared = set(conds[0][0])
     if all(set(keys) == shared and len(keys) == len(shared) for keys, _ in conds):
         order = conds[0][0]
         rows = np.stack([np.array([dict(zip(keys, v, strict=True))[k] for k in order])
                          for keys, v in conds])
         return mean_ci(rows.mean(axis=0), level=level, name=name, bounds=bounds)
-    if bounds is not None:
-        bounds = check_bounds(bounds)
-        for c, (_, v) in zip(per_condition, conds, strict=True):
-            _check_within(f"{name}[{c!r}]", v, bounds)
     n_min = min(v.size for _, v in conds)
     mean = float(np.mean([v.mean() for _, v in conds]))
     if n_min < 2:

@@ -329,3 +329,137 @@ def test_bad_bounds_and_values_outside_them_are_refused_by_name():
         stats.mean_ci([0.5, 1.2], bounds=(0, 1))
     with pytest.raises(ValueError, match=r"^b holds"):
         stats.paired_difference([0.5, 0.6], [0.5, -0.1], bounds=(0, 1))
+
+
+# ---- display and decision details (survivors of a mutation run of dml_kit/stats.py) ----
+def test_note_is_empty_unless_clipped_and_names_the_range_in_the_estimate_s_units():
+    inside = stats.mean_ci([0.4, 0.5, 0.6], bounds=(0, 1))
+    assert not inside.clipped and inside.note() == "" and inside.note(True) == ""
+    assert stats.mean_ci([0.4, 0.5, 0.6]).note() == ""                 # no range at all
+    wide = stats.mean_ci([0.2, 0.9, 1.0], bounds=(0, 1))
+    assert wide.note() == "clipped to [0, 1], n = 3"
+    assert wide.note(percent=True) == "clipped to [0, 100], n = 3"
+    # an open upper end (norms, CV) prints as inf, not as 1 / inf
+    cv = stats.mean_ci([0.003, 0.015], bounds=stats.metric_bounds("norm_cv"))
+    assert cv.note() == "clipped to [0, inf], n = 2"
+
+
+def test_format_of_one_replication_and_of_percent_digits():
+    one = stats.mean_ci([0.25], bounds=(0, 1))
+    assert one.format() == "0.250 [no interval: n = 1]"
+    assert one.format(percent=True) == "25.0 [no interval: n = 1]"
+    est = stats.Estimate(0.5, 0.4, 0.6, 5)
+    assert est.format(digits=2, percent=True) == "50 [40, 60]"     # digits - 2 = 0 decimals
+
+
+def test_with_bounds_sets_checks_and_removes_the_range():
+    est = stats.mean_ci([0.2, 0.9, 1.0])
+    bounded = est.with_bounds((0, 1))
+    assert bounded.bounds == (0.0, 1.0) and bounded.clipped and not est.clipped
+    assert (bounded.low, bounded.high) == (est.low, est.high)
+    assert bounded.with_bounds(None).bounds is None
+    with pytest.raises(ValueError, match="bounds must be"):
+        est.with_bounds((1, 0))
+
+
+def test_difference_bounds_and_degenerate_ranges():
+    assert stats.difference_bounds((1, 3)) == (-2.0, 2.0)
+    assert stats.difference_bounds(None) is None
+    with pytest.raises(ValueError, match="lowest < highest"):
+        stats.check_bounds((1, 1))
+
+
+def test_verdict_keeps_its_threshold_and_an_upper_end_at_the_threshold_is_unresolved():
+    at = stats.Estimate(0.4, 0.3, 0.5, 4)          # the interval ends exactly at 0.5
+    assert stats.verdict(at, 0.5).label == stats.UNRESOLVED
+    for est, label in ((stats.Estimate(0.9, 0.8, 1.0, 4), stats.HOLDS),
+                       (stats.Estimate(0.1, 0.0, 0.2, 4), stats.FAILS), (at, stats.UNRESOLVED),
+                       (stats.Estimate(0.4, math.nan, math.nan, 1), stats.UNRESOLVED)):
+        v = stats.verdict(est, 0.5)
+        assert (v.label, v.threshold) == (label, 0.5)
+        assert v.text().endswith("vs +0.500")
+    # compare passes its threshold on: +0.3 over B is above 0 but below 0.5
+    a, b = [0.8, 0.9, 0.85, 0.82], [0.5, 0.6, 0.55, 0.52]
+    assert stats.compare(a, b).label == stats.HOLDS
+    assert stats.compare(a, b, 0.5).label == stats.FAILS
+
+
+def test_verdict_text_of_one_replication_and_of_a_clipped_percentage():
+    one = stats.verdict(stats.mean_ci([0.3]), 0.0)
+    assert one.text() == ("not resolved at this sample size (n = 1): +0.300 (one replication)"
+                          " vs +0.000")
+    assert one.text(percent=True).startswith(
+        "not resolved at this sample size (n = 1): +30.0 (one replication)")
+    wide = stats.verdict(stats.mean_ci([0.2, 0.9, 1.0], bounds=(0, 1)), 0.0)
+    assert wide.text(percent=True) == ("not resolved at this sample size (n = 3): +70.0 "
+                                       "[+0.0, +100.0] vs +0.0 (clipped to [0, 100], n = 3)")
+
+
+def test_mean_ci_passes_level_method_and_range_through_every_branch():
+    values = [0.2, 0.4, 0.5, 0.7]
+    narrow, wide = stats.mean_ci(values, level=0.9), stats.mean_ci(values)
+    assert narrow.level == 0.9 and narrow.half_width < wide.half_width
+    one = stats.mean_ci([0.5], level=0.9, bounds=(0, 1))
+    assert (one.method, one.level, one.bounds, one.n) == ("none", 0.9, (0.0, 1.0), 1)
+    twenty = [0.5 + 0.01 * i for i in range(20)]            # from 20 on: the bootstrap
+    boot = stats.mean_ci(twenty, level=0.9, bounds=(0, 1))
+    assert (boot.method, boot.level, boot.bounds, boot.n) == ("bootstrap", 0.9, (0.0, 1.0), 20)
+    assert boot.mean == pytest.approx(np.mean(twenty))
+    assert stats.mean_ci(twenty[:19]).method == "t"
+    assert (boot.low, boot.high) == (stats.mean_ci(twenty, level=0.9, seed=0).low,
+                                     stats.mean_ci(twenty, level=0.9, seed=0).high)
+    # every replication can be drawn, the first included: one outlier at index 0
+    outlier = stats.mean_ci([100.0] + [0.0] * 19)
+    assert outlier.high > 0.0
+
+
+def test_condition_mean_ci_refuses_a_value_outside_the_range_also_with_equal_replications():
+    """1.2 and 0.2 average to 0.7: a check of the averages alone let the 1.2 through."""
+    equal = {"k=1": {0: 1.2, 1: 0.5}, "k=5": {0: 0.2, 1: 0.5}}
+    with pytest.raises(ValueError, match=r"per_condition\['k=1'\] holds 1 value\(s\) outside"):
+        stats.condition_mean_ci(equal, bounds=(0, 1))
+    est = stats.condition_mean_ci({"a": {0: 0.2, 1: 0.5}, "b": {0: 0.4, 1: 0.9}},
+                                  level=0.9, bounds=(0, 1))
+    assert (est.level, est.bounds, est.n) == (0.9, (0.0, 1.0), 2)
+
+
+def test_condition_mean_ci_with_unequal_replications_matches_a_hand_computation():
+    """c1 = 0.5, 0.7, 0.9 (replications 0-2), c2 = 0.4, 0.8 (0-1): m = (0.7 + 0.6) / 2;
+    s_11 = 0.04, s_22 = 0.08, s_12 = 0.04 over replications 0, 1; Var = (3/9 * 0.04 +
+    2/4 * 0.08 + 2 * 2/6 * 0.04) / 4 = 0.02; t with 1 degree of freedom."""
+    est = stats.condition_mean_ci({"c1": {0: 0.5, 1: 0.7, 2: 0.9}, "c2": {0: 0.4, 1: 0.8}})
+    half = 12.706204736174696 * 0.02 ** 0.5
+    assert (est.mean, est.n, est.method) == (pytest.approx(0.65), 2, "t")
+    assert (est.low, est.high) == pytest.approx((0.65 - half, 0.65 + half))
+    single = stats.condition_mean_ci({"a": {0: 0.5}, "b": {0: 0.7, 1: 0.9}}, level=0.9,
+                                     bounds=(0, 1))
+    assert (single.mean, single.n, single.method, single.level, single.bounds) == (
+        pytest.approx(0.65), 1, "none", 0.9, (0.0, 1.0))
+    assert math.isnan(single.low) and math.isnan(single.high)
+
+
+def test_error_reduction_interval_reaches_the_extreme_resamples_at_level_one():
+    """One condition, three replications: the 27 resamples give the reductions listed by
+    hand below; 4,000 draws include the two extremes, so level 1 spans exactly them."""
+    import itertools
+
+    a, b = np.array([0.9, 0.5, 0.7]), np.array([0.8, 0.6, 0.5])
+    values = []
+    for idx in itertools.product(range(3), repeat=3):
+        err_a, err_b = 1 - a[list(idx)].mean(), 1 - b[list(idx)].mean()
+        values.append((err_b - err_a) / err_b)
+    er = stats.error_reduction_ci([(a, b)], level=1.0)
+    assert (er.estimate.low, er.estimate.high) == pytest.approx((min(values), max(values)))
+    assert er.estimate.method == "bootstrap" and er.estimate.n == 3
+    assert er.estimate == stats.error_reduction_ci([(a, b)], level=1.0, seed=0).estimate
+    one = stats.error_reduction_ci([([0.9], [0.8])], level=0.9).estimate
+    assert (one.mean, one.n, one.method, one.level) == (pytest.approx(0.5), 1, "none", 0.9)
+    assert math.isnan(one.low) and math.isnan(one.high)
+
+
+def test_error_reduction_accepts_the_range_s_ends_and_refuses_past_them():
+    assert stats.error_reduction_ci([([0.0, 0.0], [0.0, 0.5])]).per_condition == [
+        pytest.approx((0.75 - 1.0) / 0.75)]             # A at 0 is an accuracy, and allowed
+    for a, b in (([0.5, 0.6], [0.5, 1.5]), ([0.5, 0.6], [-0.1, 0.5])):
+        with pytest.raises(ValueError, match=r"pairs\[0\] must hold accuracies between 0 and 1"):
+            stats.error_reduction_ci([(a, b)])
