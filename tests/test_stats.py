@@ -463,3 +463,49 @@ def test_error_reduction_accepts_the_range_s_ends_and_refuses_past_them():
     for a, b in (([0.5, 0.6], [0.5, 1.5]), ([0.5, 0.6], [-0.1, 0.5])):
         with pytest.raises(ValueError, match=r"pairs\[0\] must hold accuracies between 0 and 1"):
             stats.error_reduction_ci([(a, b)])
+
+
+def _episodes(a_values, b_values, value="accuracy"):
+    """Rows of two methods on replications named by an ``episode`` column (no seed)."""
+    rows = [{"method": m, "k": 1, "episode": i, value: v}
+            for m, values in (("A", a_values), ("B", b_values)) for i, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_paired_table_passes_threshold_unit_and_bounds_on():
+    frame = _episodes([0.8, 0.9, 0.85, 0.82], [0.5, 0.6, 0.55, 0.52])
+    with pytest.raises(ValueError, match="none of the replication columns"):
+        stats.paired_table(frame, "A", "B")
+    table = stats.paired_table(frame, "A", "B", unit=["episode"])
+    assert table.loc[0, "verdict"] == stats.HOLDS and table.loc[0, "n"] == 4
+    assert stats.paired_table(frame, "A", "B", unit=["episode"],
+                              threshold=0.5).loc[0, "verdict"] == stats.FAILS
+    score = _episodes([0.8, 1.5], [0.5, 0.6], value="score")     # no range by its name
+    assert stats.paired_table(score, "A", "B", value="score", unit=["episode"]).shape[0] == 1
+    with pytest.raises(ValueError, match="outside its range"):
+        stats.paired_table(score, "A", "B", value="score", unit=["episode"], bounds=(0, 1))
+
+
+def test_summarise_keeps_the_groups_first_seen_order_and_takes_bounds_for_any_name():
+    frame = _episodes([0.2, 0.9, 1.0], [0.5, 0.6, 0.55], value="score")
+    frame["method"] = frame["method"].map({"A": "zeta", "B": "alpha"})
+    rows = stats.summarise(frame, value="score", unit=["episode"])
+    assert rows["method"].tolist() == ["zeta", "alpha"] and not rows["clipped"].any()
+    clipped = stats.summarise(frame, value="score", unit=["episode"], bounds=(0, 1))
+    assert clipped.loc[0, "estimate"].endswith("(clipped to [0, 1], n = 3)")
+
+
+def test_paired_difference_checks_a_and_passes_options_on():
+    with pytest.raises(ValueError, match=r"^a holds 1 value\(s\) outside"):
+        stats.paired_difference([1.2, 0.5], [0.5, 0.5], bounds=(0, 1))
+    est = stats.paired_difference([0.6, 0.7, 0.9], [0.5, 0.5, 0.6], level=0.9)
+    assert est.level == 0.9 and est.mean == pytest.approx(0.2)
+
+
+def test_proportion_ci_at_the_ends_of_its_range():
+    for successes, trials in ((1, 1), (0, 1), (3, 3)):
+        est = stats.proportion_ci(successes, trials, level=0.9)
+        assert est.mean == successes / trials and 0.0 <= est.low <= est.high <= 1.0
+        assert (est.method, est.level, est.bounds, est.n) == ("wilson", 0.9, (0.0, 1.0), trials)
+    assert stats.proportion_ci(3, 3).high == 1.0
+    assert stats.proportion_ci(0, 3).low == pytest.approx(0.0, abs=1e-12)
