@@ -138,3 +138,69 @@ def test_sec_weight_study_pairs_runs_by_seed():
     with pytest.raises(ValueError, match="weights"):
         compare.sec_weight_study(digits.source, digits.target, weights=[-1], seeds=[0],
                                  config=config)
+
+
+def test_compare_on_tasks_defaults_and_arguments_reach_the_task():
+    """Default 5-way tasks; n_query and k reach kshot_task; empty seeds and out-of-range
+    n_way are refused by name; a rule's missing notes become ""."""
+    target = _lines(n_classes=6)
+    shapes = []
+
+    def rule(task):
+        shapes.append((int(task.support_y.max()) + 1, len(task.support_y), len(task.query_y)))
+        return types.SimpleNamespace(accuracy=0.5)            # a result without notes
+
+    frame = compare.compare_on_tasks(target, {"r": rule}, k_values=[2], n_query=3)
+    assert shapes == [(5, 10, 15)] and frame.loc[0, "n"] == 5 and frame.loc[0, "note"] == ""
+    for bad, match in (({"seeds": []}, "seeds must each hold"),
+                       ({"n_way": 0}, "n_way=0"), ({"n_way": 7}, "n_way=7.*6 target")):
+        kwargs = {"k_values": [1], **bad}
+        with pytest.raises(ValueError, match=match):
+            compare.compare_on_tasks(target, {"r": rule}, **kwargs)
+
+
+def test_compare_on_tasks_stops_at_an_interrupted_run_and_names_it():
+    target = _lines()
+    calls = []
+
+    def stopped(task):
+        calls.append(task.seed)
+        return types.SimpleNamespace(accuracy=0.5, interrupted=True)
+
+    with pytest.raises(KeyboardInterrupt, match=r"rule 'r' at k=1, seed=0 was interrupted"):
+        compare.compare_on_tasks(target, {"r": stopped}, k_values=[1], seeds=[0, 1], n_way=3)
+    assert calls == [0]                                       # no second task after a stop
+
+
+def test_ready_made_rules_use_one_neighbour_and_their_distance():
+    """Three supports of class 0 at (1, 0), (0.9, 0.1), (0.8, 0.2) and one of class 1 at
+    (3, 0.1); query (2.9, 0.1) of class 1: its nearest neighbour is class 1 by cosine and
+    by Euclidean distance, while three of its four neighbours are class 0. (k = 2 cannot
+    differ from k = 1: knn_accuracy breaks a tie towards the nearest.) Then a task where
+    the Euclidean and the cosine nearest prototype disagree."""
+    pts = lambda rows: torch.tensor(rows, dtype=torch.float32).view(-1, 1, 1, 2)  # noqa: E731
+    task = types.SimpleNamespace(
+        support_x=pts([[1, 0], [0.9, 0.1], [0.8, 0.2], [3, 0.1]]),
+        support_y=torch.tensor([0, 0, 0, 1]), query_x=pts([[2.9, 0.1]]),
+        query_y=torch.tensor([1]))
+    flat = torch.nn.Flatten()
+    assert compare.pixel_1nn(task) == 1.0
+    assert compare.embedding_1nn(flat, distance="euclidean")(task) == 1.0
+    # prototypes: c_0 = (0.9, 0.1), c_1 = (3, 0.1); squared Euclidean picks c_1, and so
+    # does cosine; a prototype rule with the cosine of a far-off direction would not
+    assert compare.nearest_prototype(flat)(task) == 1.0
+    far = types.SimpleNamespace(support_x=pts([[10, 0], [1, 1]]),
+                                support_y=torch.tensor([0, 1]), query_x=pts([[2, 0.5]]),
+                                query_y=torch.tensor([0]))
+    # (2, 0.5): 1.1 from (1, 1) (class 1) and 8.0 from (10, 0); by angle 14 degrees from
+    # (10, 0) (class 0) and 31 from (1, 1)
+    assert compare.nearest_prototype(flat, distance="euclidean")(far) == 0.0
+    assert compare.nearest_prototype(flat, distance="cosine")(far) == 1.0
+    assert compare.embedding_1nn(flat, distance="cosine")(far) == 1.0
+    assert compare.embedding_1nn(flat, distance="euclidean")(far) == 0.0
+
+
+def test_exceeds_shows_an_accuracy_interval_clipped_to_its_range():
+    frame = _frame({1: [0.2, 0.9, 1.0]})
+    shown = compare.exceeds(frame, "m", 0.1).loc[0, "estimate"]
+    assert shown == "0.700 [0.000, 1.000] (clipped to [0, 1], n = 3)"
