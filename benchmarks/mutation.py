@@ -85,6 +85,10 @@ SHARDS: dict[str, Shard] = {
                         BAD_INPUTS)),
     # intervals, verdicts and their display (every claim of the course is printed from it)
     "stats": Shard(("dml_kit/stats.py",), ("tests/test_stats.py", GUARDS, BAD_INPUTS)),
+    # rules on the same tasks, the loss and SEC loops of notebooks 01, 03 and 06
+    "compare": Shard(("dml_kit/compare.py",),
+                     ("tests/test_compare.py", "tests/test_live_progress.py", GUARDS,
+                      BAD_INPUTS)),
 }
 
 _NONE_FALSY = "low_inclusive=None is falsy: the same open bound as False"

@@ -204,3 +204,72 @@ def test_exceeds_shows_an_accuracy_interval_clipped_to_its_range():
     frame = _frame({1: [0.2, 0.9, 1.0]})
     shown = compare.exceeds(frame, "m", 0.1).loc[0, "estimate"]
     assert shown == "0.700 [0.000, 1.000] (clipped to [0, 1], n = 3)"
+
+
+def test_method_rule_hands_source_config_and_overrides_to_the_method(monkeypatch):
+    calls = []
+
+    def run(name, task, source, config, **overrides):
+        calls.append((name, task, source, config, overrides))
+        return types.SimpleNamespace(accuracy=0.5)
+
+    monkeypatch.setattr(compare.methods, "run", run)
+    source, config = object(), object()
+    rule = compare.method_rule("metric", source, config, target_epochs=3)
+    assert rule("task").accuracy == 0.5
+    assert calls == [("metric", "task", source, config, {"target_epochs": 3})]
+
+
+def test_sec_weight_study_runs_sec_only_above_weight_zero_on_the_seed_s_task(monkeypatch):
+    """Per seed one task drawn with that seed; weight 0 trains without the regularizer,
+    every positive weight (0.5 too) with SEC at that weight; the run gets the seed."""
+    calls = []
+
+    def run(name, task, source, cfg, seed):
+        calls.append((name, task.seed, cfg.regularizer, cfg.regularizer_weight, seed))
+        return types.SimpleNamespace(interrupted=False, accuracy=0.5,
+                                     model=torch.nn.Flatten(), source=None)
+
+    monkeypatch.setattr(compare.methods, "run", run)
+    from dml_kit.methods.config import MethodConfig
+
+    target = _lines()
+    frame = compare.sec_weight_study(target, target, weights=[0, 0.5, 2], seeds=[3],
+                                     config=MethodConfig(), n_way=3, k_shot=2,
+                                     progress=False)
+    assert calls == [("metric", 3, None, 0.0, 3), ("metric", 3, "sec", 0.5, 3),
+                     ("metric", 3, "sec", 2.0, 3)]
+    assert list(frame.columns) == ["weight", "seed", "cv", "norm_mean", "accuracy",
+                                   "best_epoch"]
+    assert frame["best_epoch"].isna().all() and (frame["norm_mean"] > 0).all()
+    with pytest.raises(ValueError, match="weights and seeds must each hold"):
+        compare.sec_weight_study(target, target, weights=[1], seeds=[], config=MethodConfig())
+
+
+def test_compare_losses_checks_its_arguments_and_hands_seed_and_callbacks_on(monkeypatch):
+    from dml_kit.methods.config import MethodConfig
+
+    calls = []
+
+    def train_source(kind, source, config, seed, callbacks):
+        calls.append((kind, config.loss, seed, callbacks))
+        return types.SimpleNamespace(model=torch.nn.Flatten(), interrupted=config.loss == "npair")
+
+    monkeypatch.setattr(compare.methods, "train_source", train_source)
+    target, config, watch = _lines(), MethodConfig(), ["a live view"]
+    summary, tasks = compare.compare_losses(target, target, ["triplet"], config, n_way=3,
+                                            seeds=[0, 1], callbacks=watch, progress=False)
+    assert calls == [("embedding", "triplet", 0, watch)]
+    assert list(tasks.columns) == ["method", "n", "k", "seed", "accuracy", "note"]
+    assert (tasks["n"] == 3).all() and (tasks["k"] == 1).all() and (tasks["note"] == "").all()
+    assert summary.loc["triplet", "1-shot interval"].startswith(
+        f"{summary.loc['triplet', '3-way 1-shot']:.3f} [")
+    with pytest.raises(KeyboardInterrupt, match="the npair training was interrupted"):
+        compare.compare_losses(target, target, ["triplet", "npair"], config, n_way=3,
+                               seeds=[0], progress=False)
+    for bad, match in (({"loss_names": []}, "loss_names must name at least one"),
+                       ({"n_way": 5}, "n_way=5.*4 target"), ({"k_shot": 0}, "k_shot=0"),
+                       ({"seeds": []}, "seeds must hold at least one")):
+        kwargs = {"loss_names": ["triplet"], "n_way": 3, "seeds": [0], **bad}
+        with pytest.raises(ValueError, match=match):
+            compare.compare_losses(target, target, config=config, progress=False, **kwargs)
