@@ -12,7 +12,8 @@ runner and the report.
   are all stored from the store without importing torch;
 * :mod:`~dml_kit.experiments.report`: :func:`report` (per-condition accuracies, winners,
   mean error reduction of the best adapted vs the best non-adapted method),
-  :func:`report_datasets` (one report per dataset of a store);
+  :func:`report_datasets` (one report per dataset of a store), :func:`regularizer_effect`
+  (a regularizer's paired effect, for the methods that read one);
 * :mod:`~dml_kit.experiments.shift_study`: :func:`generalisation_study` (ooDML: zero-shot
   and few-shot Recall@1 / MAP@R along a ladder of shift splits), :func:`oodml_study` (its
   full shape in named settings);
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 # the store and the report need no torch: imported now (and ``report`` must be bound to
 # the function before anything imports the submodule of that name)
-from dml_kit.experiments.report import Report, report, report_datasets
+from dml_kit.experiments.report import Report, regularizer_effect, report, report_datasets
 from dml_kit.experiments.store import ResultsStore, RunRecord, default_path, records_frame
 
 #: public name -> the submodule that defines it, imported on first use (PEP 562): the
@@ -80,4 +81,5 @@ def __dir__() -> list[str]:
 __all__ = ["PRESETS", "Cell", "GridSpec", "Job", "Preset", "Report", "ResultsStore",
            "RunRecord", "SourceSpec", "cell_hash", "default_path", "generalisation_study",
            "get_preset", "grid_cells", "oodml_study", "plan_jobs", "records_frame", "report",
-           "report_datasets", "resolve_methods", "resolve_seeds", "run_grid"]
+           "regularizer_effect", "report_datasets", "resolve_methods", "resolve_seeds",
+           "run_grid"]

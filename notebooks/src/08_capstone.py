@@ -37,7 +37,6 @@ from IPython.display import display
 
 import dml_kit as dk
 from dml_kit import experiments
-from dml_kit.experiments.report import regularizer_effect
 from dml_kit.settings import data_path, fast_mode, load_dataset, pick
 from dml_kit.viz.progress import GridProgress
 
@@ -128,7 +127,7 @@ summary.pivot_table(index=["method", "variant"], columns="k", values="estimate",
 
 # %%
 # verdict: SEC raises the accuracy of each method, at each k
-effect = regularizer_effect(results, "SEC", "plain", by=("k",), column="variant")
+effect = experiments.regularizer_effect(results, "SEC", "plain", by=("k",), column="variant")
 effect[["method", "k", "SEC", "plain", "difference", "n", "verdict"]]
 
 # %% [markdown]
@@ -140,7 +139,7 @@ effect[["method", "k", "SEC", "plain", "difference", "n", "verdict"]]
 
 # %%
 try:
-    regularizer_effect(results, "SEC", "plain", methods=["weight_transfer"])
+    experiments.regularizer_effect(results, "SEC", "plain", methods=["weight_transfer"])
 except ValueError as err:
     print(textwrap.fill(str(err), 88))         # the message, broken between words
 
