@@ -78,7 +78,7 @@ SHARDS: dict[str, Shard] = {
     "experiments": Shard(("dml_kit/experiments/store.py", "dml_kit/experiments/grid.py",
                           "dml_kit/experiments/report.py"),
                          ("tests/test_experiments.py", "tests/test_guards_experiments.py",
-                          GUARDS, BAD_INPUTS),
+                          "tests/test_progress.py", GUARDS, BAD_INPUTS),
                          deselect="not ray and not process_executor and not every_executor"),
     "exercises": Shard(("dml_kit/exercises.py",),
                        ("tests/test_exercises.py", "tests/test_guards_exercises.py", GUARDS,

@@ -440,6 +440,10 @@ def test_report_winners_and_error_reduction():
     assert rep.accuracy.loc[(5, 5), "adapted_metric"] == pytest.approx(0.9)
     assert rep.winner.loc[(5, 5)] == "adapted_metric"
     assert rep.comparison.loc[(5, 5), "best_non_adapted"] == "protonet"
+    # per condition, from the means: (5, 5) (0.18 - 0.10) / 0.18; (1, 5) a tie at 0.7
+    assert rep.comparison.loc[(5, 5), "best_non_adapted_acc"] == pytest.approx(0.82)
+    assert rep.comparison.loc[(5, 5), "best_adapted_acc"] == pytest.approx(0.9)
+    assert rep.comparison["error_reduction"].tolist() == pytest.approx([0.0, 0.08 / 0.18])
     expected = error_reduction([0.7, 0.82], [0.7, 0.9])
     assert rep.error_reduction.estimate.mean == pytest.approx(expected)
     # k > 1 only: (0.18 - 0.10) / 0.18
@@ -847,6 +851,13 @@ def test_regularizer_effect_compares_only_methods_that_read_the_regularizer():
     only_wt = _variants()[lambda f: f["method"] == "weight_transfer"]
     with pytest.raises(ValueError, match="methods: none of the methods"):
         regularizer_effect(only_wt, "SEC", "plain")
+    with pytest.raises(ValueError, match=r"results has no column 'variant'; columns: .*method"):
+        regularizer_effect(_variants().drop(columns="variant"), "SEC", "plain")
+    with pytest.raises(ValueError, match=r"'no_such' is not a registered method"):
+        regularizer_effect(_variants(), "SEC", "plain", methods="no_such")
+    # a threshold is passed on: +0.05 does not beat a claimed +0.5
+    assert set(regularizer_effect(_variants(), "SEC", "plain", threshold=0.5)["verdict"]) == {
+        "fails"}
 
 
 # ---- a real set read from path=: the grid reads the same files, never downloads --------
