@@ -1,6 +1,7 @@
 """Lazy package attributes (PEP 562), one mechanism for ``dml_kit`` and ``dml_kit.data``:
 a package names what it offers, and nothing is imported until first use, so ``import
-dml_kit`` loads no torch."""
+dml_kit`` loads no torch. :func:`progress_reporting` does the same for the loops'
+progress widgets."""
 
 from __future__ import annotations
 
@@ -26,3 +27,13 @@ def lazy_attribute(package: str, namespace: dict[str, Any], name: str, *,
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
     namespace[name] = value
     return value
+
+
+def progress_reporting(*args: Any, **kwargs: Any) -> Any:
+    """:func:`dml_kit.viz.progress.reporting`, imported when a loop first reports: the
+    modules whose loops take ``progress=`` (:mod:`dml_kit.compare`, the SEC study) then
+    import no ipywidgets, IPython or plotly (``dml_kit.viz``) until a loop runs (about
+    0.25 s of import saved for scripts and the command line)."""
+    from dml_kit.viz.progress import reporting  # noqa: PLC0415
+
+    return reporting(*args, **kwargs)

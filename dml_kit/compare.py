@@ -38,7 +38,7 @@ Example (notebook 01)::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import numpy as np
@@ -46,15 +46,18 @@ import pandas as pd
 import torch
 
 from dml_kit import data, losses, methods, metrics, stats
+from dml_kit._lazy import progress_reporting
 from dml_kit._validation import check_choice, check_int, check_seed
 from dml_kit.data.core import Dataset
 from dml_kit.losses.distances import DISTANCES
 from dml_kit.methods import phases
-from dml_kit.viz.progress import Progress, reporting
 
 __all__ = ["Rule", "compare_on_tasks", "pixel_1nn", "embedding_1nn", "nearest_prototype",
            "method_rule", "without_bn_recalibration", "exceeds", "sec_weight_study",
            "compare_losses", "retrieval_scores"]
+
+if TYPE_CHECKING:
+    from dml_kit.viz.progress import Progress
 
 #: ``rule(task) -> accuracy`` (a float, or a result with ``accuracy`` and ``notes``)
 Rule = Callable[[Any], Any]
@@ -163,7 +166,8 @@ def compare_on_tasks(target: Dataset, rules: Mapping[str, Rule], *, k_values: It
     total = len(ks) * len(seed_list) * len(rules)
     heading = title or (f"{len(rules)} rules" if len(rules) > 1 else "one rule") + \
         f" on the same {n_way}-way tasks"
-    with reporting(progress, total, heading, index="method", condition=("k",)) as report:
+    with progress_reporting(progress, total, heading, index="method",
+                            condition=("k",)) as report:
         for k in ks:
             for seed in seed_list:
                 task = data.kshot_task(target, n_way, k, n_query=n_query, seed=seed)
@@ -228,8 +232,9 @@ def compare_losses(source: Dataset, target: Dataset, loss_names: Sequence[str], 
     tasks = [data.kshot_task(target, n_way, k_shot, seed=s) for s in seed_list]
     shot = f"{n_way}-way {k_shot}-shot"
     summary, rows = [], []
-    with reporting(progress, len(names) * len(tasks), f"{len(names)} losses: {shot} tasks",
-                   index="method", condition=("k",)) as report:
+    with progress_reporting(progress, len(names) * len(tasks),
+                            f"{len(names)} losses: {shot} tasks", index="method",
+                            condition=("k",)) as report:
         for name in names:
             model = methods.train_source("embedding", source, config.replace(loss=name),
                                          seed=seed, callbacks=callbacks)
@@ -326,8 +331,9 @@ def sec_weight_study(source: Dataset, target: Dataset, *, weights: Iterable[floa
     if min(ws) < 0:
         raise ValueError(f"weights must be >= 0, got {ws}")
     rows = []
-    with reporting(progress, len(ws) * len(seed_list), "SEC weights x seeds",
-                   value=("cv", "accuracy"), index="weight", condition=()) as report:
+    with progress_reporting(progress, len(ws) * len(seed_list), "SEC weights x seeds",
+                            value=("cv", "accuracy"), index="weight",
+                            condition=()) as report:
         for seed in seed_list:
             task = data.kshot_task(target, n_way, k_shot, seed=seed)
             for w in ws:

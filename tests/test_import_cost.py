@@ -236,3 +236,13 @@ def test_digits_on_a_read_only_folder_still_load(tmp_path, monkeypatch):
     images, labels = embedded.digits_arrays(tmp_path)
     assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
     assert not (tmp_path / embedded.DIGITS_CACHE).exists()
+
+
+def test_the_loops_with_progress_import_no_widgets_until_they_run(tmp_path):
+    """dml_kit.compare and the SEC study take ``progress=`` but import the progress
+    widgets (ipywidgets, IPython, plotly through dml_kit.viz: about 0.25 s) only when a
+    loop reports, so scripts and the command line do not pay for them."""
+    code = ("import sys, dml_kit.compare, dml_kit.experiments.sec_study\n"
+            "print([m for m in ('ipywidgets', 'IPython', 'plotly', 'dml_kit.viz') "
+            "if m in sys.modules])")
+    assert _python(code, _env(tmp_path)).strip().splitlines()[-1] == "[]"

@@ -43,7 +43,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ import torch
 
 from dml_kit import __version__, stats
 from dml_kit import losses as loss_registry
+from dml_kit._lazy import progress_reporting
 from dml_kit._validation import check_choice, check_float, check_int, check_seed
 from dml_kit.callbacks import HistoryCallback
 from dml_kit.data.core import Dataset
@@ -65,7 +66,9 @@ from dml_kit.experiments.store import (
 from dml_kit.methods import RECIPE_VERSION, train_source
 from dml_kit.methods.config import MethodConfig
 from dml_kit.metrics import embed, map_at_r, nmi, norm_stats, recall_at_k
-from dml_kit.viz.progress import Progress, reporting
+
+if TYPE_CHECKING:
+    from dml_kit.viz.progress import Progress
 
 #: the store's record kind of a study row, and what its ``accuracy`` column holds
 RECORD_KIND = "sec_study"
@@ -424,8 +427,9 @@ def sec_study(data: Dataset | None = None, setting: str | SecSetting = "classroo
     swept = [loss for loss in setting.losses if loss not in PAPER_WEIGHTS]
     total = len(swept) * len(setting.sweep) + 2 * len(setting.losses) * len(setting.seeds)
     rows: list[dict[str, Any]] = []
-    with reporting(progress, total, f"sec study ({setting.name})", value="recall@1",
-                   index="loss", condition=("run",), unit="trainings") as report:
+    with progress_reporting(progress, total, f"sec study ({setting.name})",
+                            value="recall@1", index="loss", condition=("run",),
+                            unit="trainings") as report:
         def sweep_done(done: list[dict[str, Any]]) -> None:
             report([_progress_row(r) for r in done])
 
