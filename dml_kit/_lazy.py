@@ -5,6 +5,7 @@ progress widgets."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 from collections.abc import Mapping
@@ -33,7 +34,14 @@ def progress_reporting(*args: Any, **kwargs: Any) -> Any:
     """:func:`dml_kit.viz.progress.reporting`, imported when a loop first reports: the
     modules whose loops take ``progress=`` (:mod:`dml_kit.compare`, the SEC study) then
     import no ipywidgets, IPython or plotly (``dml_kit.viz``) until a loop runs (about
-    0.25 s of import saved for scripts and the command line)."""
+    0.25 s of import saved for scripts and the command line). With ``progress`` (the
+    first argument) ``False`` or ``None`` nothing is imported at all."""
+    if not args or args[0] is None or args[0] is False:
+        return contextlib.nullcontext(_no_report)
     from dml_kit.viz.progress import reporting  # noqa: PLC0415
 
     return reporting(*args, **kwargs)
+
+
+def _no_report(rows: Any) -> None:
+    """The ``report`` of a loop that shows no progress."""

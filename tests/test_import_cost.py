@@ -239,10 +239,17 @@ def test_digits_on_a_read_only_folder_still_load(tmp_path, monkeypatch):
 
 
 def test_the_loops_with_progress_import_no_widgets_until_they_run(tmp_path):
-    """dml_kit.compare and the SEC study take ``progress=`` but import the progress
-    widgets (ipywidgets, IPython, plotly through dml_kit.viz: about 0.25 s) only when a
-    loop reports, so scripts and the command line do not pay for them."""
+    """dml_kit.compare, the SEC study and the grid take ``progress=`` but import the
+    progress widgets (ipywidgets, IPython, plotly through dml_kit.viz: about 0.25 s) only
+    when a loop reports with progress on, so scripts and the command line do not pay."""
     code = ("import sys, dml_kit.compare, dml_kit.experiments.sec_study\n"
             "print([m for m in ('ipywidgets', 'IPython', 'plotly', 'dml_kit.viz') "
             "if m in sys.modules])")
     assert _python(code, _env(tmp_path)).strip().splitlines()[-1] == "[]"
+    # nor when they run with progress=False: a headless grid (the CLI's --no-progress)
+    grid = ("import sys\nfrom dml_kit.experiments import run_grid\n"
+            f"run_grid('digits', ['scratch'], k_values=[1], n_values=[5], seeds=1, tasks=1, "
+            f"executor='serial', progress=False, store={str(tmp_path / 'r.sqlite')!r})\n"
+            "print([m for m in ('ipywidgets', 'IPython', 'plotly', 'dml_kit.viz') "
+            "if m in sys.modules])")
+    assert _python(grid, _env(tmp_path)).strip().splitlines()[-1] == "[]"

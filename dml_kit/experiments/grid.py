@@ -45,10 +45,10 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 import dml_kit
 from dml_kit import data, methods
+from dml_kit._lazy import progress_reporting
 from dml_kit._validation import check_choice, check_float, check_int
 from dml_kit.data.core import Dataset
 from dml_kit.experiments import grid_index
@@ -396,7 +396,7 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
              config: MethodConfig | None = None, source: SourceSpec | str | None = None,
              store: ResultsStore | str | os.PathLike[str] | None = None, force: bool = False,
              executor: str = "process", max_workers: int | None = None,
-             ray_address: str | None = None, progress: bool | ProgressHook = True,
+             ray_address: str | None = None, progress: bool | str | ProgressHook = True,
              download: bool = False, tasks: int | None = None,
              compare_losses: Sequence[str] | None = None,
              data_path: str | os.PathLike[str] | None = None,
@@ -421,10 +421,13 @@ def run_grid(dataset: str | None = None, methods: str | Sequence[str] = "all",
         max_workers: parallel workers (default: CPU cores; the job count at most).
         ray_address: a Ray cluster address (implies ``executor="ray"``); ``"local"``
             starts a local Ray.
-        progress: show a tqdm bar over cells; or a callable ``progress(records, done,
-            total)`` called instead of the bar, once with no records before the first job
-            and then with each job's records as they arrive (e.g.
-            :class:`dml_kit.viz.progress.GridProgress`, a bar with a running table).
+        progress: as every loop of the kit (:mod:`dml_kit.viz.progress`): ``True`` a bar
+            with a running table under a notebook cell, a tqdm text bar elsewhere;
+            ``"auto"`` the notebook bar only; ``False`` nothing; or a callable
+            ``progress(records, done, total)``, called once with no records before the
+            first job and then with each job's records as they arrive (e.g.
+            :class:`dml_kit.viz.progress.GridProgress`); told ``stop(reason)`` when it
+            has that method and the grid is interrupted.
         download: let real datasets download (see :func:`dml_kit.data.load`).
         tasks: target tasks per (seed, n, k), all served by the seed's source models
             (default: the preset's; the classroom preset uses several).
@@ -506,46 +509,43 @@ def _model_cache_root(model_cache: bool | str | os.PathLike[str],
 
 
 def _execute(jobs: list[Job], store: ResultsStore, executor: str, max_workers: int | None,
-             ray_address: str | None, progress: bool | ProgressHook, replace: bool,
+             ray_address: str | None, progress: bool | str | ProgressHook, replace: bool,
              total: int,
              gpus_per_job: float | None = None) -> None:
 
-    hook = progress if callable(progress) else None
-    bar = tqdm(total=total, desc="grid", unit="run", disable=not progress or hook is not None)
-    done = [0]
-    if hook is not None:
-        hook([], 0, total)
+    # the one progress mechanism of the kit's loops (dml_kit.viz.progress): True gives a
+    # bar with the running table in a notebook, a tqdm text bar elsewhere; a callable is
+    # told (records, done, total); a stop or an error is reported to it
+    with progress_reporting(progress, total, "grid", condition=("k", "n")) as report:
+        def finished(records: list[RunRecord]) -> None:
+            store.add_many(records, replace=replace)
+            report(records)
 
-    def finished(records: list[RunRecord]) -> None:
-        store.add_many(records, replace=replace)
-        bar.update(len(records))
-        done[0] += len(records)
-        if hook is not None:
-            hook(records, done[0], total)
-        if records:
-            last = records[-1]
-            bar.set_postfix_str(f"{last.method} k={last.k} n={last.n} acc={last.accuracy:.3f}")
+        _run_jobs(jobs, executor, max_workers, ray_address, finished, gpus_per_job)
 
-    try:
-        if executor == "serial" or len(jobs) == 1 and executor != "ray":
-            for job in jobs:
-                finished(run_job(job))
-        elif executor == "process":
-            workers = min(max_workers or os.cpu_count() or 1, len(jobs))
-            pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
-                                          initializer=_worker_init, initargs=(os.getpid(),))
-            try:
-                futures = [pool.submit(_run_job_in_worker, job) for job in jobs]
-                for fut in cf.as_completed(futures):
-                    finished(fut.result())
-            except BaseException:
-                _stop_workers(pool)
-                raise
-            pool.shutdown(wait=True)
-        else:
-            _execute_ray(jobs, ray_address, max_workers, finished, gpus_per_job)
-    finally:
-        bar.close()
+
+def _run_jobs(jobs: list[Job], executor: str, max_workers: int | None,
+              ray_address: str | None, finished: Callable[[list[RunRecord]], None],
+              gpus_per_job: float | None) -> None:
+    """Run ``jobs`` on ``executor`` and hand each job's records to ``finished`` in the
+    calling process, as they arrive."""
+    if executor == "serial" or len(jobs) == 1 and executor != "ray":
+        for job in jobs:
+            finished(run_job(job))
+    elif executor == "process":
+        workers = min(max_workers or os.cpu_count() or 1, len(jobs))
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(),
+                                      initializer=_worker_init, initargs=(os.getpid(),))
+        try:
+            futures = [pool.submit(_run_job_in_worker, job) for job in jobs]
+            for fut in cf.as_completed(futures):
+                finished(fut.result())
+        except BaseException:
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
+    else:
+        _execute_ray(jobs, ray_address, max_workers, finished, gpus_per_job)
 
 
 def ray_gpus_per_job(gpus_per_job: float | None = None) -> float:
