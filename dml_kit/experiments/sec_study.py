@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -333,15 +333,16 @@ def choose_weight(train: Dataset, val_classes: Sequence[int], loss: str,
                   setting: str | SecSetting = "classroom", *, seed: int = 0,
                   store: ResultsStore | None = None, force: bool = False,
                   fingerprint: str | None = None,
-                  progress: Any = None) -> tuple[float, pd.DataFrame]:
+                  progress: Callable[[list[dict[str, Any]]], None] | None = None
+                  ) -> tuple[float, pd.DataFrame]:
     """The SEC weight ``eta`` for ``loss`` chosen on validation classes, never on test
     classes: ``train`` holds the study's *train* classes only; ``val_classes`` (class ids
     of ``train``) are held out, each weight of the setting's ``sweep`` trains
     ``L_loss + eta * L_sec`` on the other classes and is scored by Recall@1 among the
     ``val_classes``; the best wins (ties: the smaller weight).
 
-    ``progress``: told about each finished unit, either a callable given the unit's
-    rows (a list of one row dict) or an object with ``update()`` (a tqdm bar).
+    ``progress``: called after each finished unit with its rows (a list of one row
+    dict).
 
     Returns ``(weight, sweep rows)`` (rows as in :func:`sec_study`, role ``"sweep"``)."""
     setting = get_setting(setting)
@@ -356,9 +357,7 @@ def choose_weight(train: Dataset, val_classes: Sequence[int], loss: str,
     for weight in setting.sweep:
         rows.append(_run_unit(train, train.name, fingerprint, "sweep", fit, val, loss, weight,
                               seed, setting, store, force))
-        if hasattr(progress, "update"):
-            progress.update()
-        elif callable(progress):
+        if progress is not None:
             progress(rows[-1:])
     frame = pd.DataFrame(rows, columns=COLUMNS)
     best = frame.sort_values(["recall@1", "weight"], ascending=[False, True]).iloc[0]
